@@ -1,0 +1,388 @@
+//! Multi-head attention with free per-head key and value widths.
+
+use burn::{
+    nn::{Initializer, Linear, LinearConfig},
+    prelude::*,
+};
+
+use crate::{
+    AttentionError, ScaledDotProductAttention, ScaledDotProductAttentionConfig,
+    mask::to_scores_mask,
+};
+
+/// Configuration of [`MultiHeadAttention`].
+#[derive(Config, Debug)]
+pub struct MultiHeadAttentionConfig {
+    /// Width of the inputs and of the output.
+    pub d_model: usize,
+    /// Number of heads.
+    pub n_heads: usize,
+    /// Query and key width of each head. Default: `None`, meaning `d_model / n_heads`.
+    pub d_k: Option<usize>,
+    /// Value width of each head. Default: `None`, meaning `d_model / n_heads`.
+    pub d_v: Option<usize>,
+    /// Dropout probability on the attention weights. Default: `0.0`.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Whether the four projections have a bias. Default: `false`, as in the reference code.
+    #[config(default = false)]
+    pub bias: bool,
+    /// Score divisor. Default: `None`, meaning `sqrt(d_k)`.
+    pub temperature: Option<f64>,
+    /// Initializer of the projection weights. Default: burn's `Linear` default, `U(±1/sqrt(d_in))`,
+    /// which is also PyTorch's `nn.Linear` default (gain `1/sqrt(3)`).
+    #[config(
+        default = "Initializer::KaimingUniform{gain: 0.577_350_269_189_625_8, fan_out_only: false}"
+    )]
+    pub initializer: Initializer,
+}
+
+impl MultiHeadAttentionConfig {
+    /// The per-head `(d_k, d_v)` this config resolves to.
+    pub fn head_dims(&self) -> Result<(usize, usize), AttentionError> {
+        if self.d_model == 0 {
+            return Err(AttentionError::config("d_model", "must be at least 1"));
+        }
+        if self.n_heads == 0 {
+            return Err(AttentionError::config("n_heads", "must be at least 1"));
+        }
+        let derived = || {
+            if self.d_model % self.n_heads == 0 {
+                Ok(self.d_model / self.n_heads)
+            } else {
+                Err(AttentionError::config(
+                    "n_heads",
+                    format!(
+                        "{} heads do not divide d_model = {}; choose a divisor or set d_k and d_v explicitly",
+                        self.n_heads, self.d_model
+                    ),
+                ))
+            }
+        };
+        let d_k = self.d_k.map_or_else(derived, Ok)?;
+        let d_v = self.d_v.map_or_else(derived, Ok)?;
+        if d_k == 0 || d_v == 0 {
+            return Err(AttentionError::config("d_k/d_v", "must be at least 1"));
+        }
+        Ok((d_k, d_v))
+    }
+
+    /// Checks the values without building anything.
+    pub fn validate(&self) -> Result<(), AttentionError> {
+        self.head_dims()?;
+        self.attention_config().validate()
+    }
+
+    fn attention_config(&self) -> ScaledDotProductAttentionConfig {
+        ScaledDotProductAttentionConfig::new()
+            .with_temperature(self.temperature)
+            .with_dropout(self.dropout)
+    }
+
+    /// Builds the module on `device`.
+    ///
+    /// # Panics
+    /// When [`validate`](Self::validate) fails; call it first to get the error as a value.
+    pub fn init(&self, device: &Device) -> MultiHeadAttention {
+        let (d_k, d_v) = self
+            .head_dims()
+            .unwrap_or_else(|err| panic!("MultiHeadAttentionConfig: {err}"));
+        let linear = |d_in, d_out| {
+            LinearConfig::new(d_in, d_out)
+                .with_bias(self.bias)
+                .with_initializer(self.initializer.clone())
+                .init(device)
+        };
+        MultiHeadAttention {
+            w_q: linear(self.d_model, self.n_heads * d_k),
+            w_k: linear(self.d_model, self.n_heads * d_k),
+            w_v: linear(self.d_model, self.n_heads * d_v),
+            w_o: linear(self.n_heads * d_v, self.d_model),
+            attention: self.attention_config().init(),
+            n_heads: self.n_heads,
+            d_k,
+            d_v,
+        }
+    }
+}
+
+/// Multi-head attention: `w_o(concat_h(attention(x·w_q_h, x·w_k_h, x·w_v_h)))`.
+///
+/// ```
+/// use attention::{AttentionInput, MultiHeadAttentionConfig, mask};
+/// use burn::prelude::*;
+///
+/// let device = Device::flex();
+/// let mha = MultiHeadAttentionConfig::new(16, 4).init(&device);
+/// let x = Tensor::<3>::ones([2, 5, 16], &device);
+/// let padding = mask::padding_mask_from_lengths(&[5, 3], 5, &device);
+/// let out = mha.forward(AttentionInput::self_attention(x).mask_padding(padding));
+/// assert_eq!(out.output.dims(), [2, 5, 16]);
+/// assert_eq!(out.weights.dims(), [2, 4, 5, 5]); // [batch, heads, l_q, l_k]
+/// assert_eq!(out.mean_weights().dims(), [2, 5, 5]);
+/// ```
+#[derive(Module, Debug)]
+pub struct MultiHeadAttention {
+    /// Query projection `d_model → n_heads·d_k`.
+    pub w_q: Linear,
+    /// Key projection `d_model → n_heads·d_k`.
+    pub w_k: Linear,
+    /// Value projection `d_model → n_heads·d_v`.
+    pub w_v: Linear,
+    /// Output projection `n_heads·d_v → d_model`.
+    pub w_o: Linear,
+    /// The per-head attention.
+    pub attention: ScaledDotProductAttention,
+    /// Number of heads.
+    pub n_heads: usize,
+    /// Query and key width per head.
+    pub d_k: usize,
+    /// Value width per head.
+    pub d_v: usize,
+}
+
+/// Query, key, value and masks for [`MultiHeadAttention`] and
+/// [`SingleHeadSelfAttention`](crate::SingleHeadSelfAttention).
+#[derive(Debug, Clone)]
+pub struct AttentionInput {
+    /// `[batch, l_q, d_model]`
+    pub query: Tensor<3>,
+    /// `[batch, l_k, d_model]`
+    pub key: Tensor<3>,
+    /// `[batch, l_k, d_model]`
+    pub value: Tensor<3>,
+    /// `[batch, l_k]`, `true` = padding key (masked).
+    pub mask_padding: Option<Tensor<2, Bool>>,
+    /// `[batch, l_q, l_k]`, `true` = masked; shared by all heads.
+    pub mask_attention: Option<Tensor<3, Bool>>,
+}
+
+impl AttentionInput {
+    /// Separate query, key and value.
+    pub fn new(query: Tensor<3>, key: Tensor<3>, value: Tensor<3>) -> Self {
+        Self {
+            query,
+            key,
+            value,
+            mask_padding: None,
+            mask_attention: None,
+        }
+    }
+
+    /// Self-attention: `x` is query, key and value.
+    pub fn self_attention(x: Tensor<3>) -> Self {
+        Self::new(x.clone(), x.clone(), x)
+    }
+
+    /// Cross-attention: queries from `query`, keys and values from `context` (`l_q ≠ l_k` allowed).
+    pub fn cross_attention(query: Tensor<3>, context: Tensor<3>) -> Self {
+        Self::new(query, context.clone(), context)
+    }
+
+    /// Masks padding keys, `[batch, l_k]`, `true` = padding.
+    pub fn mask_padding(mut self, mask: Tensor<2, Bool>) -> Self {
+        self.mask_padding = Some(mask);
+        self
+    }
+
+    /// Masks arbitrary (query, key) pairs, `[batch, l_q, l_k]`, `true` = masked.
+    pub fn mask_attention(mut self, mask: Tensor<3, Bool>) -> Self {
+        self.mask_attention = Some(mask);
+        self
+    }
+
+    /// Checks every shape against a module of width `d_model`.
+    pub fn check(&self, d_model: usize) -> Result<(), AttentionError> {
+        let [batch, l_q, dq] = self.query.dims();
+        let [kb, l_k, dk] = self.key.dims();
+        let shape_err = |what, expected: String, got: &[usize]| {
+            Err(AttentionError::Shape {
+                what,
+                expected,
+                got: got.to_vec(),
+            })
+        };
+        if dq != d_model {
+            return shape_err(
+                "query",
+                format!("[batch, l_q, {d_model}]"),
+                &self.query.dims(),
+            );
+        }
+        if kb != batch || dk != d_model {
+            return shape_err(
+                "key",
+                format!("[{batch}, l_k, {d_model}]"),
+                &self.key.dims(),
+            );
+        }
+        if self.value.dims() != [batch, l_k, d_model] {
+            return shape_err(
+                "value",
+                format!("[{batch}, {l_k}, {d_model}] like the key"),
+                &self.value.dims(),
+            );
+        }
+        if let Some(m) = &self.mask_padding
+            && m.dims() != [batch, l_k]
+        {
+            return shape_err("padding mask", format!("[{batch}, {l_k}]"), &m.dims());
+        }
+        if let Some(m) = &self.mask_attention
+            && m.dims() != [batch, l_q, l_k]
+        {
+            return shape_err(
+                "attention mask",
+                format!("[{batch}, {l_q}, {l_k}]"),
+                &m.dims(),
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn scores_mask(&self) -> Option<Tensor<4, Bool>> {
+        to_scores_mask(self.mask_padding.clone(), self.mask_attention.clone())
+    }
+}
+
+/// What [`MultiHeadAttention::forward`] returns.
+#[derive(Debug, Clone)]
+pub struct MultiHeadOutput {
+    /// `[batch, l_q, d_model]`
+    pub output: Tensor<3>,
+    /// Per-head attention weights `[batch, heads, l_q, l_k]`; masked keys get exactly 0.
+    pub weights: Tensor<4>,
+}
+
+impl MultiHeadOutput {
+    /// Weights averaged over heads, `[batch, l_q, l_k]`.
+    pub fn mean_weights(&self) -> Tensor<3> {
+        self.weights.clone().mean_dim(1).squeeze_dim(1)
+    }
+}
+
+impl MultiHeadAttention {
+    /// Attention with per-head weights.
+    ///
+    /// # Shapes
+    /// - query `[batch, l_q, d_model]`, key and value `[batch, l_k, d_model]`
+    /// - masks: padding `[batch, l_k]`, attention `[batch, l_q, l_k]` (`true` = masked)
+    /// - output `[batch, l_q, d_model]`, weights `[batch, n_heads, l_q, l_k]`
+    ///
+    /// # Panics
+    /// On shapes that do not fit (inside burn); [`try_forward`](Self::try_forward) checks first.
+    pub fn forward(&self, input: AttentionInput) -> MultiHeadOutput {
+        let [batch, l_q, _] = input.query.dims();
+        let mask = input.scores_mask();
+        let (q, k, v) = self.project(input);
+        let out = self.attention.forward(q, k, v, mask);
+        MultiHeadOutput {
+            output: self.merge_heads(out.context, batch, l_q),
+            weights: out.weights,
+        }
+    }
+
+    /// [`forward`](Self::forward) after checking every shape, with a clear error instead of a
+    /// panic inside burn.
+    pub fn try_forward(&self, input: AttentionInput) -> Result<MultiHeadOutput, AttentionError> {
+        input.check(self.d_model())?;
+        Ok(self.forward(input))
+    }
+
+    /// The output alone, `[batch, l_q, d_model]`. Skips materialising the weights: it runs
+    /// burn's fused attention kernel whenever that gives the same numbers (dropout inactive).
+    pub fn forward_without_weights(&self, input: AttentionInput) -> Tensor<3> {
+        let [batch, l_q, _] = input.query.dims();
+        let mask = input.scores_mask();
+        let (q, k, v) = self.project(input);
+        let context = self.attention.forward_context(q, k, v, mask);
+        self.merge_heads(context, batch, l_q)
+    }
+
+    /// Width of the inputs and outputs.
+    pub fn d_model(&self) -> usize {
+        self.w_q.weight.dims()[0]
+    }
+
+    /// Projects and splits into heads: `[batch, heads, l, d]` each.
+    fn project(&self, input: AttentionInput) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let q = split_heads(self.w_q.forward(input.query), self.n_heads, self.d_k);
+        let k = split_heads(self.w_k.forward(input.key), self.n_heads, self.d_k);
+        let v = split_heads(self.w_v.forward(input.value), self.n_heads, self.d_v);
+        (q, k, v)
+    }
+
+    /// `[batch, heads, l_q, d_v]` → concatenated heads → `w_o` → `[batch, l_q, d_model]`.
+    fn merge_heads(&self, context: Tensor<4>, batch: usize, l_q: usize) -> Tensor<3> {
+        let concat = context
+            .swap_dims(1, 2)
+            .reshape([batch, l_q, self.n_heads * self.d_v]);
+        self.w_o.forward(concat)
+    }
+}
+
+/// `[batch, l, heads·d]` → `[batch, heads, l, d]`, heads in the order PyTorch's
+/// `view(b, l, h, d).transpose(1, 2)` gives.
+fn split_heads(x: Tensor<3>, heads: usize, d: usize) -> Tensor<4> {
+    let [batch, len, _] = x.dims();
+    x.reshape([batch, len, heads, d]).swap_dims(1, 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_head_width_must_divide_d_model() {
+        let err = MultiHeadAttentionConfig::new(64, 3).validate().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("3 heads do not divide d_model = 64"),
+            "{err}"
+        );
+        let free = MultiHeadAttentionConfig::new(64, 3)
+            .with_d_k(Some(10))
+            .with_d_v(Some(7));
+        assert_eq!(free.head_dims().unwrap(), (10, 7));
+    }
+
+    #[test]
+    fn free_head_widths_shape_the_projections() {
+        let device = Device::flex();
+        let mha = MultiHeadAttentionConfig::new(12, 3)
+            .with_d_k(Some(5))
+            .with_d_v(Some(7))
+            .with_bias(true)
+            .init(&device);
+        assert_eq!(mha.w_q.weight.dims(), [12, 15]);
+        assert_eq!(mha.w_v.weight.dims(), [12, 21]);
+        assert_eq!(mha.w_o.weight.dims(), [21, 12]);
+        assert!(mha.w_o.bias.is_some());
+        // 3 × (12·15 + 15) + (12·21 + 21) + (21·12 + 12)... counted by burn:
+        assert_eq!(
+            mha.num_params(),
+            (12 * 15 + 15) * 2 + (12 * 21 + 21) + (21 * 12 + 12)
+        );
+    }
+
+    #[test]
+    fn cross_attention_and_shape_errors() {
+        let device = Device::flex();
+        let mha = MultiHeadAttentionConfig::new(8, 2).init(&device);
+        let q = Tensor::<3>::ones([2, 3, 8], &device);
+        let ctx = Tensor::<3>::ones([2, 6, 8], &device);
+        let out = mha
+            .try_forward(AttentionInput::cross_attention(q.clone(), ctx))
+            .unwrap();
+        assert_eq!(out.weights.dims(), [2, 2, 3, 6]);
+
+        let bad = Tensor::<3>::ones([2, 6, 5], &device);
+        let err = mha
+            .try_forward(AttentionInput::cross_attention(q, bad))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "shape mismatch for key: expected [2, l_k, 8], got [2, 6, 5]"
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! Scaled dot-product attention: `softmax(q·kᵀ / temperature)·v`.
+
+use burn::{
+    nn::{Dropout, DropoutConfig},
+    prelude::*,
+    tensor::{activation::softmax, module::attention, ops::AttentionModuleOptions},
+};
+
+use crate::AttentionError;
+
+/// Configuration of [`ScaledDotProductAttention`].
+#[derive(Config, Debug)]
+pub struct ScaledDotProductAttentionConfig {
+    /// Divisor of the scores `q·kᵀ`. Default: `None`, which uses `sqrt(d_k)` of each input.
+    pub temperature: Option<f64>,
+    /// Dropout probability on the attention weights, active only while training on an autodiff
+    /// device. Default: `0.0`.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+}
+
+impl ScaledDotProductAttentionConfig {
+    /// Checks the values without building anything.
+    pub fn validate(&self) -> Result<(), AttentionError> {
+        if let Some(t) = self.temperature
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(AttentionError::config(
+                "temperature",
+                format!("must be finite and > 0, got {t}"),
+            ));
+        }
+        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
+            return Err(AttentionError::config(
+                "dropout",
+                format!("must be in [0, 1), got {}", self.dropout),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the module. It has no parameters, so it needs no device (like burn's `Dropout`).
+    ///
+    /// # Panics
+    /// When [`validate`](Self::validate) fails; call it first to get the error as a value.
+    pub fn init(&self) -> ScaledDotProductAttention {
+        if let Err(err) = self.validate() {
+            panic!("ScaledDotProductAttentionConfig: {err}");
+        }
+        ScaledDotProductAttention {
+            temperature: self.temperature,
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+/// Scaled dot-product attention over already split heads.
+///
+/// ```
+/// use attention::ScaledDotProductAttentionConfig;
+/// use burn::prelude::*;
+///
+/// let device = Device::flex();
+/// let sdpa = ScaledDotProductAttentionConfig::new().init();
+/// let q = Tensor::<4>::ones([2, 4, 5, 8], &device); // [batch, heads, l_q, d_k]
+/// let k = Tensor::<4>::ones([2, 4, 7, 8], &device); // [batch, heads, l_k, d_k]
+/// let v = Tensor::<4>::ones([2, 4, 7, 3], &device); // [batch, heads, l_k, d_v]
+/// let out = sdpa.forward(q, k, v, None);
+/// assert_eq!(out.context.dims(), [2, 4, 5, 3]);
+/// assert_eq!(out.weights.dims(), [2, 4, 5, 7]);
+/// ```
+#[derive(Module, Debug)]
+pub struct ScaledDotProductAttention {
+    /// Score divisor; `None` means `sqrt(d_k)`.
+    pub temperature: Option<f64>,
+    /// Dropout on the attention weights.
+    pub dropout: Dropout,
+}
+
+/// What [`ScaledDotProductAttention::forward`] returns.
+#[derive(Debug, Clone)]
+pub struct AttentionOutput {
+    /// Weighted values, `[batch, heads, l_q, d_v]`.
+    pub context: Tensor<4>,
+    /// Attention weights after the softmax (and after dropout while training),
+    /// `[batch, heads, l_q, l_k]`. Masked keys get exactly 0.
+    pub weights: Tensor<4>,
+}
+
+impl ScaledDotProductAttention {
+    /// Attention with its weights.
+    ///
+    /// # Shapes
+    /// - `q`: `[batch, heads, l_q, d_k]`
+    /// - `k`: `[batch, heads, l_k, d_k]`
+    /// - `v`: `[batch, heads, l_k, d_v]`
+    /// - `mask`: broadcastable to `[batch, heads, l_q, l_k]` (e.g. `[batch, 1, 1, l_k]` for
+    ///   padding), `true` = masked
+    /// - output: context `[batch, heads, l_q, d_v]`, weights `[batch, heads, l_q, l_k]`
+    pub fn forward(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Option<Tensor<4, Bool>>,
+    ) -> AttentionOutput {
+        let temperature = self.temperature_for(q.dims()[3]);
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar(temperature);
+        let weights = self.dropout.forward(masked_softmax(scores, mask));
+        let context = weights.clone().matmul(v);
+        AttentionOutput { context, weights }
+    }
+
+    /// The context alone, through burn's fused [`attention`] kernel when that gives the same
+    /// numbers as [`forward`](Self::forward): whenever dropout is inactive. While dropout is
+    /// active the fused kernel (which has no dropout) is not used.
+    ///
+    /// # Shapes
+    /// As [`forward`](Self::forward); returns the context `[batch, heads, l_q, d_v]`.
+    pub fn forward_context(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Option<Tensor<4, Bool>>,
+    ) -> Tensor<4> {
+        if self.dropout_active(&q.device()) {
+            return self.forward(q, k, v, mask).context;
+        }
+        let options = AttentionModuleOptions {
+            // `None` lets CubeCL backends pick their flash kernels; they only take the default scale.
+            scale: self.temperature.map(|t| 1.0 / t),
+            softcap: None,
+            is_causal: false,
+        };
+        attention(q, k, v, mask, None, options)
+    }
+
+    /// The divisor applied to the scores for keys of width `d_k`.
+    pub fn temperature_for(&self, d_k: usize) -> f64 {
+        self.temperature.unwrap_or((d_k as f64).sqrt())
+    }
+
+    fn dropout_active(&self, device: &Device) -> bool {
+        self.dropout.prob > 0.0 && self.dropout.training.is_enabled() && device.is_autodiff()
+    }
+}
+
+/// Softmax over the last dimension that gives masked entries exactly 0 and rows whose entries
+/// are all masked all zeros.
+///
+/// The reference PyTorch code fills with `-inf`, which makes a fully masked row `0/0 = NaN`.
+/// Filling with the dtype's lowest finite value keeps the softmax finite (a fully masked row
+/// becomes uniform), and the second fill zeroes it; gradients through both fills are 0.
+pub(crate) fn masked_softmax(scores: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
+    let Some(mask) = mask else {
+        return softmax(scores, 3);
+    };
+    let lowest = scores
+        .dtype()
+        .finfo()
+        .map_or(f32::MIN as f64, |info| info.min);
+    softmax(scores.mask_fill(mask.clone(), lowest), 3).mask_fill(mask, 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Tolerance;
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    #[test]
+    fn equal_scores_average_the_values() {
+        let device = device();
+        let sdpa = ScaledDotProductAttentionConfig::new().init();
+        let q = Tensor::<4>::zeros([1, 1, 2, 3], &device);
+        let k = Tensor::<4>::ones([1, 1, 4, 3], &device);
+        let v = Tensor::<4>::from_data([[[[1.0], [2.0], [3.0], [6.0]]]], &device);
+        let out = sdpa.forward(q, k, v, None);
+        out.weights.into_data().assert_approx_eq::<f32>(
+            &TensorData::from([[[[0.25f32; 4]; 2]]]),
+            Tolerance::default(),
+        );
+        out.context.into_data().assert_approx_eq::<f32>(
+            &TensorData::from([[[[3.0f32], [3.0]]]]),
+            Tolerance::default(),
+        );
+    }
+
+    #[test]
+    fn known_scores_give_known_weights() {
+        // d_k = 4, so temperature 2: scores [0, 2] / 2 → softmax([0, 1]).
+        let device = device();
+        let sdpa = ScaledDotProductAttentionConfig::new().init();
+        let q = Tensor::<4>::from_data([[[[1.0, 1.0, 0.0, 0.0]]]], &device);
+        let k = Tensor::<4>::from_data([[[[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]]], &device);
+        let v = Tensor::<4>::from_data([[[[0.0], [1.0]]]], &device);
+        let out = sdpa.forward(q, k, v, None);
+        let e = std::f32::consts::E;
+        let expected = [1.0 / (1.0 + e), e / (1.0 + e)];
+        out.weights
+            .into_data()
+            .assert_approx_eq::<f32>(&TensorData::from([[[expected]]]), Tolerance::default());
+    }
+
+    #[test]
+    fn explicit_temperature_is_used() {
+        let sdpa = ScaledDotProductAttentionConfig::new()
+            .with_temperature(Some(0.5))
+            .init();
+        assert_eq!(sdpa.temperature_for(64), 0.5);
+        let default = ScaledDotProductAttentionConfig::new().init();
+        assert_eq!(default.temperature_for(64), 8.0);
+    }
+
+    #[test]
+    fn masked_keys_get_zero_and_fully_masked_rows_are_zero() {
+        let device = device();
+        let sdpa = ScaledDotProductAttentionConfig::new().init();
+        let q = Tensor::<4>::random([1, 1, 2, 4], burn::tensor::Distribution::Default, &device);
+        let k = Tensor::<4>::random([1, 1, 3, 4], burn::tensor::Distribution::Default, &device);
+        let v = Tensor::<4>::ones([1, 1, 3, 2], &device);
+        // Row 0 masks key 1; row 1 masks everything.
+        let mask =
+            Tensor::<4, Bool>::from_data([[[[false, true, false], [true, true, true]]]], &device);
+        let out = sdpa.forward(q, k, v, Some(mask));
+        let w = out.weights.into_data().try_into_vec_as::<f32>().unwrap();
+        assert_eq!(w[1], 0.0);
+        assert!((w[0] + w[2] - 1.0).abs() < 1e-6);
+        assert_eq!(&w[3..], &[0.0, 0.0, 0.0]);
+        let c = out.context.into_data().try_into_vec_as::<f32>().unwrap();
+        assert!((c[0] - 1.0).abs() < 1e-6 && (c[1] - 1.0).abs() < 1e-6);
+        assert_eq!(&c[2..], &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn invalid_config_is_reported() {
+        let err = ScaledDotProductAttentionConfig::new()
+            .with_dropout(1.0)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("dropout"), "{err}");
+        let err = ScaledDotProductAttentionConfig::new()
+            .with_temperature(Some(0.0))
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("temperature"), "{err}");
+    }
+}

@@ -1,0 +1,134 @@
+//! Helpers shared by the integration tests: devices, fixtures and comparisons.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use attention::{AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig};
+use burn::prelude::*;
+use serde_json::Value;
+
+/// The CPU backends every test runs on.
+#[allow(deprecated)] // `Device::ndarray` is deprecated in burn 0.22 but still shipped and supported.
+pub fn cpu_devices() -> Vec<(&'static str, Device)> {
+    vec![("flex", Device::flex()), ("ndarray", Device::ndarray())]
+}
+
+/// The wgpu device, unless `ATTENTION_LAB_SKIP_WGPU` is set (for machines with no Vulkan driver;
+/// CI installs lavapipe and never sets it).
+pub fn wgpu_device() -> Option<Device> {
+    if std::env::var_os("ATTENTION_LAB_SKIP_WGPU").is_some() {
+        eprintln!("ATTENTION_LAB_SKIP_WGPU is set: skipping the wgpu backend");
+        return None;
+    }
+    Some(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice))
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The reference attention cases (every `*.json` except the positional tables).
+pub fn attention_cases() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture_path(""))
+        .expect("fixture folder")
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json") && !n.starts_with("pe_"))
+        .map(|n| n.trim_end_matches(".json").to_string())
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 6,
+        "expected the reference cases, found {names:?}"
+    );
+    names
+}
+
+pub fn load_json(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixture_path(name)).expect("fixture");
+    serde_json::from_str(&text).expect("fixture JSON")
+}
+
+/// Flattens a nested JSON array of numbers, returning values and shape.
+pub fn flatten(value: &Value) -> (Vec<f32>, Vec<usize>) {
+    fn walk(v: &Value, depth: usize, out: &mut Vec<f32>, shape: &mut Vec<usize>) {
+        match v {
+            Value::Array(items) => {
+                if shape.len() == depth {
+                    shape.push(items.len());
+                }
+                for item in items {
+                    walk(item, depth + 1, out, shape);
+                }
+            }
+            Value::Number(n) => out.push(n.as_f64().unwrap() as f32),
+            other => panic!("not a number: {other}"),
+        }
+    }
+    let (mut out, mut shape) = (Vec::new(), Vec::new());
+    walk(value, 0, &mut out, &mut shape);
+    (out, shape)
+}
+
+pub fn tensor<const D: usize>(value: &Value, device: &Device) -> Tensor<D> {
+    let (values, shape) = flatten(value);
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+pub fn max_abs_diff(actual: &[f32], expected: &[f32]) -> f32 {
+    assert_eq!(actual.len(), expected.len(), "length");
+    actual
+        .iter()
+        .zip(expected)
+        .map(|(a, e)| (a - e).abs())
+        .fold(0.0, f32::max)
+}
+
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec_as::<f32>().unwrap()
+}
+
+/// A reference case, ready to run on `device`.
+pub struct Case {
+    pub name: String,
+    pub json: Value,
+    pub module: MultiHeadAttention,
+    pub input: AttentionInput,
+}
+
+impl Case {
+    pub fn load(name: &str, device: &Device) -> Self {
+        let json = load_json(&format!("{name}.json"));
+        let get = |k: &str| json[k].as_u64().unwrap() as usize;
+        let module = MultiHeadAttentionConfig::new(get("d_model"), get("n_head"))
+            .with_d_k(Some(get("d_k")))
+            .with_d_v(Some(get("d_v")))
+            .init(device)
+            .load_pytorch_safetensors(fixture_path(&format!("{name}.safetensors")))
+            .expect("reference weights load");
+        let q = tensor::<3>(&json["q"], device);
+        let k = tensor::<3>(&json["k"], device);
+        let v = tensor::<3>(&json["v"], device);
+        let mut input = AttentionInput::new(q, k, v);
+        if !json["mask"].is_null() {
+            // The reference marks keys to attend with 1; burn masks with `true`.
+            let attend = tensor::<3>(&json["mask"], device);
+            input = input.mask_attention(attend.equal_elem(0.0));
+        }
+        Self {
+            name: name.to_string(),
+            json,
+            module,
+            input,
+        }
+    }
+
+    pub fn expected_output(&self) -> Vec<f32> {
+        flatten(&self.json["output"]).0
+    }
+
+    pub fn expected_weights(&self) -> Vec<f32> {
+        flatten(&self.json["attn"]).0
+    }
+}

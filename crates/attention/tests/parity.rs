@@ -1,0 +1,163 @@
+//! Parity with the reference PyTorch implementation (fixtures computed in float64), on every
+//! backend: flex, ndarray and wgpu. All three agreeing with the reference within the tolerance
+//! is also the cross-backend check.
+
+mod common;
+
+use attention::{MultiHeadAttentionConfig, SingleHeadSelfAttentionConfig, sinusoid_table};
+use burn::prelude::*;
+use common::*;
+
+/// f32 against the float64 reference.
+const TOLERANCE: f32 = 1e-5;
+
+fn check_cases_on(backend: &str, device: &Device) {
+    for name in attention_cases() {
+        let case = Case::load(&name, device);
+        let out = case.module.forward(case.input.clone());
+        let output_err = max_abs_diff(&values(out.output), &case.expected_output());
+        let weights_err = max_abs_diff(&values(out.weights), &case.expected_weights());
+        eprintln!("{backend} {name}: output {output_err:.2e}, weights {weights_err:.2e}");
+        assert!(
+            output_err < TOLERANCE,
+            "{backend} {name}: output differs by {output_err}"
+        );
+        assert!(
+            weights_err < TOLERANCE,
+            "{backend} {name}: weights differ by {weights_err}"
+        );
+
+        // The fused path gives the same output.
+        let fused = values(case.module.forward_without_weights(case.input.clone()));
+        let fused_err = max_abs_diff(&fused, &case.expected_output());
+        eprintln!("{backend} {name}: fused output {fused_err:.2e}");
+        assert!(
+            fused_err < TOLERANCE,
+            "{backend} {name}: fused output differs by {fused_err}"
+        );
+    }
+}
+
+#[test]
+fn reference_cases_on_cpu_backends() {
+    for (backend, device) in cpu_devices() {
+        check_cases_on(backend, &device);
+    }
+}
+
+#[test]
+fn reference_cases_on_wgpu() {
+    if let Some(device) = wgpu_device() {
+        check_cases_on("wgpu", &device);
+    }
+}
+
+#[test]
+fn single_head_module_matches_the_reference_single_head_case() {
+    let device = Device::flex();
+    let case = Case::load("single_head_b2_l5_d8", &device);
+    assert_eq!(case.module.n_heads, 1);
+    let d_model = case.module.d_model();
+    let mut single = SingleHeadSelfAttentionConfig::new(d_model)
+        .with_d_k(Some(case.module.d_k))
+        .with_d_v(Some(case.module.d_v))
+        .init(&device);
+    single.w_q = case.module.w_q.clone();
+    single.w_k = case.module.w_k.clone();
+    single.w_v = case.module.w_v.clone();
+    single.w_o = case.module.w_o.clone();
+    let out = single.forward(case.input.clone());
+    assert!(max_abs_diff(&values(out.output), &case.expected_output()) < TOLERANCE);
+    assert!(max_abs_diff(&values(out.weights), &case.expected_weights()) < TOLERANCE);
+}
+
+#[test]
+fn safetensors_round_trip_keeps_names_layout_and_values() {
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    for name in attention_cases() {
+        let case = Case::load(&name, &device);
+        let saved = dir.path().join(format!("{name}.safetensors"));
+        case.module.save_pytorch_safetensors(&saved).unwrap();
+
+        // Same names, shapes and values as the file PyTorch wrote.
+        let original = std::fs::read(fixture_path(&format!("{name}.safetensors"))).unwrap();
+        let original = safetensors::SafeTensors::deserialize(&original).unwrap();
+        let written = std::fs::read(&saved).unwrap();
+        let written = safetensors::SafeTensors::deserialize(&written).unwrap();
+        let mut names = written.names();
+        names.sort();
+        assert_eq!(
+            names,
+            ["fc.weight", "w_ks.weight", "w_qs.weight", "w_vs.weight"]
+        );
+        for tensor in names {
+            let (a, b) = (
+                original.tensor(tensor).unwrap(),
+                written.tensor(tensor).unwrap(),
+            );
+            assert_eq!(a.shape(), b.shape(), "{name} {tensor}");
+            assert_eq!(
+                a.data(),
+                b.data(),
+                "{name} {tensor}: values must round-trip bit for bit"
+            );
+        }
+
+        // And the JSON copy of the weights agrees with the safetensors file (PyTorch [out, in]).
+        let json_weights = flatten(&case.json["weights"]["w_qs.weight"]).0;
+        let w_q = values(case.module.w_q.weight.val().transpose());
+        assert_eq!(max_abs_diff(&w_q, &json_weights), 0.0, "{name}");
+    }
+}
+
+#[test]
+fn safetensors_errors_name_the_file_and_entry() {
+    let device = Device::flex();
+    let path = fixture_path("padding_b3_l6_d16_h4.safetensors");
+    let err = MultiHeadAttentionConfig::new(16, 2)
+        .with_d_k(Some(4))
+        .with_d_v(Some(4))
+        .init(&device)
+        .load_pytorch_safetensors(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("padding_b3_l6_d16_h4.safetensors")
+            && err.contains("`w_qs.weight` has shape [16, 16]"),
+        "{err}"
+    );
+
+    let err = MultiHeadAttentionConfig::new(16, 4)
+        .with_bias(true)
+        .init(&device)
+        .load_pytorch_safetensors(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no `w_qs.bias`"), "{err}");
+
+    let err = MultiHeadAttentionConfig::new(16, 4)
+        .init(&device)
+        .load_pytorch_safetensors(fixture_path("pe_len10_d16.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a safetensors file"), "{err}");
+}
+
+#[test]
+fn positional_tables_match_the_reference() {
+    let device = Device::flex();
+    for name in ["pe_len10_d16", "pe_len50_d64"] {
+        let json = load_json(&format!("{name}.json"));
+        let get = |k: &str| json[k].as_u64().unwrap() as usize;
+        let table = sinusoid_table(
+            get("max_len"),
+            get("d_model"),
+            json["base"].as_f64().unwrap(),
+            &device,
+        );
+        let err = max_abs_diff(&values(table), &flatten(&json["table"]).0);
+        eprintln!("{name}: {err:.2e}");
+        assert!(err < TOLERANCE, "{name}: {err}");
+    }
+}

@@ -1,0 +1,388 @@
+//! A folder of split files: `train`, `validation` and optional `test`, each `.tsv`, `.csv` or
+//! `.jsonl`, with an optional `labels.txt` (`id<TAB>name`).
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+};
+
+use crate::{DataError, TextDataset, TextExample};
+
+/// How to read a folder's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderOptions {
+    /// CSV column (or JSON key) holding the text. Default: `text`.
+    pub text_column: String,
+    /// CSV column (or JSON key) holding the label. Default: `label`.
+    pub label_column: String,
+}
+
+impl Default for FolderOptions {
+    fn default() -> Self {
+        Self {
+            text_column: "text".into(),
+            label_column: "label".into(),
+        }
+    }
+}
+
+/// A label as written in a file, before it is resolved to a class id.
+struct RawExample {
+    label: String,
+    text: String,
+    line: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Format {
+    Tsv,
+    Csv,
+    JsonLines,
+}
+
+const FORMATS: [(&str, Format); 3] = [
+    ("tsv", Format::Tsv),
+    ("csv", Format::Csv),
+    ("jsonl", Format::JsonLines),
+];
+
+/// Loads `dir/train.*`, `dir/validation.*` and, when present, `dir/test.*`.
+///
+/// Labels are class ids (`0`, `1`, …) or, with a `labels.txt`, also class names. Without a
+/// `labels.txt`, integer labels give `max id + 1` classes named by their ids, and other labels
+/// are class names numbered in sorted order as they appear in the training split.
+pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<TextDataset, DataError> {
+    if !dir.is_dir() {
+        let reason = if dir.exists() {
+            "is not a folder"
+        } else {
+            "no such folder"
+        };
+        return Err(DataError::file(
+            dir,
+            format!("{reason}; expected a folder holding train.tsv and validation.tsv"),
+        ));
+    }
+    let train_path = find_split(dir, "train")?.ok_or_else(|| {
+        DataError::file(dir, "no train.tsv, train.csv or train.jsonl in this folder")
+    })?;
+    let validation_path = find_split(dir, "validation")?.ok_or_else(|| {
+        DataError::file(
+            dir,
+            "no validation.tsv, validation.csv or validation.jsonl in this folder",
+        )
+    })?;
+    let test_path = find_split(dir, "test")?;
+
+    let train = read_split(&train_path, options)?;
+    let validation = read_split(&validation_path, options)?;
+    let test = test_path
+        .as_ref()
+        .map(|p| read_split(p, options))
+        .transpose()?;
+
+    let labels_path = dir.join("labels.txt");
+    let labels = if labels_path.exists() {
+        read_labels(&labels_path)?
+    } else {
+        infer_labels(&train)
+    };
+    let resolve = |path: &Path, raw: Vec<RawExample>| -> Result<Vec<TextExample>, DataError> {
+        raw.into_iter()
+            .map(|r| {
+                Ok(TextExample::new(
+                    resolve_label(&labels, &r.label, path, r.line)?,
+                    r.text,
+                ))
+            })
+            .collect()
+    };
+    let name = dir.file_name().map_or_else(
+        || "dataset".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok(TextDataset {
+        name,
+        train: resolve(&train_path, train)?,
+        validation: resolve(&validation_path, validation)?,
+        test: match (test_path, test) {
+            (Some(path), Some(raw)) => Some(resolve(&path, raw)?),
+            _ => None,
+        },
+        labels,
+    })
+}
+
+fn find_split(dir: &Path, split: &str) -> Result<Option<PathBuf>, DataError> {
+    let found: Vec<PathBuf> = FORMATS
+        .iter()
+        .map(|(ext, _)| dir.join(format!("{split}.{ext}")))
+        .filter(|p| p.exists())
+        .collect();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.into_iter().next()),
+        _ => Err(DataError::file(
+            dir,
+            format!("more than one {split} file ({}); keep one", names(&found)),
+        )),
+    }
+}
+
+fn names(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn format_of(path: &Path) -> Format {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    FORMATS
+        .iter()
+        .find(|(e, _)| *e == ext)
+        .map_or(Format::Tsv, |(_, f)| *f)
+}
+
+fn read_split(path: &Path, options: &FolderOptions) -> Result<Vec<RawExample>, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let examples = match format_of(path) {
+        Format::Tsv => read_tsv(path, &bytes)?,
+        Format::Csv => read_csv(path, &bytes, options)?,
+        Format::JsonLines => read_json_lines(path, &bytes, options)?,
+    };
+    if examples.is_empty() {
+        return Err(DataError::file(path, "this split has no examples"));
+    }
+    Ok(examples)
+}
+
+/// Non-empty lines with their 1-based numbers, each checked to be UTF-8.
+fn lines(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, String)>, DataError> {
+    let mut out = Vec::new();
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let line = std::str::from_utf8(raw).map_err(|e| {
+            DataError::line(
+                path,
+                i + 1,
+                format!(
+                    "not valid UTF-8 (byte {} of the line); re-encode the file as UTF-8",
+                    e.valid_up_to() + 1
+                ),
+            )
+        })?;
+        out.push((i + 1, line.to_string()));
+    }
+    Ok(out)
+}
+
+fn checked_text(path: &Path, line: usize, text: &str) -> Result<String, DataError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(DataError::line(path, line, "empty text"));
+    }
+    Ok(text.to_string())
+}
+
+fn read_tsv(path: &Path, bytes: &[u8]) -> Result<Vec<RawExample>, DataError> {
+    lines(path, bytes)?
+        .into_iter()
+        .map(|(line, content)| {
+            let (label, text) = content
+                .split_once('\t')
+                .ok_or_else(|| DataError::line(path, line, "no TAB: expected `label<TAB>text`"))?;
+            Ok(RawExample {
+                label: label.trim().to_string(),
+                text: checked_text(path, line, text)?,
+                line,
+            })
+        })
+        .collect()
+}
+
+fn read_csv(
+    path: &Path,
+    bytes: &[u8],
+    options: &FolderOptions,
+) -> Result<Vec<RawExample>, DataError> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
+    let headers = reader
+        .byte_headers()
+        .map_err(|e| DataError::line(path, 1, format!("unreadable CSV header: {e}")))?
+        .clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name.as_bytes())
+            .ok_or_else(|| {
+                let found: Vec<String> = headers
+                    .iter()
+                    .map(|h| String::from_utf8_lossy(h).into_owned())
+                    .collect();
+                DataError::line(
+                    path,
+                    1,
+                    format!(
+                        "no column `{name}` in the header (columns: {})",
+                        found.join(", ")
+                    ),
+                )
+            })
+    };
+    let (text_col, label_col) = (
+        column(&options.text_column)?,
+        column(&options.label_column)?,
+    );
+    let mut out = Vec::new();
+    for record in reader.byte_records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line() as usize);
+            DataError::line(path, line, format!("malformed CSV: {e}"))
+        })?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        let field = |col: usize| -> Result<&str, DataError> {
+            let bytes = record.get(col).unwrap_or_default();
+            std::str::from_utf8(bytes).map_err(|_| {
+                DataError::line(path, line, "not valid UTF-8; re-encode the file as UTF-8")
+            })
+        };
+        out.push(RawExample {
+            label: field(label_col)?.trim().to_string(),
+            text: checked_text(path, line, field(text_col)?)?,
+            line,
+        });
+    }
+    Ok(out)
+}
+
+fn read_json_lines(
+    path: &Path,
+    bytes: &[u8],
+    options: &FolderOptions,
+) -> Result<Vec<RawExample>, DataError> {
+    lines(path, bytes)?
+        .into_iter()
+        .map(|(line, content)| {
+            let value: serde_json::Value = serde_json::from_str(&content)
+                .map_err(|e| DataError::line(path, line, format!("invalid JSON: {e}")))?;
+            let text = value
+                .get(&options.text_column)
+                .and_then(|t| t.as_str())
+                .ok_or_else(|| {
+                    DataError::line(path, line, format!("no string `{}`", options.text_column))
+                })?;
+            let label = match value.get(&options.label_column) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                _ => {
+                    return Err(DataError::line(
+                        path,
+                        line,
+                        format!(
+                            "no `{}` (an integer id or a class name)",
+                            options.label_column
+                        ),
+                    ));
+                }
+            };
+            Ok(RawExample {
+                label,
+                text: checked_text(path, line, text)?,
+                line,
+            })
+        })
+        .collect()
+}
+
+/// `labels.txt`: one `id<TAB>name` a line, ids exactly `0..n`.
+fn read_labels(path: &Path) -> Result<Vec<String>, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let mut labels: Vec<(usize, String, usize)> = Vec::new();
+    for (line, content) in lines(path, &bytes)? {
+        let (id, name) = content
+            .split_once('\t')
+            .ok_or_else(|| DataError::line(path, line, "no TAB: expected `id<TAB>name`"))?;
+        let id = id.trim().parse::<usize>().map_err(|_| {
+            DataError::line(
+                path,
+                line,
+                format!("class id `{}` is not a non-negative integer", id.trim()),
+            )
+        })?;
+        labels.push((id, name.trim().to_string(), line));
+    }
+    labels.sort_by_key(|(id, _, _)| *id);
+    for (expected, (id, _, line)) in labels.iter().enumerate() {
+        if *id != expected {
+            return Err(DataError::line(
+                path,
+                *line,
+                format!(
+                    "class ids must run 0, 1, 2, … without gaps or repeats; expected {expected}, found {id}"
+                ),
+            ));
+        }
+    }
+    if labels.is_empty() {
+        return Err(DataError::file(path, "no classes listed"));
+    }
+    Ok(labels.into_iter().map(|(_, name, _)| name).collect())
+}
+
+fn infer_labels(train: &[RawExample]) -> Vec<String> {
+    let ids: Option<Vec<usize>> = train
+        .iter()
+        .map(|r| r.label.parse::<usize>().ok())
+        .collect();
+    match ids {
+        Some(ids) => (0..=ids.into_iter().max().unwrap_or(0))
+            .map(|i| i.to_string())
+            .collect(),
+        None => train
+            .iter()
+            .map(|r| r.label.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    }
+}
+
+fn resolve_label(
+    labels: &[String],
+    label: &str,
+    path: &Path,
+    line: usize,
+) -> Result<usize, DataError> {
+    if let Ok(id) = label.parse::<usize>() {
+        if id < labels.len() {
+            return Ok(id);
+        }
+        return Err(DataError::line(
+            path,
+            line,
+            format!(
+                "label {id} is not a class id (0..{}); list the classes in labels.txt",
+                labels.len()
+            ),
+        ));
+    }
+    labels.iter().position(|name| name == label).ok_or_else(|| {
+        let shown = if label.is_empty() { "(empty)" } else { label };
+        DataError::line(
+            path,
+            line,
+            format!(
+                "label `{shown}` is neither a class id nor one of the classes [{}]",
+                labels.join(", ")
+            ),
+        )
+    })
+}

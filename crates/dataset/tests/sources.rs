@@ -1,0 +1,189 @@
+//! Every source and every kind of bad input, on fixture files the tests write themselves.
+
+use std::path::Path;
+
+use dataset::{DataError, FolderOptions, TextExample, load_folder};
+
+fn write(dir: &Path, name: &str, content: &[u8]) {
+    std::fs::write(dir.join(name), content).unwrap();
+}
+
+/// A valid folder; each test then breaks one thing.
+fn folder(train: &str, validation: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "train.tsv", train.as_bytes());
+    write(dir.path(), "validation.tsv", validation.as_bytes());
+    dir
+}
+
+fn error(dir: &Path) -> String {
+    load_folder(dir, &FolderOptions::default())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn tsv_folder_with_labels_and_optional_test() {
+    let dir = folder("0\tbad film\n1\tgood film\r\n\n", "1\tnice\n");
+    write(dir.path(), "labels.txt", b"0\tnegative\n1\tpositive\n");
+    let data = load_folder(dir.path(), &FolderOptions::default()).unwrap();
+    assert_eq!(data.labels, ["negative", "positive"]);
+    assert_eq!(
+        data.train,
+        [
+            TextExample::new(0, "bad film"),
+            TextExample::new(1, "good film")
+        ]
+    );
+    assert!(data.test.is_none());
+
+    write(dir.path(), "test.tsv", b"positive\tby name\n");
+    let data = load_folder(dir.path(), &FolderOptions::default()).unwrap();
+    assert_eq!(data.test.unwrap(), [TextExample::new(1, "by name")]);
+}
+
+#[test]
+fn labels_are_inferred_without_labels_txt() {
+    let dir = folder("0\ta\n2\tb\n", "1\tc\n");
+    assert_eq!(
+        load_folder(dir.path(), &FolderOptions::default())
+            .unwrap()
+            .labels,
+        ["0", "1", "2"]
+    );
+}
+
+#[test]
+fn csv_with_chosen_columns_and_named_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "train.csv",
+        b"id,title,class\n1,\"Stocks, bonds\",business\n2,Goal!,sports\n",
+    );
+    write(
+        dir.path(),
+        "validation.csv",
+        b"id,title,class\n3,Match report,sports\n",
+    );
+    let options = FolderOptions {
+        text_column: "title".into(),
+        label_column: "class".into(),
+    };
+    let data = load_folder(dir.path(), &options).unwrap();
+    assert_eq!(data.labels, ["business", "sports"]);
+    assert_eq!(data.train[0], TextExample::new(0, "Stocks, bonds"));
+    assert_eq!(data.validation[0].label, 1);
+
+    let err = load_folder(dir.path(), &FolderOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with("train.csv:1: no column `text` in the header (columns: id, title, class)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_lines_with_ids_or_names() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "train.jsonl",
+        b"{\"text\": \"fine\", \"label\": 1}\n{\"text\": \"poor\", \"label\": \"negative\"}\n",
+    );
+    write(
+        dir.path(),
+        "validation.jsonl",
+        b"{\"text\": \"ok\", \"label\": 1}\n",
+    );
+    write(dir.path(), "labels.txt", b"0\tnegative\n1\tpositive\n");
+    let data = load_folder(dir.path(), &FolderOptions::default()).unwrap();
+    assert_eq!(
+        data.train,
+        [TextExample::new(1, "fine"), TextExample::new(0, "poor")]
+    );
+
+    write(dir.path(), "validation.jsonl", b"{\"text\": \"ok\"}\n");
+    assert!(
+        error(dir.path())
+            .ends_with("validation.jsonl:1: no `label` (an integer id or a class name)")
+    );
+    write(dir.path(), "validation.jsonl", b"{\"text\": \"ok\", \n");
+    assert!(error(dir.path()).contains("validation.jsonl:1: invalid JSON"));
+}
+
+#[test]
+fn missing_folder_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    assert!(
+        error(&missing).ends_with(
+            "nope: no such folder; expected a folder holding train.tsv and validation.tsv"
+        )
+    );
+    assert!(error(dir.path()).ends_with(": no train.tsv, train.csv or train.jsonl in this folder"));
+    write(dir.path(), "train.tsv", b"0\tx\n");
+    assert!(error(dir.path()).contains("no validation.tsv"));
+    write(dir.path(), "train.csv", b"text,label\nx,0\n");
+    assert!(
+        error(dir.path()).contains("more than one train file (train.tsv, train.csv); keep one")
+    );
+}
+
+#[test]
+fn each_bad_line_names_file_and_line() {
+    let cases: [(&[u8], &str); 6] = [
+        (
+            b"0\tok\n1 no tab here\n",
+            "train.tsv:2: no TAB: expected `label<TAB>text`",
+        ),
+        (
+            b"0\tok\nx\tnot an integer\n",
+            "train.tsv:2: label `x` is neither a class id nor one of the classes [negative, positive]",
+        ),
+        (
+            b"0\tok\n7\tunknown id\n",
+            "train.tsv:2: label 7 is not a class id (0..2); list the classes in labels.txt",
+        ),
+        (
+            b"0\tok\n-1\tnegative id\n",
+            "train.tsv:2: label `-1` is neither a class id",
+        ),
+        (b"0\tok\n1\t   \n", "train.tsv:2: empty text"),
+        (
+            b"0\tok\n1\tcaf\xe9\n",
+            "train.tsv:2: not valid UTF-8 (byte 6 of the line); re-encode the file as UTF-8",
+        ),
+    ];
+    for (train, expected) in cases {
+        let dir = folder("", "0\tfine\n");
+        write(dir.path(), "labels.txt", b"0\tnegative\n1\tpositive\n");
+        write(dir.path(), "train.tsv", train);
+        let err = error(dir.path());
+        assert!(
+            err.contains(expected),
+            "{err}\n does not contain\n{expected}"
+        );
+    }
+}
+
+#[test]
+fn empty_split_and_bad_labels_txt() {
+    let dir = folder("0\ta\n", "\n\n");
+    assert!(error(dir.path()).ends_with("validation.tsv: this split has no examples"));
+    let dir = folder("0\ta\n", "0\tb\n");
+    write(dir.path(), "labels.txt", b"0\tneg\n2\tpos\n");
+    assert!(error(dir.path()).contains(
+        "labels.txt:2: class ids must run 0, 1, 2, … without gaps or repeats; expected 1, found 2"
+    ));
+}
+
+#[test]
+fn errors_are_values_with_a_kind() {
+    let dir = folder("0\tok\nbroken\n", "0\tb\n");
+    match load_folder(dir.path(), &FolderOptions::default()) {
+        Err(DataError::Line { line, .. }) => assert_eq!(line, 2),
+        other => panic!("expected a line error, got {other:?}"),
+    }
+}

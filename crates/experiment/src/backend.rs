@@ -1,0 +1,80 @@
+//! Turning a [`Backend`] name into a burn [`Device`], with clear errors.
+
+use anyhow::Result;
+use burn::prelude::*;
+
+use crate::config::Backend;
+
+/// The device for `backend`, checked to work.
+///
+/// wgpu is checked by running one small operation: burn 0.22.1 acquires the adapter lazily and
+/// panics on a worker thread when there is none, so without this check a machine with no
+/// graphics driver would fail deep inside training.
+pub fn device(backend: Backend) -> Result<Device> {
+    match backend {
+        Backend::Flex => flex(),
+        Backend::Ndarray => ndarray(),
+        Backend::Wgpu => wgpu(),
+    }
+}
+
+#[cfg_attr(
+    all(feature = "flex", feature = "ndarray", feature = "wgpu"),
+    allow(dead_code)
+)]
+fn not_compiled(name: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "backend `{name}` is not compiled into this binary; rebuild with `--features {name}` or pick another --backend"
+    )
+}
+
+#[cfg(feature = "flex")]
+fn flex() -> Result<Device> {
+    Ok(Device::flex())
+}
+
+#[cfg(not(feature = "flex"))]
+fn flex() -> Result<Device> {
+    Err(not_compiled("flex"))
+}
+
+#[cfg(feature = "ndarray")]
+#[allow(deprecated)] // deprecated upstream in burn 0.22, still shipped; kept for comparison
+fn ndarray() -> Result<Device> {
+    Ok(Device::ndarray())
+}
+
+#[cfg(not(feature = "ndarray"))]
+fn ndarray() -> Result<Device> {
+    Err(not_compiled("ndarray"))
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu() -> Result<Device> {
+    let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    let probe = device.clone();
+    // The failure is a panic on burn's own thread; keep its message off the terminal.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::thread::Builder::new()
+        .name("wgpu-probe".into())
+        .spawn(move || {
+            Tensor::<1>::ones([1], &probe)
+                .into_data()
+                .try_into_vec_as::<f32>()
+        })
+        .map(|handle| handle.join());
+    std::panic::set_hook(hook);
+    match outcome {
+        Ok(Ok(Ok(values))) if values == [1.0] => Ok(device),
+        _ => anyhow::bail!(
+            "--backend wgpu found no usable graphics adapter; install a Vulkan driver \
+             (on Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`) or pick --backend flex"
+        ),
+    }
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu() -> Result<Device> {
+    Err(not_compiled("wgpu"))
+}

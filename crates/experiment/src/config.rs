@@ -1,0 +1,271 @@
+//! The experiment's configuration: a TOML file, overridden by command-line flags.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+/// A compute backend, chosen at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// burn's pure-Rust CPU backend (the faster CPU backend here; see the README).
+    Flex,
+    /// The ndarray CPU backend (deprecated upstream in burn 0.22).
+    Ndarray,
+    /// GPU through wgpu (Vulkan, Metal, DX12), or a software Vulkan driver such as lavapipe.
+    Wgpu,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            self.to_possible_value()
+                .expect("no skipped variants")
+                .get_name(),
+        )
+    }
+}
+
+/// Learning-rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The learning rate stays at `lr`.
+    Constant,
+    /// Cosine decay from `lr` to 0 over the planned epochs.
+    Cosine,
+}
+
+/// Everything a training run depends on. Unknown keys in a file are an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Dataset: `synthetic`, `sst2`, or a folder path.
+    pub dataset: String,
+    /// Where named datasets are kept (default: `$ATTENTION_LAB_DATA`, else the user cache).
+    pub data_dir: Option<PathBuf>,
+    /// Fetch a named dataset that is not in `data_dir`.
+    pub download: bool,
+    /// Compute backend.
+    pub backend: Backend,
+    /// Attention heads; 1 is the single-head baseline (`d_k = d_v = d_model`).
+    pub heads: usize,
+    /// Embedding and attention width.
+    pub d_model: usize,
+    /// Add sinusoidal positional encoding to the embeddings.
+    pub pe: bool,
+    /// Dropout after the embedding and before the classifier.
+    pub dropout: f64,
+    /// Dropout on the attention weights.
+    pub attention_dropout: f64,
+    /// Training epochs (the most; early stopping may end sooner).
+    pub epochs: usize,
+    /// Examples per training batch.
+    pub batch_size: usize,
+    /// Peak learning rate (AdamW).
+    pub lr: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Stop after this many epochs without a lower validation loss; 0 never stops early.
+    pub patience: usize,
+    /// Seed for initialisation, dropout and shuffling.
+    pub seed: u64,
+    /// Longest sequence in tokens; longer texts are truncated.
+    pub max_len: usize,
+    /// Words seen fewer times in the training split become `<unk>`.
+    pub min_freq: usize,
+    /// Largest vocabulary, `<pad>` and `<unk>` included.
+    pub max_vocab: usize,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        Self {
+            dataset: "synthetic".into(),
+            data_dir: None,
+            download: false,
+            backend: Backend::Flex,
+            heads: 4,
+            d_model: 64,
+            pe: true,
+            dropout: 0.1,
+            attention_dropout: 0.0,
+            epochs: 10,
+            batch_size: 64,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            patience: 3,
+            seed: 42,
+            max_len: 64,
+            min_freq: 1,
+            max_vocab: 30_000,
+        }
+    }
+}
+
+/// A configuration value that cannot work, with the key to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {key}: {reason}")]
+pub struct ConfigError {
+    /// The offending key (as in the TOML file and, with dashes, the flag).
+    pub key: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+impl ExperimentConfig {
+    /// Reads a TOML file; keys left out keep their defaults.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))
+    }
+
+    /// Checks every value, returning the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key, reason: String| Err(ConfigError { key, reason });
+        if self.heads == 0 {
+            return err("heads", "must be at least 1".into());
+        }
+        if self.d_model == 0 {
+            return err("d_model", "must be at least 1".into());
+        }
+        if self.heads > 1 && self.d_model % self.heads != 0 {
+            return err(
+                "heads",
+                format!(
+                    "{} heads do not divide d_model = {}; pick a divisor of d_model",
+                    self.heads, self.d_model
+                ),
+            );
+        }
+        if self.pe && self.d_model % 2 != 0 {
+            return err(
+                "d_model",
+                format!(
+                    "positional encoding needs an even d_model, got {}",
+                    self.d_model
+                ),
+            );
+        }
+        for (key, p) in [
+            ("dropout", self.dropout),
+            ("attention_dropout", self.attention_dropout),
+        ] {
+            if !(p.is_finite() && (0.0..1.0).contains(&p)) {
+                return err(key, format!("must be in [0, 1), got {p}"));
+            }
+        }
+        if self.epochs == 0 {
+            return err("epochs", "must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return err("batch_size", "must be at least 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            return err("lr", format!("must be in (0, 1], got {}", self.lr));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return err(
+                "weight_decay",
+                format!("must be >= 0, got {}", self.weight_decay),
+            );
+        }
+        if self.max_len == 0 {
+            return err("max_len", "must be at least 1".into());
+        }
+        if self.max_vocab < 3 {
+            return err(
+                "max_vocab",
+                "must be at least 3 (<pad>, <unk> and one word)".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// A short run name: `synthetic-h4-pe-s42`.
+    pub fn run_name(&self) -> String {
+        let dataset = Path::new(&self.dataset).file_name().map_or_else(
+            || self.dataset.clone(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let pe = if self.pe { "-pe" } else { "" };
+        format!("{dataset}-h{}{pe}-s{}", self.heads, self.seed)
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("config serialises")
+    }
+}
+
+/// toml's errors span several lines with a source excerpt; keep the first.
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or_default().to_string();
+    // The last line holds the reason ("unknown field `x`, expected one of ...").
+    match lines.last() {
+        Some(reason) if reason != first => format!("{first} {}", reason.trim()),
+        _ => first,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_round_trip_through_toml() {
+        let config = ExperimentConfig::default();
+        config.validate().unwrap();
+        assert_eq!(
+            toml::from_str::<ExperimentConfig>(&config.to_toml()).unwrap(),
+            config
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let bad = |f: fn(&mut ExperimentConfig)| {
+            let mut c = ExperimentConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert_eq!(
+            bad(|c| c.heads = 3),
+            "invalid heads: 3 heads do not divide d_model = 64; pick a divisor of d_model"
+        );
+        assert_eq!(bad(|c| c.epochs = 0), "invalid epochs: must be at least 1");
+        assert_eq!(
+            bad(|c| c.lr = -1.0),
+            "invalid lr: must be in (0, 1], got -1"
+        );
+        assert_eq!(
+            bad(|c| c.max_len = 0),
+            "invalid max_len: must be at least 1"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "heads = 2\nlearning_rate = 0.1\n").unwrap();
+        let err = ExperimentConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("c.toml") && err.contains("unknown field `learning_rate`"),
+            "{err}"
+        );
+        std::fs::write(&path, "heads = \"two\"\n").unwrap();
+        let err = ExperimentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("invalid type") && !err.contains('\n'), "{err}");
+    }
+}

@@ -1,0 +1,221 @@
+//! `experiment`: train and inspect attention text classifiers. `experiment --help` for usage.
+
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use dataset::{Vocabulary, VocabularyConfig, statistics};
+use experiment::{
+    config::{Backend, ExperimentConfig, Schedule},
+    run::{self, RunOptions},
+};
+
+/// Train a self-attention text classifier with burn and compare single-head, multi-head and
+/// positional-encoding variants. With no subcommand, `train` runs with the defaults: 4 heads,
+/// d_model 64, positional encoding, on the embedded `synthetic` dataset, on the flex CPU backend.
+#[derive(Parser, Debug)]
+#[command(name = "experiment", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train one model (the default command).
+    Train(TrainArgs),
+    /// Print dataset statistics: counts, label balance, lengths, out-of-vocabulary rate.
+    Datasets(DatasetArgs),
+}
+
+/// Flags override the `--config` file, which overrides the defaults shown.
+#[derive(Args, Debug, Default)]
+struct TrainArgs {
+    /// TOML file with any of the keys below (snake_case, e.g. `d_model = 64`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Compute backend [default: flex].
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Attention heads; 1 is the single-head baseline with d_k = d_v = d_model [default: 4].
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Embedding and attention width [default: 64].
+    #[arg(long)]
+    d_model: Option<usize>,
+    /// Sinusoidal positional encoding on or off [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pe: Option<bool>,
+    /// Dropout after the embedding and before the output layer [default: 0.1].
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// Dropout on the attention weights [default: 0].
+    #[arg(long)]
+    attention_dropout: Option<f64>,
+    /// Most epochs to train (early stopping may end sooner) [default: 10].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Training batch size [default: 64].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate of AdamW [default: 0.001].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// AdamW weight decay [default: 0].
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Learning-rate schedule [default: constant].
+    #[arg(long, value_enum)]
+    schedule: Option<Schedule>,
+    /// Epochs without a lower validation loss before stopping; 0 = never stop early [default: 3].
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Seed for initialisation, dropout and shuffling [default: 42].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Longest sequence in tokens; longer texts are truncated [default: 64].
+    #[arg(long)]
+    max_len: Option<usize>,
+    /// Output folder [default: experiments/runs/<dataset>-h<heads>[-pe]-s<seed>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Replace the output folder if it already holds a run.
+    #[arg(long)]
+    overwrite: bool,
+    /// Print a compact log instead of the terminal dashboard (automatic when not a terminal).
+    #[arg(long)]
+    no_tui: bool,
+}
+
+#[derive(Args, Debug, Default)]
+struct DataArgs {
+    /// `synthetic` (embedded), `sst2` (GLUE SST-2), or a folder with train/validation[/test]
+    /// .tsv|.csv|.jsonl files [default: synthetic].
+    #[arg(long, value_name = "NAME|DIR")]
+    dataset: Option<String>,
+    /// Where named datasets are kept [default: $ATTENTION_LAB_DATA, else ~/.cache/attention-lab].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Download a named dataset (sst2) that is not in the data directory.
+    #[arg(long)]
+    download: bool,
+}
+
+#[derive(Args, Debug)]
+struct DatasetArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Vocabulary: minimum word frequency in the training split.
+    #[arg(long, default_value_t = 1)]
+    min_freq: usize,
+}
+
+impl DataArgs {
+    fn apply(&self, config: &mut ExperimentConfig) {
+        if let Some(dataset) = &self.dataset {
+            config.dataset = dataset.clone();
+        }
+        if self.data_dir.is_some() {
+            config.data_dir = self.data_dir.clone();
+        }
+        config.download |= self.download;
+    }
+}
+
+impl TrainArgs {
+    fn resolve(&self) -> Result<ExperimentConfig> {
+        let mut c = match &self.config {
+            Some(path) => ExperimentConfig::load(path)?,
+            None => ExperimentConfig::default(),
+        };
+        self.data.apply(&mut c);
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(v) = self.$field { c.$field = v; })* };
+        }
+        set!(
+            backend,
+            heads,
+            d_model,
+            pe,
+            dropout,
+            attention_dropout,
+            epochs,
+            batch_size,
+            lr,
+            weight_decay,
+            schedule,
+            patience,
+            seed,
+            max_len
+        );
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn train(args: &TrainArgs) -> Result<()> {
+    let config = args.resolve()?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("experiments/runs").join(config.run_name()));
+    let dashboard = !args.no_tui && std::io::stdout().is_terminal();
+    let summary = run::train(
+        &config,
+        &RunOptions {
+            out: out.clone(),
+            dashboard,
+            overwrite: args.overwrite,
+        },
+    )?;
+    let test = summary
+        .test_acc
+        .map_or_else(String::new, |acc| format!(", test acc {:.2}%", 100.0 * acc));
+    println!(
+        "kept epoch {} of {}: valid loss {:.4}, valid acc {:.2}%{test}; {:.0} training samples/s; {}",
+        summary.best_epoch,
+        summary.epochs_run,
+        summary.valid_loss,
+        100.0 * summary.valid_acc,
+        summary.train_samples_per_s,
+        out.join(run::files::SUMMARY).display()
+    );
+    Ok(())
+}
+
+fn datasets(args: &DatasetArgs) -> Result<()> {
+    let mut config = ExperimentConfig::default();
+    args.data.apply(&mut config);
+    let data = run::load_dataset(&config)?;
+    let vocab = Vocabulary::build(
+        data.train.iter().map(|e| e.text.as_str()),
+        &VocabularyConfig {
+            min_freq: args.min_freq,
+            ..VocabularyConfig::default()
+        },
+    );
+    print!("{}", statistics(&data, &vocab));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        None => train(&cli.train),
+        Some(Command::Train(args)) => train(args),
+        Some(Command::Datasets(args)) => datasets(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the cause chain joined, no backtrace.
+            let message: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+            eprintln!("error: {}", message.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! What the user sees while training: burn's terminal dashboard, or a compact log.
+//!
+//! [`LabRenderer`] sits between the learner and the display. It measures training throughput,
+//! prints the compact log when there is no dashboard (one line per epoch, plus a progress line
+//! every few seconds inside long epochs, instead of burn's line per batch), and shields the
+//! run from burn 0.22.1's dashboard panicking when the user quits with `q` then `k`
+//! (upstream issue #4657): the panic is caught, training stops cleanly, and the last
+//! checkpoint stays.
+
+use std::{
+    collections::HashMap,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use burn::train::{
+    Interrupter,
+    logger::{EvaluationProgressLogger, TrainingProgressLogger},
+    metric::{MetricDefinition, MetricId, NumericEntry},
+    renderer::{
+        EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+        MetricsRendererTraining,
+    },
+};
+
+/// The message burn panics with when the dashboard's "kill" action is chosen.
+pub const TUI_KILL_MESSAGE: &str = "Killing training from user input.";
+
+/// Training-split timing, shared with the caller to compute samples per second.
+#[derive(Debug, Default, Clone)]
+pub struct Throughput {
+    /// Training examples processed.
+    pub items: usize,
+    /// Time spent in training splits.
+    pub seconds: f64,
+}
+
+#[derive(Default)]
+struct Split {
+    name: String,
+    total: usize,
+    done: usize,
+    started: Option<Instant>,
+    last_print: Option<Instant>,
+}
+
+/// See the module documentation.
+pub struct LabRenderer {
+    dashboard: Option<Box<dyn MetricsRenderer>>,
+    interrupter: Interrupter,
+    names: HashMap<MetricId, String>,
+    train: HashMap<String, f64>,
+    valid: HashMap<String, f64>,
+    epoch: usize,
+    epochs: usize,
+    split: Split,
+    epoch_started: Option<Instant>,
+    throughput: Arc<Mutex<Throughput>>,
+    progress_every: Duration,
+}
+
+impl LabRenderer {
+    /// `dashboard`: burn's TUI when drawing one, else `None` for the compact log.
+    pub fn new(
+        dashboard: Option<Box<dyn MetricsRenderer>>,
+        interrupter: Interrupter,
+        throughput: Arc<Mutex<Throughput>>,
+    ) -> Self {
+        Self {
+            dashboard,
+            interrupter,
+            names: HashMap::new(),
+            train: HashMap::new(),
+            valid: HashMap::new(),
+            epoch: 0,
+            epochs: 0,
+            split: Split::default(),
+            epoch_started: None,
+            throughput,
+            progress_every: Duration::from_secs(5),
+        }
+    }
+
+    /// Calls the dashboard, turning its quit panic into a clean stop.
+    fn dashboard(&mut self, call: impl FnOnce(&mut dyn MetricsRenderer)) {
+        let Some(dashboard) = self.dashboard.as_mut() else {
+            return;
+        };
+        if catch_unwind(AssertUnwindSafe(|| call(dashboard.as_mut()))).is_err() {
+            // The dashboard is gone (it restored the terminal while unwinding); finish quietly.
+            self.dashboard = None;
+            self.interrupter.stop(Some("stopped from the dashboard"));
+            eprintln!(
+                "training stopped from the dashboard; the last completed epoch's checkpoint is kept"
+            );
+        }
+    }
+
+    fn record(&mut self, state: &MetricState, valid: bool) {
+        if let MetricState::Numeric(entry, Some(value)) = state
+            && let Some(name) = self.names.get(&entry.metric_id)
+        {
+            let value = match value {
+                NumericEntry::Value(v) | NumericEntry::Final(v) => *v,
+                NumericEntry::Aggregated {
+                    aggregated_value, ..
+                } => *aggregated_value,
+            };
+            let map = if valid {
+                &mut self.valid
+            } else {
+                &mut self.train
+            };
+            map.insert(name.clone(), value);
+        }
+    }
+
+    fn logging(&self) -> bool {
+        self.dashboard.is_none()
+    }
+
+    fn metrics(values: &HashMap<String, f64>) -> String {
+        let loss = values
+            .get("Loss")
+            .map_or_else(String::new, |l| format!("loss {l:.4}"));
+        let acc = values
+            .get("Accuracy")
+            .map_or_else(String::new, |a| format!(" acc {a:.2}%"));
+        format!("{loss}{acc}")
+    }
+}
+
+impl MetricsRendererTraining for LabRenderer {
+    fn update_train(&mut self, state: MetricState) {
+        self.record(&state, false);
+        self.dashboard(|d| d.update_train(state));
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        self.record(&state, true);
+        self.dashboard(|d| d.update_valid(state));
+    }
+
+    fn on_train_end(
+        &mut self,
+        summary: Option<burn::train::LearnerSummary>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        match self.dashboard.as_mut() {
+            Some(d) => d.on_train_end(summary),
+            None => Ok(()),
+        }
+    }
+}
+
+impl MetricsRendererEvaluation for LabRenderer {
+    fn update_test(&mut self, name: EvaluationName, state: MetricState) {
+        self.dashboard(|d| d.update_test(name, state));
+    }
+}
+
+impl TrainingProgressLogger for LabRenderer {
+    fn start(
+        &mut self,
+        total_epochs: usize,
+        starting_epoch: usize,
+        total_items: Option<usize>,
+        label: Option<&str>,
+    ) {
+        self.epochs = total_epochs;
+        self.epoch = starting_epoch.max(1);
+        self.dashboard(|d| d.start(total_epochs, starting_epoch, total_items, label));
+    }
+
+    fn update_epoch(&mut self, epoch: usize) {
+        // Called when epoch `epoch` (1-based) has ended.
+        self.epoch = epoch + 1;
+        self.dashboard(|d| d.update_epoch(epoch));
+    }
+
+    fn start_split(&mut self, split: &str, total_items: usize) {
+        let now = Instant::now();
+        if split == "train" {
+            self.epoch_started = Some(now);
+        }
+        self.split = Split {
+            name: split.to_string(),
+            total: total_items,
+            done: 0,
+            started: Some(now),
+            last_print: Some(now),
+        };
+        self.dashboard(|d| d.start_split(split, total_items));
+    }
+
+    fn update_split(&mut self, items_processed: usize) {
+        self.split.done = items_processed;
+        if self.logging()
+            && let Some(last) = self.split.last_print
+            && last.elapsed() >= self.progress_every
+        {
+            self.split.last_print = Some(Instant::now());
+            let elapsed = self
+                .split
+                .started
+                .map_or(0.0, |s| s.elapsed().as_secs_f64());
+            let rate = items_processed as f64 / elapsed.max(1e-9);
+            let values = if self.split.name == "train" {
+                &self.train
+            } else {
+                &self.valid
+            };
+            println!(
+                "  epoch {}/{} {:<5} {:>3}% ({}/{})  {}  {:.0} samples/s",
+                self.epoch,
+                self.epochs,
+                self.split.name,
+                100 * items_processed / self.split.total.max(1),
+                items_processed,
+                self.split.total,
+                Self::metrics(values),
+                rate
+            );
+        }
+        self.dashboard(|d| d.update_split(items_processed));
+    }
+
+    fn end_split(&mut self) {
+        if let Some(started) = self.split.started
+            && self.split.name == "train"
+        {
+            let mut throughput = self.throughput.lock().unwrap();
+            throughput.items += self.split.done;
+            throughput.seconds += started.elapsed().as_secs_f64();
+        }
+        if self.logging() && self.split.name != "train" {
+            let seconds = self
+                .epoch_started
+                .map_or(0.0, |s| s.elapsed().as_secs_f64());
+            println!(
+                "epoch {}/{}  train {}  valid {}  ({seconds:.1} s)",
+                self.epoch,
+                self.epochs,
+                Self::metrics(&self.train),
+                Self::metrics(&self.valid)
+            );
+        }
+        self.dashboard(|d| d.end_split());
+    }
+
+    fn end(&mut self) {
+        self.dashboard(|d| d.end());
+    }
+
+    fn log_event_training(&mut self, event: String) {
+        // burn sends "Iteration" after every batch; the log has its own progress lines.
+        if self.logging() && event != "Iteration" {
+            println!("{event}");
+        }
+        self.dashboard(|d| d.log_event_training(event));
+    }
+}
+
+impl EvaluationProgressLogger for LabRenderer {
+    fn start_global_progress(&mut self, total_tests: usize) {
+        self.dashboard(|d| d.start_global_progress(total_tests));
+    }
+
+    fn start_test(&mut self, name: &str, total_items: usize) {
+        self.dashboard(|d| d.start_test(name, total_items));
+    }
+
+    fn update_test_progress(&mut self, items_processed: usize) {
+        self.dashboard(|d| d.update_test_progress(items_processed));
+    }
+
+    fn end_test(&mut self) {
+        self.dashboard(|d| d.end_test());
+    }
+
+    fn end_global_progress(&mut self) {
+        self.dashboard(|d| d.end_global_progress());
+    }
+
+    fn log_event_evaluation(&mut self, event: String) {
+        self.dashboard(|d| d.log_event_evaluation(event));
+    }
+}
+
+impl MetricsRenderer for LabRenderer {
+    fn manual_close(&mut self) {
+        self.dashboard(|d| d.manual_close());
+    }
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        self.names
+            .insert(definition.metric_id.clone(), definition.name.to_string());
+        self.dashboard(|d| d.register_metric(definition));
+    }
+}
+
+/// Installs (once) a panic hook that keeps burn's dashboard-quit panic from printing a stack
+/// trace message; every other panic is reported as before.
+pub fn silence_dashboard_quit_panic() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str));
+            if message != Some(TUI_KILL_MESSAGE) {
+                previous(info);
+            }
+        }));
+    });
+}

@@ -1,0 +1,392 @@
+//! One training run, from configuration to the artifacts it leaves in its output folder.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+use burn::{
+    data::{dataloader::DataLoaderBuilder, dataset::InMemDataset},
+    optim::{AdamWConfig, lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig},
+    prelude::*,
+    store::ModuleRecord,
+    train::{
+        Interrupter, Learner, LearnerSummary, MetricEarlyStoppingStrategy, StoppingCondition,
+        SupervisedTraining,
+        metric::{
+            AccuracyMetric, IterationSpeedMetric, LearningRateMetric, LossMetric,
+            store::{Aggregate, Direction, Split},
+        },
+        renderer::MetricsRenderer,
+    },
+};
+use dataset::{DatasetSpec, TextBatcher, TextDataset, TextItem, Vocabulary, VocabularyConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    backend,
+    config::{ExperimentConfig, Schedule},
+    model::{Classifier, ClassifierConfig},
+    render::{LabRenderer, Throughput},
+};
+
+/// How to run, beyond the experiment's configuration.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Draw burn's terminal dashboard (else the compact log).
+    pub dashboard: bool,
+    /// Replace an existing output folder.
+    pub overwrite: bool,
+}
+
+/// Per-epoch metrics, as written to `metrics.jsonl`. Accuracies are fractions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches (dropout on).
+    pub train_loss: f64,
+    /// Training accuracy over the epoch (dropout on).
+    pub train_acc: f64,
+    /// Validation loss.
+    pub valid_loss: f64,
+    /// Validation accuracy.
+    pub valid_acc: f64,
+}
+
+/// What `summary.json` holds. Accuracies are fractions in `[0, 1]`; the train, validation and
+/// test numbers are the kept model's (the best validation loss), measured without dropout.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub dataset: String,
+    pub backend: String,
+    pub heads: usize,
+    pub d_model: usize,
+    pub pe: bool,
+    pub seed: u64,
+    pub params: usize,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub valid_loss: f64,
+    pub valid_acc: f64,
+    pub test_loss: Option<f64>,
+    pub test_acc: Option<f64>,
+    pub train_samples_per_s: f64,
+    pub seconds: f64,
+    pub interrupted: bool,
+}
+
+/// Files a run leaves, relative to its folder.
+pub mod files {
+    pub const CONFIG: &str = "config.toml";
+    pub const MODEL_CONFIG: &str = "model.json";
+    pub const VOCAB: &str = "vocab.json";
+    pub const LABELS: &str = "labels.json";
+    pub const MODEL: &str = "model.bpk";
+    pub const METRICS: &str = "metrics.jsonl";
+    pub const SUMMARY: &str = "summary.json";
+}
+
+/// The dataset a config names.
+pub fn load_dataset(config: &ExperimentConfig) -> Result<TextDataset> {
+    let spec = DatasetSpec::parse(&config.dataset, config.data_dir.clone(), config.download);
+    Ok(spec.load()?)
+}
+
+/// Trains one model and writes its artifacts; returns the summary.
+pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
+    config.validate()?;
+    let data = load_dataset(config)?;
+    prepare_out_dir(&options.out, options.overwrite)?;
+    let out = options.out.as_path();
+
+    let vocab = Vocabulary::build(
+        data.train.iter().map(|e| e.text.as_str()),
+        &VocabularyConfig {
+            min_freq: config.min_freq,
+            max_size: config.max_vocab,
+        },
+    );
+    vocab.save(&out.join(files::VOCAB))?;
+    write(out, files::CONFIG, &config.to_toml())?;
+    write(
+        out,
+        files::LABELS,
+        &serde_json::to_string_pretty(&data.labels)?,
+    )?;
+
+    let device = backend::device(config.backend)?;
+    device.seed(config.seed);
+    let model_config = ClassifierConfig::new(vocab.len(), data.n_classes())
+        .with_d_model(config.d_model)
+        .with_heads(config.heads)
+        .with_pe(config.pe)
+        .with_max_len(config.max_len)
+        .with_dropout(config.dropout)
+        .with_attention_dropout(config.attention_dropout);
+    model_config
+        .save(out.join(files::MODEL_CONFIG))
+        .context("saving the model config")?;
+    // Built on the autodiff device: burn 0.22 compares devices without their autodiff flag, so
+    // the learner's fork onto `device.autodiff()` would leave a plain model untracked.
+    let model = model_config.init(&device.clone().autodiff());
+    let params = model.num_params();
+    println!(
+        "{}: {} train / {} validation{} examples, {} classes, vocabulary {}; model {} parameters ({} head{}, d_model {}, positional encoding {}) on {}",
+        data.name,
+        data.train.len(),
+        data.validation.len(),
+        data.test
+            .as_ref()
+            .map_or_else(String::new, |t| format!(" / {} test", t.len())),
+        data.n_classes(),
+        vocab.len(),
+        params,
+        config.heads,
+        if config.heads == 1 { "" } else { "s" },
+        config.d_model,
+        if config.pe { "on" } else { "off" },
+        config.backend,
+    );
+
+    let train_items = vocab.encode_examples(&data.train);
+    let valid_items = vocab.encode_examples(&data.validation);
+    let batcher = TextBatcher::new(config.max_len);
+    let train_loader = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(config.batch_size)
+        .shuffle(config.seed)
+        .set_device(device.clone().autodiff())
+        .build(InMemDataset::new(train_items.clone()));
+    let valid_loader = DataLoaderBuilder::new(batcher)
+        .batch_size(config.batch_size)
+        .set_device(device.clone())
+        .build(InMemDataset::new(valid_items.clone()));
+
+    let optimizer = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .init();
+    let iterations = config.epochs * data.train.len().div_ceil(config.batch_size);
+    let scheduler = match config.schedule {
+        Schedule::Constant => config.lr.into(),
+        Schedule::Cosine => CosineAnnealingLrSchedulerConfig::new(config.lr, iterations)
+            .init()
+            .map_err(|e| anyhow::anyhow!("invalid learning-rate schedule: {e}"))?,
+    };
+
+    let interrupter = Interrupter::new();
+    let throughput = Arc::new(Mutex::new(Throughput::default()));
+    let renderer = LabRenderer::new(
+        dashboard(options.dashboard, &interrupter),
+        interrupter.clone(),
+        throughput.clone(),
+    );
+    let mut training = SupervisedTraining::new(out, train_loader, valid_loader)
+        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_train_numeric(IterationSpeedMetric::new())
+        .with_default_checkpointers()
+        .num_epochs(config.epochs)
+        .with_interrupter(interrupter)
+        .renderer(Box::new(renderer));
+    if config.patience > 0 {
+        training = training.early_stopping(MetricEarlyStoppingStrategy::new(
+            &LossMetric::new(),
+            Aggregate::Mean,
+            Direction::Lowest,
+            Split::Valid,
+            StoppingCondition::NoImprovementSince {
+                n_epochs: config.patience,
+            },
+        ));
+    }
+
+    let started = Instant::now();
+    let result = training.launch(Learner::new(model, optimizer, scheduler));
+    if let Some(error) = result.error {
+        bail!("training failed: {error}");
+    }
+    let interrupted = result.interrupted.is_some();
+    drop(result);
+
+    let epochs = epoch_metrics(out)?;
+    let best = epochs
+        .iter()
+        .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
+        .context("no epoch finished, so there is no model to keep")?
+        .clone();
+    write(
+        out,
+        files::METRICS,
+        &epochs
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap() + "\n")
+            .collect::<String>(),
+    )?;
+
+    let checkpoint = out
+        .join("checkpoint")
+        .join(format!("model-{}.bpk", best.epoch));
+    let record = ModuleRecord::load(&checkpoint)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", checkpoint.display()))?;
+    let kept = model_config.init(&device).load_record(record);
+    kept.clone()
+        .into_record()
+        .save(out.join(files::MODEL))
+        .map_err(|e| anyhow::anyhow!("saving the model: {e}"))?;
+
+    let batch_size = config.batch_size.max(64);
+    let (train_loss, train_acc) =
+        evaluate(&kept, &train_items, config.max_len, batch_size, &device);
+    let (valid_loss, valid_acc) =
+        evaluate(&kept, &valid_items, config.max_len, batch_size, &device);
+    let test = data.test.as_ref().map(|t| {
+        evaluate(
+            &kept,
+            &vocab.encode_examples(t),
+            config.max_len,
+            batch_size,
+            &device,
+        )
+    });
+    let throughput = throughput.lock().unwrap().clone();
+    let summary = Summary {
+        dataset: data.name.clone(),
+        backend: config.backend.to_string(),
+        heads: config.heads,
+        d_model: config.d_model,
+        pe: config.pe,
+        seed: config.seed,
+        params,
+        epochs_run: epochs.len(),
+        best_epoch: best.epoch,
+        train_loss,
+        train_acc,
+        valid_loss,
+        valid_acc,
+        test_loss: test.map(|t| t.0),
+        test_acc: test.map(|t| t.1),
+        train_samples_per_s: throughput.items as f64 / throughput.seconds.max(1e-9),
+        seconds: started.elapsed().as_secs_f64(),
+        interrupted,
+    };
+    write(
+        out,
+        files::SUMMARY,
+        &serde_json::to_string_pretty(&summary)?,
+    )?;
+    Ok(summary)
+}
+
+/// burn's dashboard, when asked for and compiled in.
+#[cfg(feature = "tui")]
+fn dashboard(wanted: bool, interrupter: &Interrupter) -> Option<Box<dyn MetricsRenderer>> {
+    wanted.then(|| {
+        crate::render::silence_dashboard_quit_panic();
+        Box::new(burn::train::renderer::tui::TuiMetricsRendererWrapper::new(
+            interrupter.clone(),
+            None,
+        )) as Box<dyn MetricsRenderer>
+    })
+}
+
+#[cfg(not(feature = "tui"))]
+fn dashboard(_wanted: bool, _interrupter: &Interrupter) -> Option<Box<dyn MetricsRenderer>> {
+    None
+}
+
+/// Refuses to mix a new run into an existing one.
+fn prepare_out_dir(out: &Path, overwrite: bool) -> Result<()> {
+    let occupied = out.is_dir()
+        && std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+    if occupied {
+        if !overwrite {
+            bail!(
+                "{}: output folder already holds a run; pass --overwrite to replace it or --out DIR for a new one",
+                out.display()
+            );
+        }
+        std::fs::remove_dir_all(out)
+            .with_context(|| format!("{}: cannot clear the output folder", out.display()))?;
+    } else if out.exists() && !out.is_dir() {
+        bail!(
+            "{}: exists and is not a folder; pass --out DIR",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create the output folder", out.display()))?;
+    Ok(())
+}
+
+fn write(out: &Path, name: &str, content: &str) -> Result<()> {
+    let path = out.join(name);
+    std::fs::write(&path, content).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Per-epoch means read back from burn's metric logs in the run folder.
+pub fn epoch_metrics(out: &Path) -> Result<Vec<EpochMetrics>> {
+    let summary = LearnerSummary::new(out, &["Loss", "Accuracy"])
+        .map_err(|e| anyhow::anyhow!("reading the metric logs: {e}"))?;
+    let series = |metrics: &[burn::train::MetricSummary], name: &str| -> Vec<f64> {
+        metrics
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.entries.iter().map(|e| e.value).collect())
+            .unwrap_or_default()
+    };
+    let (train, valid) = (&summary.metrics.train, &summary.metrics.valid);
+    let (train_loss, train_acc) = (series(train, "Loss"), series(train, "Accuracy"));
+    let (valid_loss, valid_acc) = (series(valid, "Loss"), series(valid, "Accuracy"));
+    let n = [
+        train_loss.len(),
+        train_acc.len(),
+        valid_loss.len(),
+        valid_acc.len(),
+    ]
+    .into_iter()
+    .min()
+    .unwrap_or(0);
+    Ok((0..n)
+        .map(|i| EpochMetrics {
+            epoch: i + 1,
+            train_loss: train_loss[i],
+            train_acc: train_acc[i] / 100.0,
+            valid_loss: valid_loss[i],
+            valid_acc: valid_acc[i] / 100.0,
+        })
+        .collect())
+}
+
+/// Mean loss and accuracy of `model` over `items` (no dropout: a plain device has no tape).
+pub fn evaluate(
+    model: &Classifier,
+    items: &[TextItem],
+    max_len: usize,
+    batch_size: usize,
+    device: &Device,
+) -> (f64, f64) {
+    let batcher = TextBatcher::new(max_len);
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    for chunk in items.chunks(batch_size) {
+        let batch =
+            burn::data::dataloader::batcher::Batcher::batch(&batcher, chunk.to_vec(), device);
+        let out = model.classify(batch);
+        loss_sum += out.loss.into_scalar::<f32>() as f64 * chunk.len() as f64;
+        let predicted = out.output.argmax(1).reshape([chunk.len()]);
+        correct += predicted
+            .equal(out.targets)
+            .int()
+            .sum()
+            .into_scalar::<i64>() as usize;
+    }
+    let n = items.len().max(1) as f64;
+    (loss_sum / n, correct as f64 / n)
+}
