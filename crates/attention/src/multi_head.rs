@@ -47,7 +47,7 @@ impl MultiHeadAttentionConfig {
             return Err(AttentionError::config("n_heads", "must be at least 1"));
         }
         let derived = || {
-            if self.d_model % self.n_heads == 0 {
+            if self.d_model.is_multiple_of(self.n_heads) {
                 Ok(self.d_model / self.n_heads)
             } else {
                 Err(AttentionError::config(

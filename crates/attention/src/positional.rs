@@ -20,7 +20,7 @@ pub struct SinusoidalPositionalEncodingConfig {
 impl SinusoidalPositionalEncodingConfig {
     /// Checks the values without building anything.
     pub fn validate(&self) -> Result<(), AttentionError> {
-        if self.d_model == 0 || self.d_model % 2 != 0 {
+        if self.d_model == 0 || !self.d_model.is_multiple_of(2) {
             return Err(AttentionError::config(
                 "d_model",
                 format!(

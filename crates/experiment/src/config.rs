@@ -138,7 +138,7 @@ impl ExperimentConfig {
         if self.d_model == 0 {
             return err("d_model", "must be at least 1".into());
         }
-        if self.heads > 1 && self.d_model % self.heads != 0 {
+        if self.heads > 1 && !self.d_model.is_multiple_of(self.heads) {
             return err(
                 "heads",
                 format!(
@@ -147,7 +147,7 @@ impl ExperimentConfig {
                 ),
             );
         }
-        if self.pe && self.d_model % 2 != 0 {
+        if self.pe && !self.d_model.is_multiple_of(2) {
             return err(
                 "d_model",
                 format!(
@@ -207,14 +207,18 @@ impl ExperimentConfig {
     }
 }
 
-/// toml's errors span several lines with a source excerpt; keep the first.
+/// toml's errors span several lines with a source excerpt: keep the first line (the place)
+/// and the last (the reason, e.g. "unknown field `x`, expected one of ...").
 fn one_line(message: &str) -> String {
-    let mut lines = message.lines().filter(|l| !l.trim().is_empty());
-    let first = lines.next().unwrap_or_default().to_string();
-    // The last line holds the reason ("unknown field `x`, expected one of ...").
-    match lines.last() {
-        Some(reason) if reason != first => format!("{first} {}", reason.trim()),
-        _ => first,
+    let lines: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    match lines.as_slice() {
+        [] => String::new(),
+        [only] => only.to_string(),
+        [first, .., last] => format!("{first} {last}"),
     }
 }
 

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train one model (the default command).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Print dataset statistics: counts, label balance, lengths, out-of-vocabulary rate.
     Datasets(DatasetArgs),
 }
@@ -51,10 +51,10 @@ struct TrainArgs {
     #[arg(long, value_name = "BOOL")]
     pe: Option<bool>,
     /// Dropout after the embedding and before the output layer [default: 0.1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     dropout: Option<f64>,
     /// Dropout on the attention weights [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     attention_dropout: Option<f64>,
     /// Most epochs to train (early stopping may end sooner) [default: 10].
     #[arg(long)]
@@ -63,10 +63,10 @@ struct TrainArgs {
     #[arg(long)]
     batch_size: Option<usize>,
     /// Peak learning rate of AdamW [default: 0.001].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// AdamW weight decay [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// Learning-rate schedule [default: constant].
     #[arg(long, value_enum)]
@@ -202,8 +202,32 @@ fn datasets(args: &DatasetArgs) -> Result<()> {
     Ok(())
 }
 
+/// clap's usage errors span several lines; say them in one, as every other error here.
+fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|err| {
+        if !err.use_stderr() {
+            // --help and --version
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        let text = err.render().to_string();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+            })
+            .collect();
+        eprintln!("{} (see --help)", lines.join(" "));
+        ExitCode::from(2)
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let result = match &cli.command {
         None => train(&cli.train),
         Some(Command::Train(args)) => train(args),

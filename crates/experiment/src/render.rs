@@ -24,9 +24,6 @@ use burn::train::{
     },
 };
 
-/// The message burn panics with when the dashboard's "kill" action is chosen.
-pub const TUI_KILL_MESSAGE: &str = "Killing training from user input.";
-
 /// Training-split timing, shared with the caller to compute samples per second.
 #[derive(Debug, Default, Clone)]
 pub struct Throughput {
@@ -50,8 +47,9 @@ pub struct LabRenderer {
     dashboard: Option<Box<dyn MetricsRenderer>>,
     interrupter: Interrupter,
     names: HashMap<MetricId, String>,
-    train: HashMap<String, f64>,
-    valid: HashMap<String, f64>,
+    /// Running (sum, count) of each metric over the current split, and its last epoch value.
+    train: HashMap<String, (f64, usize)>,
+    valid: HashMap<String, (f64, usize)>,
     epoch: usize,
     epochs: usize,
     split: Split,
@@ -88,8 +86,10 @@ impl LabRenderer {
             return;
         };
         if catch_unwind(AssertUnwindSafe(|| call(dashboard.as_mut()))).is_err() {
-            // The dashboard is gone (it restored the terminal while unwinding); finish quietly.
-            self.dashboard = None;
+            // The dashboard is gone (it restored the terminal while unwinding). Its `Drop` sends
+            // one more event, which panics the same way, so drop it under the same guard.
+            let dead = self.dashboard.take();
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(dead)));
             self.interrupter.stop(Some("stopped from the dashboard"));
             eprintln!(
                 "training stopped from the dashboard; the last completed epoch's checkpoint is kept"
@@ -101,18 +101,23 @@ impl LabRenderer {
         if let MetricState::Numeric(entry, Some(value)) = state
             && let Some(name) = self.names.get(&entry.metric_id)
         {
-            let value = match value {
-                NumericEntry::Value(v) | NumericEntry::Final(v) => *v,
-                NumericEntry::Aggregated {
-                    aggregated_value, ..
-                } => *aggregated_value,
-            };
             let map = if valid {
                 &mut self.valid
             } else {
                 &mut self.train
             };
-            map.insert(name.clone(), value);
+            let running = map.entry(name.clone()).or_insert((0.0, 0));
+            match value {
+                NumericEntry::Aggregated {
+                    aggregated_value,
+                    count,
+                } => {
+                    running.0 += aggregated_value * *count as f64;
+                    running.1 += count;
+                }
+                // The epoch's authoritative mean replaces the running one.
+                NumericEntry::Final(v) | NumericEntry::Value(v) => *running = (*v, 1),
+            }
         }
     }
 
@@ -120,13 +125,15 @@ impl LabRenderer {
         self.dashboard.is_none()
     }
 
-    fn metrics(values: &HashMap<String, f64>) -> String {
-        let loss = values
-            .get("Loss")
-            .map_or_else(String::new, |l| format!("loss {l:.4}"));
-        let acc = values
-            .get("Accuracy")
-            .map_or_else(String::new, |a| format!(" acc {a:.2}%"));
+    fn metrics(values: &HashMap<String, (f64, usize)>) -> String {
+        let mean = |name| {
+            values
+                .get(name)
+                .filter(|(_, n)| *n > 0)
+                .map(|(sum, n)| sum / *n as f64)
+        };
+        let loss = mean("Loss").map_or_else(String::new, |l| format!("loss {l:.4}"));
+        let acc = mean("Accuracy").map_or_else(String::new, |a| format!(" acc {a:.2}%"));
         format!("{loss}{acc}")
     }
 }
@@ -182,6 +189,9 @@ impl TrainingProgressLogger for LabRenderer {
         let now = Instant::now();
         if split == "train" {
             self.epoch_started = Some(now);
+            self.train.clear();
+        } else {
+            self.valid.clear();
         }
         self.split = Split {
             name: split.to_string(),
@@ -297,23 +307,4 @@ impl MetricsRenderer for LabRenderer {
             .insert(definition.metric_id.clone(), definition.name.to_string());
         self.dashboard(|d| d.register_metric(definition));
     }
-}
-
-/// Installs (once) a panic hook that keeps burn's dashboard-quit panic from printing a stack
-/// trace message; every other panic is reported as before.
-pub fn silence_dashboard_quit_panic() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = info
-                .payload()
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str));
-            if message != Some(TUI_KILL_MESSAGE) {
-                previous(info);
-            }
-        }));
-    });
 }

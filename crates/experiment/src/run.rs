@@ -103,6 +103,8 @@ pub fn load_dataset(config: &ExperimentConfig) -> Result<TextDataset> {
 pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
     config.validate()?;
     let data = load_dataset(config)?;
+    // Everything that can fail on user input fails before the output folder is touched.
+    let device = backend::device(config.backend)?;
     prepare_out_dir(&options.out, options.overwrite)?;
     let out = options.out.as_path();
 
@@ -121,7 +123,6 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
         &serde_json::to_string_pretty(&data.labels)?,
     )?;
 
-    let device = backend::device(config.backend)?;
     device.seed(config.seed);
     let model_config = ClassifierConfig::new(vocab.len(), data.n_classes())
         .with_d_model(config.d_model)
@@ -215,8 +216,12 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
     drop(result);
 
     let epochs = epoch_metrics(out)?;
+    // The kept model: the lowest validation loss among the epochs whose checkpoint is on disk
+    // (burn keeps the best one and the last two).
+    let checkpoint = |epoch: usize| out.join("checkpoint").join(format!("model-{epoch}.bpk"));
     let best = epochs
         .iter()
+        .filter(|e| checkpoint(e.epoch).exists())
         .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
         .context("no epoch finished, so there is no model to keep")?
         .clone();
@@ -229,11 +234,9 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
             .collect::<String>(),
     )?;
 
-    let checkpoint = out
-        .join("checkpoint")
-        .join(format!("model-{}.bpk", best.epoch));
-    let record = ModuleRecord::load(&checkpoint)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", checkpoint.display()))?;
+    let path = checkpoint(best.epoch);
+    let record =
+        ModuleRecord::load(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let kept = model_config.init(&device).load_record(record);
     kept.clone()
         .into_record()
@@ -287,7 +290,6 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
 #[cfg(feature = "tui")]
 fn dashboard(wanted: bool, interrupter: &Interrupter) -> Option<Box<dyn MetricsRenderer>> {
     wanted.then(|| {
-        crate::render::silence_dashboard_quit_panic();
         Box::new(burn::train::renderer::tui::TuiMetricsRendererWrapper::new(
             interrupter.clone(),
             None,

@@ -1,0 +1,365 @@
+//! The binary end to end: training on every backend, its artifacts, repeatability, bad
+//! arguments, and the terminal dashboard.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+use dataset::synthetic::{self, SyntheticConfig};
+use serde_json::Value;
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_experiment"))
+}
+
+/// A small synthetic dataset written as a TSV folder.
+fn small_dataset(dir: &Path) -> PathBuf {
+    let folder = dir.join("small-synthetic");
+    std::fs::create_dir_all(&folder).unwrap();
+    let data = synthetic::generate(&SyntheticConfig {
+        train: 320,
+        validation: 64,
+        test: 64,
+        seed: 5,
+    });
+    for (split, examples) in data.splits() {
+        let lines: String = examples
+            .iter()
+            .map(|e| format!("{}\t{}\n", e.label, e.text))
+            .collect();
+        std::fs::write(folder.join(format!("{split}.tsv")), lines).unwrap();
+    }
+    std::fs::write(folder.join("labels.txt"), "0\tnegative\n1\tpositive\n").unwrap();
+    folder
+}
+
+fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    binary()
+        .args([
+            "train",
+            "--no-tui",
+            "--batch-size",
+            "32",
+            "--max-len",
+            "32",
+            "--heads",
+            "2",
+            "--d-model",
+            "16",
+        ])
+        .arg("--dataset")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn summary(out: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
+fn check_run(backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let out = dir.path().join("run");
+    let output = train(&data, &out, &["--backend", backend, "--epochs", "1"]);
+    assert!(
+        output.status.success(),
+        "{backend}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["dataset"], "small-synthetic");
+    assert_eq!(s["backend"], backend);
+    assert_eq!(
+        (
+            s["heads"].as_u64(),
+            s["d_model"].as_u64(),
+            s["pe"].as_bool()
+        ),
+        (Some(2), Some(16), Some(true))
+    );
+    assert_eq!(
+        (s["best_epoch"].as_u64(), s["epochs_run"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(s["params"].as_u64().unwrap() > 1000);
+    for key in ["train_acc", "valid_acc", "test_acc"] {
+        let acc = s[key].as_f64().unwrap_or_else(|| panic!("{key} missing"));
+        assert!((0.0..=1.0).contains(&acc), "{key} = {acc}");
+    }
+    for key in [
+        "train_loss",
+        "valid_loss",
+        "test_loss",
+        "train_samples_per_s",
+        "seconds",
+    ] {
+        assert!(s[key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    for file in [
+        "config.toml",
+        "model.json",
+        "vocab.json",
+        "labels.json",
+        "model.bpk",
+        "metrics.jsonl",
+        "experiment.log",
+        "checkpoint/model-1.bpk",
+    ] {
+        assert!(out.join(file).exists(), "{backend}: no {file}");
+    }
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 1);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("epoch 1/1") && stdout.contains("kept epoch 1 of 1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().count() < 20,
+        "the log should be compact:\n{stdout}"
+    );
+}
+
+#[test]
+fn trains_on_flex() {
+    check_run("flex");
+}
+
+#[test]
+fn trains_on_ndarray() {
+    check_run("ndarray");
+}
+
+#[test]
+fn trains_on_wgpu() {
+    if std::env::var_os("ATTENTION_LAB_SKIP_WGPU").is_some() {
+        eprintln!("ATTENTION_LAB_SKIP_WGPU is set: skipping the wgpu backend");
+        return;
+    }
+    check_run("wgpu");
+}
+
+#[test]
+fn same_seed_same_metrics_on_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let run = |name: &str, seed: &str| {
+        let out = dir.path().join(name);
+        let output = train(&data, &out, &["--epochs", "2", "--seed", seed]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let s = summary(&out);
+        let keys = ["train_loss", "valid_loss", "test_loss", "valid_acc"];
+        keys.map(|k| s[k].as_f64().unwrap())
+    };
+    let first = run("a", "7");
+    assert_eq!(first, run("b", "7"), "same seed, different metrics");
+    assert_ne!(first, run("c", "8"), "the seed should matter");
+}
+
+/// Runs the binary with `args`, expecting failure with exactly one line on stderr.
+fn fails_with(args: &[&str], env: &[(&str, &str)], expected: &str) {
+    let output = binary()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{args:?} succeeded");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?} should fail in one line:\n{stderr}"
+    );
+    assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn bad_arguments_fail_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never-created");
+    let out = out.to_str().unwrap();
+    fails_with(
+        &["--backend", "tpu", "--out", out],
+        &[],
+        "invalid value 'tpu' for '--backend <BACKEND>'",
+    );
+    fails_with(
+        &["--heads", "3", "--out", out],
+        &[],
+        "error: invalid heads: 3 heads do not divide d_model = 64",
+    );
+    fails_with(
+        &["--epochs", "0", "--out", out],
+        &[],
+        "error: invalid epochs: must be at least 1",
+    );
+    fails_with(
+        &["--dataset", "/no/such/folder", "--out", out],
+        &[],
+        "error: /no/such/folder: no such folder",
+    );
+    fails_with(&["--lr", "-0.1", "--out", out], &[], "invalid lr");
+    let hidden = [
+        ("VK_ICD_FILENAMES", "/nonexistent"),
+        ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent"),
+    ];
+    fails_with(
+        &["--backend", "wgpu", "--out", out],
+        &hidden,
+        "install a Vulkan driver",
+    );
+    assert!(
+        !Path::new(out).exists(),
+        "a failed start must not create the output folder"
+    );
+}
+
+#[test]
+fn an_existing_run_is_not_overwritten_without_asking() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let out = dir.path().join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let output = train(&data, &out, &["--epochs", "1"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("pass --overwrite"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn datasets_command_prints_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let output = binary()
+        .arg("datasets")
+        .arg("--dataset")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "dataset small-synthetic: 2 classes",
+        "train",
+        "validation",
+        "test",
+        "negative",
+        "OOV",
+    ] {
+        assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
+    }
+}
+
+/// tmux on its own socket, cleaned up when dropped.
+struct Tmux(String);
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.0)
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.run(&["capture-pane", "-p", "-t", "lab"]);
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "`{needle}` never appeared; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.0)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+#[test]
+fn dashboard_draws_in_a_terminal_and_quits_cleanly() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        panic!("the dashboard test runs the binary under tmux: install it (apt-get install tmux)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let out = dir.path().join("run");
+    let command = format!(
+        "{} --dataset {} --out {} --epochs 5000 --patience 0 --d-model 16 --heads 2; echo EXIT:$?; sleep 30",
+        env!("CARGO_BIN_EXE_experiment"),
+        data.display(),
+        out.display()
+    );
+    let tmux = Tmux(format!("attention-lab-{}", std::process::id()));
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "lab",
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &command,
+    ]);
+    let screen = tmux.wait_for("Iteration Speed", Duration::from_secs(60));
+    assert!(
+        screen.contains("Accuracy") && screen.contains("Loss"),
+        "{screen}"
+    );
+    // Let an epoch finish so there is a checkpoint to keep.
+    let start = Instant::now();
+    while !out.join("valid/epoch-2").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no checkpoint after a minute"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // `q` opens the quit menu; `k` is the path that panics in burn 0.22.1 (#4657).
+    tmux.run(&["send-keys", "-t", "lab", "q"]);
+    tmux.wait_for("Stop the training", Duration::from_secs(10));
+    tmux.run(&["send-keys", "-t", "lab", "k"]);
+    let screen = tmux.wait_for("EXIT:", Duration::from_secs(60));
+    assert!(screen.contains("EXIT:0"), "{screen}");
+    assert!(
+        screen.contains("training stopped from the dashboard"),
+        "{screen}"
+    );
+    let s = summary(&out);
+    assert_eq!(s["interrupted"], true);
+    assert!(s["best_epoch"].as_u64().unwrap() >= 1);
+}
