@@ -62,11 +62,22 @@ fn summary(out: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
 }
 
+/// Whether a test that needs `what` may skip on this machine: yes with a note, except under CI,
+/// which installs everything and must run it.
+fn may_skip(what: &str) -> bool {
+    assert!(std::env::var_os("CI").is_none(), "CI must run this test, but {what} is missing");
+    eprintln!("{what} is missing: skipping");
+    true
+}
+
 fn check_run(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = small_dataset(dir.path());
     let out = dir.path().join("run");
     let output = train(&data, &out, &["--backend", backend, "--epochs", "1"]);
+    if String::from_utf8_lossy(&output.stderr).contains("no usable graphics adapter") && may_skip("a graphics adapter") {
+        return;
+    }
     assert!(
         output.status.success(),
         "{backend}: {}",
@@ -311,8 +322,8 @@ impl Drop for Tmux {
 
 #[test]
 fn dashboard_draws_in_a_terminal_and_quits_cleanly() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        panic!("the dashboard test runs the binary under tmux: install it (apt-get install tmux)");
+    if Command::new("tmux").arg("-V").output().is_err() && may_skip("tmux (apt-get install tmux)") {
+        return;
     }
     let dir = tempfile::tempdir().unwrap();
     let data = small_dataset(dir.path());

@@ -13,14 +13,29 @@ pub fn cpu_devices() -> Vec<(&'static str, Device)> {
     vec![("flex", Device::flex()), ("ndarray", Device::ndarray())]
 }
 
-/// The wgpu device, unless `ATTENTION_LAB_SKIP_WGPU` is set (for machines with no Vulkan driver;
-/// CI installs lavapipe and never sets it).
+/// The wgpu device when a graphics adapter (a GPU, or lavapipe) answers.
+///
+/// Without one the wgpu checks are skipped with a note, except under CI (`CI` set), which
+/// installs lavapipe and must run them. `ATTENTION_LAB_SKIP_WGPU` skips them explicitly.
 pub fn wgpu_device() -> Option<Device> {
     if std::env::var_os("ATTENTION_LAB_SKIP_WGPU").is_some() {
         eprintln!("ATTENTION_LAB_SKIP_WGPU is set: skipping the wgpu backend");
         return None;
     }
-    Some(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice))
+    let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    let probe = device.clone();
+    // burn acquires the adapter lazily and panics on its own thread when there is none.
+    let works = std::thread::spawn(move || Tensor::<1>::ones([1], &probe).into_data().try_into_vec_as::<f32>())
+        .join()
+        .is_ok_and(|values| values.is_ok_and(|v| v == [1.0]));
+    match (works, std::env::var_os("CI").is_some()) {
+        (true, _) => Some(device),
+        (false, true) => panic!("CI must test wgpu, but no graphics adapter answered: is mesa-vulkan-drivers installed?"),
+        (false, false) => {
+            eprintln!("no graphics adapter: skipping the wgpu backend (apt-get install mesa-vulkan-drivers to test it)");
+            None
+        }
+    }
 }
 
 pub fn fixture_path(name: &str) -> PathBuf {
