@@ -6,8 +6,11 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use dataset::{Vocabulary, VocabularyConfig, statistics};
 use experiment::{
+    backend, compare,
     config::{Backend, ExperimentConfig, Schedule},
+    predict,
     run::{self, RunOptions},
+    trained::TrainedRun,
 };
 
 /// Train a self-attention text classifier with burn and compare single-head, multi-head and
@@ -26,13 +29,17 @@ struct Cli {
 enum Command {
     /// Train one model (the default command).
     Train(Box<TrainArgs>),
+    /// Compare single-head, multi-head and positional encoding over several seeds.
+    Compare(Box<CompareArgs>),
+    /// Classify texts with a trained run and show each head's attention.
+    Predict(PredictArgs),
     /// Print dataset statistics: counts, label balance, lengths, out-of-vocabulary rate.
     Datasets(DatasetArgs),
 }
 
-/// Flags override the `--config` file, which overrides the defaults shown.
+/// The training recipe. Flags override the `--config` file, which overrides the defaults shown.
 #[derive(Args, Debug, Default)]
-struct TrainArgs {
+struct RecipeArgs {
     /// TOML file with any of the keys below (snake_case, e.g. `d_model = 64`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -41,15 +48,9 @@ struct TrainArgs {
     backend: Option<Backend>,
     #[command(flatten)]
     data: DataArgs,
-    /// Attention heads; 1 is the single-head baseline with d_k = d_v = d_model [default: 4].
-    #[arg(long)]
-    heads: Option<usize>,
     /// Embedding and attention width [default: 64].
     #[arg(long)]
     d_model: Option<usize>,
-    /// Sinusoidal positional encoding on or off [default: true].
-    #[arg(long, value_name = "BOOL")]
-    pe: Option<bool>,
     /// Dropout after the embedding and before the output layer [default: 0.1].
     #[arg(long, allow_negative_numbers = true)]
     dropout: Option<f64>,
@@ -74,12 +75,28 @@ struct TrainArgs {
     /// Epochs without a lower validation loss before stopping; 0 = never stop early [default: 3].
     #[arg(long)]
     patience: Option<usize>,
-    /// Seed for initialisation, dropout and shuffling [default: 42].
-    #[arg(long)]
-    seed: Option<u64>,
     /// Longest sequence in tokens; longer texts are truncated [default: 64].
     #[arg(long)]
     max_len: Option<usize>,
+    /// Words seen fewer times in the training split become <unk> [default: 1].
+    #[arg(long)]
+    min_freq: Option<usize>,
+}
+
+/// One training run.
+#[derive(Args, Debug, Default)]
+struct TrainArgs {
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    /// Attention heads; 1 is the single-head baseline with d_k = d_v = d_model [default: 4].
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Sinusoidal positional encoding on or off [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pe: Option<bool>,
+    /// Seed for initialisation, dropout and shuffling [default: 42].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Output folder [default: experiments/runs/<dataset>-h<heads>[-pe]-s<seed>].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -89,6 +106,44 @@ struct TrainArgs {
     /// Print a compact log instead of the terminal dashboard (automatic when not a terminal).
     #[arg(long)]
     no_tui: bool,
+}
+
+/// Every condition (single head; 4 heads; 4 heads + positional encoding) × every seed with one
+/// recipe, then REPORT.md, report.json and charts in the output folder.
+#[derive(Args, Debug)]
+struct CompareArgs {
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    /// Seeds per condition (1, 2, …, N).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Also run 1, 2 and 8 heads with positional encoding (and 1 head with it).
+    #[arg(long)]
+    sweep_heads: bool,
+    /// Results folder [default: experiments/results/<dataset>]; finished runs in it are reused.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// Predict texts with a trained run and show where each head looks.
+#[derive(Args, Debug)]
+struct PredictArgs {
+    /// A run folder written by `experiment train` (holds model.bpk, vocab.json, …).
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// Texts to classify.
+    #[arg(required = true, value_name = "TEXT")]
+    texts: Vec<String>,
+    /// Write a heatmap of the first text's attention (heads × tokens, and token × token for
+    /// `--head`) to this PNG file.
+    #[arg(long, value_name = "FILE")]
+    png: Option<PathBuf>,
+    /// Head shown token × token in the heatmap.
+    #[arg(long, default_value_t = 0)]
+    head: usize,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    backend: Backend,
 }
 
 #[derive(Args, Debug, Default)]
@@ -126,7 +181,7 @@ impl DataArgs {
     }
 }
 
-impl TrainArgs {
+impl RecipeArgs {
     fn resolve(&self) -> Result<ExperimentConfig> {
         let mut c = match &self.config {
             Some(path) => ExperimentConfig::load(path)?,
@@ -138,9 +193,7 @@ impl TrainArgs {
         }
         set!(
             backend,
-            heads,
             d_model,
-            pe,
             dropout,
             attention_dropout,
             epochs,
@@ -149,9 +202,20 @@ impl TrainArgs {
             weight_decay,
             schedule,
             patience,
-            seed,
-            max_len
+            max_len,
+            min_freq
         );
+        Ok(c)
+    }
+}
+
+impl TrainArgs {
+    fn resolve(&self) -> Result<ExperimentConfig> {
+        let mut c = self.recipe.resolve()?;
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(v) = self.$field { c.$field = v; })* };
+        }
+        set!(heads, pe, seed);
         c.validate()?;
         Ok(c)
     }
@@ -184,6 +248,49 @@ fn train(args: &TrainArgs) -> Result<()> {
         summary.train_samples_per_s,
         out.join(run::files::SUMMARY).display()
     );
+    Ok(())
+}
+
+fn compare(args: &CompareArgs) -> Result<()> {
+    let config = args.recipe.resolve()?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| compare::default_out(&config));
+    let seeds: Vec<u64> = (1..=args.seeds).collect();
+    let command = std::iter::once("experiment".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let report = compare::compare(
+        &config,
+        &compare::conditions(args.sweep_heads),
+        &seeds,
+        &out,
+        &command,
+    )?;
+    println!(
+        "{} conditions × {} seeds: {}",
+        report.conditions.len(),
+        seeds.len(),
+        out.join("REPORT.md").display()
+    );
+    Ok(())
+}
+
+fn predict(args: &PredictArgs) -> Result<()> {
+    let run = TrainedRun::open(&args.run, backend::device(args.backend)?)?;
+    let colour = std::io::stdout().is_terminal();
+    for (i, text) in args.texts.iter().enumerate() {
+        let prediction = run.predict(text);
+        print!("{}", predict::describe(&run, text, &prediction, colour));
+        if i == 0
+            && let Some(png) = &args.png
+        {
+            predict::heatmap(&prediction, args.head, png)?;
+            println!("  heatmap: {}", png.display());
+        }
+    }
     Ok(())
 }
 
@@ -231,6 +338,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None => train(&cli.train),
         Some(Command::Train(args)) => train(args),
+        Some(Command::Compare(args)) => compare(args),
+        Some(Command::Predict(args)) => predict(args),
         Some(Command::Datasets(args)) => datasets(args),
     };
     match result {

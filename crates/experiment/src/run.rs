@@ -367,6 +367,20 @@ pub fn epoch_metrics(out: &Path) -> Result<Vec<EpochMetrics>> {
         .collect())
 }
 
+/// The per-epoch metrics a finished run wrote.
+pub fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>> {
+    let path = dir.join(files::METRICS);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .with_context(|| format!("{}:{}: not an epoch record", path.display(), i + 1))
+        })
+        .collect()
+}
+
 /// Mean loss and accuracy of `model` over `items` (no dropout: a plain device has no tape).
 pub fn evaluate(
     model: &Classifier,

@@ -65,7 +65,10 @@ fn summary(out: &Path) -> Value {
 /// Whether a test that needs `what` may skip on this machine: yes with a note, except under CI,
 /// which installs everything and must run it.
 fn may_skip(what: &str) -> bool {
-    assert!(std::env::var_os("CI").is_none(), "CI must run this test, but {what} is missing");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run this test, but {what} is missing"
+    );
     eprintln!("{what} is missing: skipping");
     true
 }
@@ -75,7 +78,9 @@ fn check_run(backend: &str) {
     let data = small_dataset(dir.path());
     let out = dir.path().join("run");
     let output = train(&data, &out, &["--backend", backend, "--epochs", "1"]);
-    if String::from_utf8_lossy(&output.stderr).contains("no usable graphics adapter") && may_skip("a graphics adapter") {
+    if String::from_utf8_lossy(&output.stderr).contains("no usable graphics adapter")
+        && may_skip("a graphics adapter")
+    {
         return;
     }
     assert!(
@@ -373,4 +378,178 @@ fn dashboard_draws_in_a_terminal_and_quits_cleanly() {
     let s = summary(&out);
     assert_eq!(s["interrupted"], true);
     assert!(s["best_epoch"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn compare_writes_report_and_charts_and_reuses_finished_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let out = dir.path().join("results");
+    let compare = || {
+        binary()
+            .args([
+                "compare",
+                "--epochs",
+                "1",
+                "--seeds",
+                "2",
+                "--d-model",
+                "16",
+                "--batch-size",
+                "32",
+            ])
+            .arg("--dataset")
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let output = compare();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("[1/6] single-head seed 1")
+            && stdout.contains("[6/6] multi-head-pe seed 2"),
+        "{stdout}"
+    );
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["dataset"], "small-synthetic");
+    assert!(
+        report["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("experiment compare")
+    );
+    let conditions = report["conditions"].as_array().unwrap();
+    let names: Vec<&str> = conditions
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["single-head", "multi-head", "multi-head-pe"]);
+    for c in conditions {
+        assert_eq!(
+            c["params"], conditions[0]["params"],
+            "conditions must have the same size"
+        );
+        assert_eq!(c["seeds"], serde_json::json!([1, 2]));
+        for key in [
+            "train_loss",
+            "train_acc",
+            "valid_loss",
+            "valid_acc",
+            "test_acc",
+        ] {
+            let stat = &c[key];
+            assert_eq!(stat["runs"].as_array().unwrap().len(), 2, "{key}");
+            let mean = stat["mean"].as_f64().unwrap();
+            let runs: Vec<f64> = stat["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert!(
+                (mean - (runs[0] + runs[1]) / 2.0).abs() < 1e-12,
+                "{key}: mean of the runs"
+            );
+            assert!(stat["std"].as_f64().unwrap() >= 0.0);
+        }
+        let acc = c["valid_acc"]["mean"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+    }
+    let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    for needle in [
+        "| condition | heads | PE | params |",
+        "## What the numbers say",
+        "4 heads vs 1 head",
+        "experiment compare",
+    ] {
+        assert!(md.contains(needle), "REPORT.md lacks {needle}");
+    }
+    for png in ["curves.png", "final.png"] {
+        let bytes = std::fs::read(out.join(png)).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 5_000,
+            "{png}"
+        );
+    }
+
+    // Finished runs are reused, not retrained.
+    let again = compare();
+    assert!(again.status.success());
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(stdout.matches("(reused)").count(), 6, "{stdout}");
+    assert!(!stdout.contains("training"), "{stdout}");
+}
+
+#[test]
+fn predict_shows_label_probabilities_and_attention() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let out = dir.path().join("run");
+    assert!(train(&data, &out, &["--epochs", "1"]).status.success());
+    let png = dir.path().join("attention.png");
+    let output = binary()
+        .args(["predict", "--run"])
+        .arg(&out)
+        .arg("--png")
+        .arg(&png)
+        .args([
+            "--head",
+            "1",
+            "the plot was not good but the cast was warm",
+            "dull film",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.matches('→').count(), 2, "{stdout}");
+    assert!(
+        stdout.contains("head 0") && stdout.contains("head 1") && stdout.contains("negative"),
+        "{stdout}"
+    );
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+
+    let run = out.to_str().unwrap();
+    fails_with(
+        &[
+            "predict",
+            "--run",
+            run,
+            "--head",
+            "2",
+            "--png",
+            "/tmp/never.png",
+            "x",
+        ],
+        &[],
+        "--head 2: the model has 2 head(s)",
+    );
+    fails_with(
+        &["predict", "--run", "/no/such/run", "x"],
+        &[],
+        "not a finished run folder",
+    );
+    // A vocabulary from another run must not be used silently.
+    let vocab = std::fs::read_to_string(out.join("vocab.json"))
+        .unwrap()
+        .replacen("\"<unk>\",", "\"<unk>\", \"extra\",", 1);
+    std::fs::write(out.join("vocab.json"), vocab).unwrap();
+    fails_with(
+        &["predict", "--run", run, "x"],
+        &[],
+        "the folder mixes two runs",
+    );
 }

@@ -25,14 +25,22 @@ pub fn wgpu_device() -> Option<Device> {
     let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
     let probe = device.clone();
     // burn acquires the adapter lazily and panics on its own thread when there is none.
-    let works = std::thread::spawn(move || Tensor::<1>::ones([1], &probe).into_data().try_into_vec_as::<f32>())
-        .join()
-        .is_ok_and(|values| values.is_ok_and(|v| v == [1.0]));
+    let works = std::thread::spawn(move || {
+        Tensor::<1>::ones([1], &probe)
+            .into_data()
+            .try_into_vec_as::<f32>()
+    })
+    .join()
+    .is_ok_and(|values| values.is_ok_and(|v| v == [1.0]));
     match (works, std::env::var_os("CI").is_some()) {
         (true, _) => Some(device),
-        (false, true) => panic!("CI must test wgpu, but no graphics adapter answered: is mesa-vulkan-drivers installed?"),
+        (false, true) => panic!(
+            "CI must test wgpu, but no graphics adapter answered: is mesa-vulkan-drivers installed?"
+        ),
         (false, false) => {
-            eprintln!("no graphics adapter: skipping the wgpu backend (apt-get install mesa-vulkan-drivers to test it)");
+            eprintln!(
+                "no graphics adapter: skipping the wgpu backend (apt-get install mesa-vulkan-drivers to test it)"
+            );
             None
         }
     }

@@ -1,0 +1,252 @@
+//! PNG charts of a comparison (plotters, with an embedded DejaVu font so no system fonts are
+//! needed).
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+
+use crate::report::{ConditionReport, Report};
+
+pub(crate) fn fonts() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The bytes are a valid TTF shipped by the `dejavu` crate; failure would be a build bug.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+/// Distinct, colour-blind-friendly colours (Okabe–Ito), one per condition.
+pub(crate) fn colour(i: usize) -> RGBAColor {
+    const PALETTE: [(u8, u8, u8); 7] = [
+        (0, 114, 178),
+        (230, 159, 0),
+        (0, 158, 115),
+        (204, 121, 167),
+        (86, 180, 233),
+        (213, 94, 0),
+        (0, 0, 0),
+    ];
+    let (r, g, b) = PALETTE[i % PALETTE.len()];
+    RGBColor(r, g, b).to_rgba()
+}
+
+fn draw_err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("drawing a chart: {e}")
+}
+
+/// Mean over seeds at each epoch (seeds that stopped early drop out of later epochs).
+fn mean_curve(curves: &[Vec<f64>], scale: f64) -> Vec<(f64, f64)> {
+    let longest = curves.iter().map(Vec::len).max().unwrap_or(0);
+    (0..longest)
+        .map(|e| {
+            let values: Vec<f64> = curves.iter().filter_map(|c| c.get(e)).copied().collect();
+            (
+                (e + 1) as f64,
+                scale * values.iter().sum::<f64>() / values.len() as f64,
+            )
+        })
+        .collect()
+}
+
+/// Validation loss and accuracy per epoch, one line per condition (mean over seeds).
+pub fn curves(report: &Report, path: &Path) -> Result<()> {
+    fonts();
+    let root = BitMapBackend::new(path, (1200, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_err)?;
+    let title = format!("{}: validation per epoch (mean over seeds)", report.dataset);
+    let root = root.titled(&title, ("sans-serif", 24)).map_err(draw_err)?;
+    let (left, right) = root.split_horizontally(600);
+    panel(&left, "loss", report, |c| &c.valid_loss_curves, 1.0)?;
+    panel(
+        &right,
+        "accuracy (%)",
+        report,
+        |c| &c.valid_acc_curves,
+        100.0,
+    )?;
+    root.present().map_err(draw_err)
+}
+
+fn panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    label: &str,
+    report: &Report,
+    pick: fn(&ConditionReport) -> &Vec<Vec<f64>>,
+    scale: f64,
+) -> Result<()> {
+    let series: Vec<(&str, Vec<(f64, f64)>)> = report
+        .conditions
+        .iter()
+        .map(|c| (c.name.as_str(), mean_curve(pick(c), scale)))
+        .collect();
+    let points = series.iter().flat_map(|(_, p)| p.iter());
+    let (mut lo, mut hi, mut epochs) = (f64::MAX, f64::MIN, 1.0f64);
+    for &(x, y) in points {
+        lo = lo.min(y);
+        hi = hi.max(y);
+        epochs = epochs.max(x);
+    }
+    if lo > hi {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.8..epochs + 0.2, (lo - pad)..(hi + pad))
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(label)
+        .x_labels(epochs as usize + 1)
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-9 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        })
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(draw_err)?;
+    for (i, (name, pts)) in series.into_iter().enumerate() {
+        let color = colour(i);
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+            .map_err(draw_err)?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
+        chart
+            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+            .map_err(draw_err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_err)
+}
+
+/// Validation and test accuracy per condition with ± one standard deviation over seeds.
+pub fn finals(report: &Report, path: &Path) -> Result<()> {
+    fonts();
+    let n = report.conditions.len();
+    let root = BitMapBackend::new(path, (240 * n as u32 + 200, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_err)?;
+    let bars: Vec<(usize, f64, f64, RGBAColor, &str)> = report
+        .conditions
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let mut v = vec![(
+                i,
+                c.valid_acc.mean,
+                c.valid_acc.std,
+                colour(0),
+                "validation",
+            )];
+            if let Some(t) = &c.test_acc {
+                v.push((i, t.mean, t.std, colour(1), "test"));
+            }
+            v
+        })
+        .collect();
+    let lo = bars.iter().map(|b| b.1 - b.2).fold(f64::MAX, f64::min) * 100.0;
+    let hi = bars.iter().map(|b| b.1 + b.2).fold(f64::MIN, f64::max) * 100.0;
+    let (lo, hi) = ((lo - 5.0).max(0.0).floor(), (hi + 2.0).min(100.0).ceil());
+    let names: Vec<String> = report.conditions.iter().map(|c| c.name.clone()).collect();
+    let title = format!(
+        "{}: accuracy of the kept model, mean ± std over seeds (axis cut)",
+        report.dataset
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), lo..hi)
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-9 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("accuracy (%)")
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(draw_err)?;
+    let per_group = if report.conditions.iter().any(|c| c.test_acc.is_some()) {
+        2.0
+    } else {
+        1.0
+    };
+    let width = 0.7 / per_group;
+    let mut legend_done = [false; 2];
+    for &(i, mean, std, color, split) in &bars {
+        let slot = if split == "test" { 1.0 } else { 0.0 };
+        let x0 = i as f64 - 0.35 + slot * width;
+        let (x1, y) = (x0 + width * 0.92, mean * 100.0);
+        let rect = chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x0, lo), (x1, y)],
+                color.filled(),
+            )))
+            .map_err(draw_err)?;
+        let which = usize::from(split == "test");
+        if !legend_done[which] {
+            legend_done[which] = true;
+            rect.label(split).legend(move |(x, y)| {
+                Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+            });
+        }
+        let mid = (x0 + x1) / 2.0;
+        let (top, bottom) = ((mean + std) * 100.0, (mean - std) * 100.0);
+        let bar = vec![(mid, bottom), (mid, top)];
+        let caps = [
+            vec![(mid - 0.04, top), (mid + 0.04, top)],
+            vec![(mid - 0.04, bottom), (mid + 0.04, bottom)],
+        ];
+        chart
+            .draw_series(
+                std::iter::once(bar)
+                    .chain(caps)
+                    .map(|p| PathElement::new(p, BLACK.stroke_width(2))),
+            )
+            .map_err(draw_err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{y:.1}"),
+                (x0, top + (hi - lo) * 0.02),
+                ("sans-serif", 14),
+            )))
+            .map_err(draw_err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_err)?;
+    root.present().map_err(draw_err)
+}

@@ -1,0 +1,164 @@
+//! A finished run loaded back from its folder: configuration, vocabulary, labels and model.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::{prelude::*, store::ModuleRecord, tensor::activation::softmax};
+use dataset::{TextBatcher, TextItem, Vocabulary};
+
+use crate::{
+    config::ExperimentConfig,
+    model::{Classifier, ClassifierConfig},
+    run::files,
+};
+
+/// Everything needed to use a trained model.
+pub struct TrainedRun {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// The configuration it was trained with.
+    pub config: ExperimentConfig,
+    /// The model's configuration.
+    pub model_config: ClassifierConfig,
+    /// The training split's vocabulary.
+    pub vocab: Vocabulary,
+    /// Class names.
+    pub labels: Vec<String>,
+    /// The kept model, on `device`.
+    pub model: Classifier,
+    /// Where the model lives.
+    pub device: Device,
+}
+
+/// One text's prediction and attention.
+pub struct Prediction {
+    /// The tokens the model saw (after truncation).
+    pub tokens: Vec<String>,
+    /// Class probabilities.
+    pub probabilities: Vec<f32>,
+    /// `[heads][query][key]` attention weights.
+    pub weights: Vec<Vec<Vec<f32>>>,
+}
+
+impl Prediction {
+    /// The most probable class.
+    pub fn label(&self) -> usize {
+        (0..self.probabilities.len())
+            .max_by(|&a, &b| self.probabilities[a].total_cmp(&self.probabilities[b]))
+            .unwrap_or(0)
+    }
+
+    /// Attention each token receives from head `h`, averaged over the queries: `[tokens]`.
+    pub fn received(&self, h: usize) -> Vec<f32> {
+        let rows = &self.weights[h];
+        let n = rows.len().max(1) as f32;
+        (0..rows.first().map_or(0, Vec::len))
+            .map(|k| rows.iter().map(|r| r[k]).sum::<f32>() / n)
+            .collect()
+    }
+}
+
+impl TrainedRun {
+    /// Loads the run in `dir` onto `device`.
+    pub fn open(dir: &Path, device: Device) -> Result<Self> {
+        if !dir.join(files::MODEL).exists() {
+            bail!(
+                "{}: not a finished run folder (no {}); train one with `experiment train --out DIR`",
+                dir.display(),
+                files::MODEL
+            );
+        }
+        let read = |name: &str| -> Result<String> {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("{}: cannot read", path.display()))
+        };
+        let config: ExperimentConfig =
+            toml::from_str(&read(files::CONFIG)?).with_context(|| {
+                format!(
+                    "{}: not a valid run configuration",
+                    dir.join(files::CONFIG).display()
+                )
+            })?;
+        let model_path = dir.join(files::MODEL_CONFIG);
+        let model_config: ClassifierConfig = serde_json::from_str(&read(files::MODEL_CONFIG)?)
+            .with_context(|| {
+                format!("{}: not a valid model configuration", model_path.display())
+            })?;
+        let vocab = Vocabulary::load(&dir.join(files::VOCAB))?;
+        let labels: Vec<String> =
+            serde_json::from_str(&read(files::LABELS)?).with_context(|| {
+                format!(
+                    "{}: expected a JSON list of class names",
+                    dir.join(files::LABELS).display()
+                )
+            })?;
+        if vocab.len() != model_config.vocab_size {
+            bail!(
+                "{}: the vocabulary has {} entries but the model was built for {}; the folder mixes two runs",
+                dir.join(files::VOCAB).display(),
+                vocab.len(),
+                model_config.vocab_size
+            );
+        }
+        if labels.len() != model_config.n_classes {
+            bail!(
+                "{}: {} class names for a model with {} classes",
+                dir.join(files::LABELS).display(),
+                labels.len(),
+                model_config.n_classes
+            );
+        }
+        let path = dir.join(files::MODEL);
+        let record = ModuleRecord::load(&path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot load the model: {e}", path.display()))?;
+        let model = model_config.init(&device).load_record(record);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            model_config,
+            vocab,
+            labels,
+            model,
+            device,
+        })
+    }
+
+    /// Predicts one text.
+    pub fn predict(&self, text: &str) -> Prediction {
+        let mut tokens = dataset::tokenize(text);
+        tokens.truncate(self.config.max_len);
+        let ids: Vec<usize> = tokens.iter().map(|t| self.vocab.id(t)).collect();
+        let batch = burn::data::dataloader::batcher::Batcher::batch(
+            &TextBatcher::new(self.config.max_len),
+            vec![TextItem {
+                tokens: ids,
+                label: 0,
+            }],
+            &self.device,
+        );
+        let out = self.model.forward(batch.tokens, batch.mask_padding);
+        let probabilities = softmax(out.logits, 1)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap_or_default();
+        let [_, heads, len, _] = out.weights.dims();
+        let flat = out
+            .weights
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap_or_default();
+        let weights = (0..heads)
+            .map(|h| {
+                (0..len)
+                    .map(|q| flat[(h * len + q) * len..(h * len + q + 1) * len].to_vec())
+                    .collect()
+            })
+            .collect();
+        Prediction {
+            tokens,
+            probabilities,
+            weights,
+        }
+    }
+}
