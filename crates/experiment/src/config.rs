@@ -62,6 +62,10 @@ pub struct ExperimentConfig {
     pub dropout: f64,
     /// Dropout on the attention weights.
     pub attention_dropout: f64,
+    /// Probability of dropping a whole token's embedding while training.
+    pub token_dropout: f64,
+    /// Standard deviation of the embedding initialisation.
+    pub embedding_std: f64,
     /// Training epochs (the most; early stopping may end sooner).
     pub epochs: usize,
     /// Examples per training batch.
@@ -96,6 +100,8 @@ impl Default for ExperimentConfig {
             pe: true,
             dropout: 0.1,
             attention_dropout: 0.0,
+            token_dropout: 0.0,
+            embedding_std: 1.0,
             epochs: 10,
             batch_size: 64,
             lr: 1e-3,

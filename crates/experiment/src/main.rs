@@ -57,6 +57,12 @@ struct RecipeArgs {
     /// Dropout on the attention weights [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     attention_dropout: Option<f64>,
+    /// Probability of dropping a whole token's embedding while training [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    token_dropout: Option<f64>,
+    /// Standard deviation of the embedding initialisation [default: 1].
+    #[arg(long)]
+    embedding_std: Option<f64>,
     /// Most epochs to train (early stopping may end sooner) [default: 10].
     #[arg(long)]
     epochs: Option<usize>,

@@ -182,10 +182,12 @@ fn markdown(r: &Report) -> String {
     let c = &r.recipe;
     let _ = writeln!(
         md,
-        "Recipe, the same for every condition: d_model {}, dropout {}, attention dropout {}, AdamW lr {} ({} schedule), weight decay {}, batch {}, at most {} epochs with early stopping after {} epochs without a lower validation loss, max_len {}, backend {}. {seeds} seeds per condition. Each run keeps the epoch with the lowest validation loss; its numbers below are measured on that model without dropout. Accuracies in %, mean ± sample standard deviation over seeds.\n",
+        "Recipe, the same for every condition: d_model {}, dropout {}, attention dropout {}, token dropout {}, embedding init std {}, AdamW lr {} ({} schedule), weight decay {}, batch {}, at most {} epochs with early stopping after {} epochs without a lower validation loss, max_len {}, backend {}. {seeds} seeds per condition. Each run keeps the epoch with the lowest validation loss; its numbers below are measured on that model without dropout. Accuracies in %, mean ± sample standard deviation over seeds.\n",
         c.d_model,
         c.dropout,
         c.attention_dropout,
+        c.token_dropout,
+        c.embedding_std,
         c.lr,
         format!("{:?}", c.schedule).to_lowercase(),
         c.weight_decay,

@@ -130,7 +130,9 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
         .with_pe(config.pe)
         .with_max_len(config.max_len)
         .with_dropout(config.dropout)
-        .with_attention_dropout(config.attention_dropout);
+        .with_attention_dropout(config.attention_dropout)
+        .with_token_dropout(config.token_dropout)
+        .with_embedding_std(config.embedding_std);
     model_config
         .save(out.join(files::MODEL_CONFIG))
         .context("saving the model config")?;
