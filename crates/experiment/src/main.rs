@@ -202,6 +202,8 @@ impl RecipeArgs {
             d_model,
             dropout,
             attention_dropout,
+            token_dropout,
+            embedding_std,
             epochs,
             batch_size,
             lr,

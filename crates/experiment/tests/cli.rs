@@ -162,6 +162,44 @@ fn trains_on_wgpu() {
 }
 
 #[test]
+fn every_flag_reaches_the_saved_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let out = dir.path().join("run");
+    let flags = [
+        ("--dropout", "dropout = 0.25"),
+        ("--attention-dropout", "attention_dropout = 0.05"),
+        ("--token-dropout", "token_dropout = 0.15"),
+        ("--embedding-std", "embedding_std = 0.5"),
+        ("--lr", "lr = 0.002"),
+        ("--weight-decay", "weight_decay = 0.01"),
+        ("--patience", "patience = 2"),
+        ("--min-freq", "min_freq = 2"),
+        ("--seed", "seed = 9"),
+    ];
+    let mut args = vec!["--epochs", "1", "--schedule", "cosine", "--pe", "false"];
+    for (flag, line) in &flags {
+        args.push(flag);
+        args.push(line.rsplit(" = ").next().unwrap());
+    }
+    let output = train(&data, &out, &args);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    let expected = flags.iter().map(|(_, line)| *line).chain([
+        "schedule = \"cosine\"",
+        "pe = false",
+        "heads = 2",
+        "d_model = 16",
+        "batch_size = 32",
+        "max_len = 32",
+        "epochs = 1",
+    ]);
+    for line in expected {
+        assert!(saved.lines().any(|l| l == line), "config.toml lacks `{line}`:\n{saved}");
+    }
+}
+
+#[test]
 fn same_seed_same_metrics_on_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let data = small_dataset(dir.path());
