@@ -78,6 +78,7 @@ fn panel(
     report: &Report,
     pick: fn(&ConditionReport) -> &Vec<Vec<f64>>,
     scale: f64,
+    legend: SeriesLabelPosition,
 ) -> Result<()> {
     let series: Vec<(&str, Vec<(f64, f64)>)> = report
         .conditions
@@ -131,7 +132,7 @@ fn panel(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend)
         .label_font(("sans-serif", 15))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
