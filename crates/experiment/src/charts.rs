@@ -61,13 +61,19 @@ pub fn curves(report: &Report, path: &Path) -> Result<()> {
     let title = format!("{}: validation per epoch (mean over seeds)", report.dataset);
     let root = root.titled(&title, ("sans-serif", 24)).map_err(draw_err)?;
     let (left, right) = root.split_horizontally(600);
-    panel(&left, "loss", report, |c| &c.valid_loss_curves, 1.0)?;
+    // Legends where the curves are not: losses fall, accuracies rise.
+    let (upper, lower) = (
+        SeriesLabelPosition::UpperRight,
+        SeriesLabelPosition::LowerRight,
+    );
+    panel(&left, "loss", report, |c| &c.valid_loss_curves, 1.0, upper)?;
     panel(
         &right,
         "accuracy (%)",
         report,
         |c| &c.valid_acc_curves,
         100.0,
+        lower,
     )?;
     root.present().map_err(draw_err)
 }

@@ -350,8 +350,14 @@ mod tests {
     fn contrast_says_whether_a_gap_exceeds_the_spread() {
         let a = Stat::of(vec![0.80, 0.82, 0.84]);
         let b = Stat::of(vec![0.70, 0.71, 0.72]);
-        assert_eq!(contrast("valid acc", &a, &b, 100.0, " pt"), "valid acc +11.00 pt (spread 3.00 pt: larger than the spread)");
+        assert_eq!(
+            contrast("valid acc", &a, &b, 100.0, " pt"),
+            "valid acc +11.00 pt (spread 3.00 pt: larger than the spread)"
+        );
         let c = Stat::of(vec![0.81, 0.83, 0.85]);
-        assert_eq!(contrast("valid loss", &c, &a, 1.0, ""), "valid loss +0.0100 (spread 0.0400: within the spread)");
+        assert_eq!(
+            contrast("valid loss", &c, &a, 1.0, ""),
+            "valid loss +0.0100 (spread 0.0400: within the spread)"
+        );
     }
 }

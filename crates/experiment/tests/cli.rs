@@ -183,7 +183,11 @@ fn every_flag_reaches_the_saved_configuration() {
         args.push(line.rsplit(" = ").next().unwrap());
     }
     let output = train(&data, &out, &args);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
     let expected = flags.iter().map(|(_, line)| *line).chain([
         "schedule = \"cosine\"",
@@ -195,7 +199,10 @@ fn every_flag_reaches_the_saved_configuration() {
         "epochs = 1",
     ]);
     for line in expected {
-        assert!(saved.lines().any(|l| l == line), "config.toml lacks `{line}`:\n{saved}");
+        assert!(
+            saved.lines().any(|l| l == line),
+            "config.toml lacks `{line}`:\n{saved}"
+        );
     }
 }
 
