@@ -280,12 +280,36 @@ fn markdown(r: &Report) -> String {
     let _ = writeln!(md, "## What the numbers say\n");
     let find = |name: &str| r.conditions.iter().find(|k| k.name == name);
     let pairs = [
-        ("multi-head", "single-head", "4 heads vs 1 head (no positions)"),
-        ("multi-head-pe", "single-head-pe", "4 heads vs 1 head (with positions)"),
-        ("8-heads-pe", "single-head-pe", "8 heads vs 1 head (with positions)"),
-        ("multi-head-pe", "multi-head", "positional encoding vs none (4 heads)"),
-        ("single-head-pe", "single-head", "positional encoding vs none (1 head)"),
-        ("multi-head-pe", "single-head", "4 heads with positions vs the single-head baseline"),
+        (
+            "multi-head",
+            "single-head",
+            "4 heads vs 1 head (no positions)",
+        ),
+        (
+            "multi-head-pe",
+            "single-head-pe",
+            "4 heads vs 1 head (with positions)",
+        ),
+        (
+            "8-heads-pe",
+            "single-head-pe",
+            "8 heads vs 1 head (with positions)",
+        ),
+        (
+            "multi-head-pe",
+            "multi-head",
+            "positional encoding vs none (4 heads)",
+        ),
+        (
+            "single-head-pe",
+            "single-head",
+            "positional encoding vs none (1 head)",
+        ),
+        (
+            "multi-head-pe",
+            "single-head",
+            "4 heads with positions vs the single-head baseline",
+        ),
     ];
     for (a, b, what) in pairs {
         if let (Some(a), Some(b)) = (find(a), find(b)) {

@@ -250,27 +250,28 @@ fn bad_arguments_fail_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("never-created");
     let out = out.to_str().unwrap();
-    fails_with(
-        &["--backend", "tpu", "--out", out],
-        &[],
-        "invalid value 'tpu' for '--backend <BACKEND>'",
-    );
-    fails_with(
-        &["--heads", "3", "--out", out],
-        &[],
-        "error: invalid heads: 3 heads do not divide d_model = 64",
-    );
-    fails_with(
-        &["--epochs", "0", "--out", out],
-        &[],
-        "error: invalid epochs: must be at least 1",
-    );
-    fails_with(
-        &["--dataset", "/no/such/folder", "--out", out],
-        &[],
-        "error: /no/such/folder: no such folder",
-    );
-    fails_with(&["--lr", "-0.1", "--out", out], &[], "invalid lr");
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--backend", "tpu"],
+            "invalid value 'tpu' for '--backend <BACKEND>'",
+        ),
+        (
+            &["--heads", "3"],
+            "error: invalid heads: 3 heads do not divide d_model = 64",
+        ),
+        (
+            &["--epochs", "0"],
+            "error: invalid epochs: must be at least 1",
+        ),
+        (
+            &["--dataset", "/no/such/folder"],
+            "error: /no/such/folder: no such folder",
+        ),
+        (&["--lr", "-0.1"], "invalid lr"),
+    ];
+    for (args, expected) in cases {
+        fails_with(&[args, &["--out", out]].concat(), &[], expected);
+    }
     let hidden = [
         ("VK_ICD_FILENAMES", "/nonexistent"),
         ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent"),
