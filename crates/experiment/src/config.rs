@@ -197,6 +197,23 @@ impl ExperimentConfig {
         Ok(())
     }
 
+    /// The classifier this configuration trains, for a vocabulary and a number of classes.
+    pub fn model_config(
+        &self,
+        vocab_size: usize,
+        n_classes: usize,
+    ) -> crate::model::ClassifierConfig {
+        crate::model::ClassifierConfig::new(vocab_size, n_classes)
+            .with_d_model(self.d_model)
+            .with_heads(self.heads)
+            .with_pe(self.pe)
+            .with_max_len(self.max_len)
+            .with_dropout(self.dropout)
+            .with_attention_dropout(self.attention_dropout)
+            .with_token_dropout(self.token_dropout)
+            .with_embedding_std(self.embedding_std)
+    }
+
     /// A short run name: `synthetic-h4-pe-s42`.
     pub fn run_name(&self) -> String {
         let dataset = Path::new(&self.dataset).file_name().map_or_else(

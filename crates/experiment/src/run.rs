@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     backend,
     config::{ExperimentConfig, Schedule},
-    model::{Classifier, ClassifierConfig},
+    model::Classifier,
     render::{LabRenderer, Throughput},
 };
 
@@ -124,15 +124,7 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
     )?;
 
     device.seed(config.seed);
-    let model_config = ClassifierConfig::new(vocab.len(), data.n_classes())
-        .with_d_model(config.d_model)
-        .with_heads(config.heads)
-        .with_pe(config.pe)
-        .with_max_len(config.max_len)
-        .with_dropout(config.dropout)
-        .with_attention_dropout(config.attention_dropout)
-        .with_token_dropout(config.token_dropout)
-        .with_embedding_std(config.embedding_std);
+    let model_config = config.model_config(vocab.len(), data.n_classes());
     model_config
         .save(out.join(files::MODEL_CONFIG))
         .context("saving the model config")?;

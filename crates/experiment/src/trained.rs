@@ -80,11 +80,6 @@ impl TrainedRun {
                     dir.join(files::CONFIG).display()
                 )
             })?;
-        let model_path = dir.join(files::MODEL_CONFIG);
-        let model_config: ClassifierConfig = serde_json::from_str(&read(files::MODEL_CONFIG)?)
-            .with_context(|| {
-                format!("{}: not a valid model configuration", model_path.display())
-            })?;
         let vocab = Vocabulary::load(&dir.join(files::VOCAB))?;
         let labels: Vec<String> =
             serde_json::from_str(&read(files::LABELS)?).with_context(|| {
@@ -93,22 +88,37 @@ impl TrainedRun {
                     dir.join(files::LABELS).display()
                 )
             })?;
-        if vocab.len() != model_config.vocab_size {
+        // The model is rebuilt from config.toml (whose keys all have defaults, so older runs
+        // still load); model.json only serves to check that vocabulary and labels belong to it.
+        let model_path = dir.join(files::MODEL_CONFIG);
+        let saved: serde_json::Value = serde_json::from_str(&read(files::MODEL_CONFIG)?)
+            .with_context(|| {
+                format!("{}: not a valid model configuration", model_path.display())
+            })?;
+        let size = |key: &str| {
+            saved
+                .get(key)
+                .and_then(serde_json::Value::as_u64)
+                .map(|v| v as usize)
+        };
+        if size("vocab_size") != Some(vocab.len()) {
             bail!(
                 "{}: the vocabulary has {} entries but the model was built for {}; the folder mixes two runs",
                 dir.join(files::VOCAB).display(),
                 vocab.len(),
-                model_config.vocab_size
+                size("vocab_size")
+                    .map_or_else(|| "an unknown number".to_string(), |n| n.to_string())
             );
         }
-        if labels.len() != model_config.n_classes {
+        if size("n_classes") != Some(labels.len()) {
             bail!(
-                "{}: {} class names for a model with {} classes",
+                "{}: {} class names for a model with {:?} classes",
                 dir.join(files::LABELS).display(),
                 labels.len(),
-                model_config.n_classes
+                size("n_classes")
             );
         }
+        let model_config = config.model_config(vocab.len(), labels.len());
         let path = dir.join(files::MODEL);
         let record = ModuleRecord::load(&path)
             .map_err(|e| anyhow::anyhow!("{}: cannot load the model: {e}", path.display()))?;
