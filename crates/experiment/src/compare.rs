@@ -157,7 +157,5 @@ fn finished_with(dir: &Path, config: &ExperimentConfig) -> Option<Summary> {
 
 /// Default results folder for a dataset: `experiments/results/<name>`.
 pub fn default_out(config: &ExperimentConfig) -> PathBuf {
-    let name = config.run_name();
-    let dataset = name.split("-h").next().unwrap_or("dataset");
-    PathBuf::from("experiments/results").join(dataset)
+    PathBuf::from("experiments/results").join(config.dataset_name())
 }

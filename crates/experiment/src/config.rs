@@ -214,12 +214,17 @@ impl ExperimentConfig {
             .with_embedding_std(self.embedding_std)
     }
 
-    /// A short run name: `synthetic-h4-pe-s42`.
-    pub fn run_name(&self) -> String {
-        let dataset = Path::new(&self.dataset).file_name().map_or_else(
+    /// The dataset's short name: `synthetic`, `sst2`, or a folder's last component.
+    pub fn dataset_name(&self) -> String {
+        Path::new(&self.dataset).file_name().map_or_else(
             || self.dataset.clone(),
             |n| n.to_string_lossy().into_owned(),
-        );
+        )
+    }
+
+    /// A short run name: `synthetic-h4-pe-s42`.
+    pub fn run_name(&self) -> String {
+        let dataset = self.dataset_name();
         let pe = if self.pe { "-pe" } else { "" };
         format!("{dataset}-h{}{pe}-s{}", self.heads, self.seed)
     }
