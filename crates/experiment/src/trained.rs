@@ -101,21 +101,23 @@ impl TrainedRun {
                 .and_then(serde_json::Value::as_u64)
                 .map(|v| v as usize)
         };
+        let built_for = |key: &str| {
+            size(key).map_or_else(|| "an unknown number".to_string(), |n| n.to_string())
+        };
         if size("vocab_size") != Some(vocab.len()) {
             bail!(
                 "{}: the vocabulary has {} entries but the model was built for {}; the folder mixes two runs",
                 dir.join(files::VOCAB).display(),
                 vocab.len(),
-                size("vocab_size")
-                    .map_or_else(|| "an unknown number".to_string(), |n| n.to_string())
+                built_for("vocab_size")
             );
         }
         if size("n_classes") != Some(labels.len()) {
             bail!(
-                "{}: {} class names for a model with {:?} classes",
+                "{}: {} class names but the model was built for {} classes; the folder mixes two runs",
                 dir.join(files::LABELS).display(),
                 labels.len(),
-                size("n_classes")
+                built_for("n_classes")
             );
         }
         let model_config = config.model_config(vocab.len(), labels.len());

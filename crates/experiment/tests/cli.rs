@@ -58,6 +58,15 @@ fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Asserts that a run of the binary succeeded, showing its stderr when it did not.
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn summary(out: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
 }
@@ -183,11 +192,7 @@ fn every_flag_reaches_the_saved_configuration() {
         args.push(line.rsplit(" = ").next().unwrap());
     }
     let output = train(&data, &out, &args);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
     let expected = flags.iter().map(|(_, line)| *line).chain([
         "schedule = \"cosine\"",
@@ -213,11 +218,7 @@ fn same_seed_same_metrics_on_cpu() {
     let run = |name: &str, seed: &str| {
         let out = dir.path().join(name);
         let output = train(&data, &out, &["--epochs", "2", "--seed", seed]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_success(&output);
         let s = summary(&out);
         let keys = ["train_loss", "valid_loss", "test_loss", "valid_acc"];
         keys.map(|k| s[k].as_f64().unwrap())
@@ -313,11 +314,7 @@ fn datasets_command_prints_statistics() {
         .arg(&data)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     for needle in [
         "dataset small-synthetic: 2 classes",
@@ -452,11 +449,7 @@ fn compare_writes_report_and_charts_and_reuses_finished_runs() {
             .unwrap()
     };
     let output = compare();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("[1/6] single-head seed 1")
@@ -555,11 +548,7 @@ fn predict_shows_label_probabilities_and_attention() {
         ])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(stdout.matches('→').count(), 2, "{stdout}");
     assert!(
