@@ -289,8 +289,9 @@ impl MultiHeadAttention {
         Ok(self.forward(input))
     }
 
-    /// The output alone, `[batch, l_q, d_model]`. Skips materialising the weights: it runs
-    /// burn's fused attention kernel whenever that gives the same numbers (dropout inactive).
+    /// The output alone, `[batch, l_q, d_model]`. For inference it runs burn's fused attention
+    /// kernel and never materialises the weights; while training it is [`forward`](Self::forward)
+    /// without returning them (see [`ScaledDotProductAttention::forward_context`]).
     pub fn forward_without_weights(&self, input: AttentionInput) -> Tensor<3> {
         let [batch, l_q, _] = input.query.dims();
         let mask = input.scores_mask();

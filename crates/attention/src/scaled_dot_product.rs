@@ -105,15 +105,18 @@ impl ScaledDotProductAttention {
         mask: Option<Tensor<4, Bool>>,
     ) -> AttentionOutput {
         let temperature = self.temperature_for(q.dims()[3]);
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar(temperature);
+        // Scaling q rather than the scores touches d_k values per query instead of l_k.
+        let scores = q.div_scalar(temperature).matmul(k.swap_dims(2, 3));
         let weights = self.dropout.forward(masked_softmax(scores, mask));
         let context = weights.clone().matmul(v);
         AttentionOutput { context, weights }
     }
 
-    /// The context alone, through burn's fused [`attention`] kernel when that gives the same
-    /// numbers as [`forward`](Self::forward): whenever dropout is inactive. While dropout is
-    /// active the fused kernel (which has no dropout) is not used.
+    /// The context alone, through burn's fused [`attention`] kernel where that is faster and
+    /// gives the same numbers: on a device without autodiff (inference). While training, burn
+    /// 0.22 has no fused backward (the kernel decomposes into ordinary ops) and this module's own
+    /// decomposition measured as fast or faster (BENCHMARKS.md); with dropout active the fused
+    /// kernel, which has no dropout, would also give different numbers.
     ///
     /// # Shapes
     /// As [`forward`](Self::forward); returns the context `[batch, heads, l_q, d_v]`.
@@ -124,7 +127,7 @@ impl ScaledDotProductAttention {
         v: Tensor<4>,
         mask: Option<Tensor<4, Bool>>,
     ) -> Tensor<4> {
-        if self.dropout_active(&q.device()) {
+        if q.device().is_autodiff() {
             return self.forward(q, k, v, mask).context;
         }
         let options = AttentionModuleOptions {
@@ -140,27 +143,28 @@ impl ScaledDotProductAttention {
     pub fn temperature_for(&self, d_k: usize) -> f64 {
         self.temperature.unwrap_or((d_k as f64).sqrt())
     }
-
-    fn dropout_active(&self, device: &Device) -> bool {
-        self.dropout.prob > 0.0 && self.dropout.training.is_enabled() && device.is_autodiff()
-    }
 }
 
 /// Softmax over the last dimension that gives masked entries exactly 0 and rows whose entries
 /// are all masked all zeros.
 ///
 /// The reference PyTorch code fills with `-inf`, which makes a fully masked row `0/0 = NaN`.
-/// Filling with the dtype's lowest finite value keeps the softmax finite (a fully masked row
-/// becomes uniform), and the second fill zeroes it; gradients through both fills are 0.
+/// Here the row maximum is clamped to the lowest finite value and the row sum to the smallest
+/// positive one, so such a row is `0 / tiny = 0` (burn's fused fallback does the same). `-inf`
+/// rather than a large finite fill matters for speed: `exp` of a finite value below about
+/// -104 takes libm's slow underflow path, and on CPU most entries of a padded batch are masked.
+/// The gradient of a fully masked row is zeroed by the mask fill's own backward.
 pub(crate) fn masked_softmax(scores: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
     let Some(mask) = mask else {
         return softmax(scores, 3);
     };
-    let lowest = scores
-        .dtype()
-        .finfo()
-        .map_or(f32::MIN as f64, |info| info.min);
-    softmax(scores.mask_fill(mask.clone(), lowest), 3).mask_fill(mask, 0.0)
+    let info = scores.dtype().finfo().expect("attention scores are floats");
+    let scores = scores.mask_fill(mask, f64::NEG_INFINITY);
+    // Detached like burn's `softmax`: the shift cancels out of the gradient.
+    let max = scores.clone().detach().max_dim(3).clamp_min(info.min);
+    let numerator = (scores - max).exp();
+    let sum = numerator.clone().sum_dim(3).clamp_min(info.min_positive);
+    numerator / sum
 }
 
 #[cfg(test)]

@@ -142,7 +142,8 @@ impl SingleHeadSelfAttention {
         Ok(self.forward(input))
     }
 
-    /// The output alone, through burn's fused attention kernel when dropout is inactive.
+    /// The output alone: burn's fused attention kernel for inference, [`forward`](Self::forward)
+    /// without returning the weights while training.
     pub fn forward_without_weights(&self, input: AttentionInput) -> Tensor<3> {
         let mask = input.scores_mask();
         let q = self.w_q.forward(input.query).unsqueeze_dim::<4>(1);

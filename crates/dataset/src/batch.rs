@@ -1,7 +1,9 @@
 //! Padded batches for burn's `DataLoader`.
 
+#[cfg(feature = "burn")]
 use burn::{data::dataloader::batcher::Batcher, prelude::*};
 
+#[cfg(feature = "burn")]
 use crate::PAD;
 
 /// One encoded example.
@@ -13,6 +15,7 @@ pub struct TextItem {
     pub label: usize,
 }
 
+#[cfg(feature = "burn")]
 /// A batch of encoded examples, on the device the batcher was given.
 #[derive(Debug, Clone)]
 pub struct TextBatch {
@@ -24,6 +27,7 @@ pub struct TextBatch {
     pub labels: Tensor<1, Int>,
 }
 
+#[cfg(feature = "burn")]
 /// Pads each batch to its longest sequence, truncating sequences longer than `max_len`.
 #[derive(Debug, Clone)]
 pub struct TextBatcher {
@@ -31,6 +35,7 @@ pub struct TextBatcher {
     pub max_len: usize,
 }
 
+#[cfg(feature = "burn")]
 impl TextBatcher {
     /// A batcher that keeps at most `max_len` tokens per example.
     pub fn new(max_len: usize) -> Self {
@@ -39,6 +44,7 @@ impl TextBatcher {
     }
 }
 
+#[cfg(feature = "burn")]
 impl Batcher<TextItem, TextBatch> for TextBatcher {
     /// # Shapes
     /// `items.len()` examples → tokens and mask `[batch, min(longest, max_len)]`, labels `[batch]`.
@@ -68,7 +74,7 @@ impl Batcher<TextItem, TextBatch> for TextBatcher {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "burn"))]
 mod tests {
     use super::*;
 

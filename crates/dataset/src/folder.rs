@@ -85,7 +85,7 @@ pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<TextDataset, D
     let labels = if labels_path.exists() {
         read_labels(&labels_path)?
     } else {
-        infer_labels(&train)
+        infer_labels(&train_path, &train)?
     };
     let resolve = |path: &Path, raw: Vec<RawExample>| -> Result<Vec<TextExample>, DataError> {
         raw.into_iter()
@@ -150,10 +150,18 @@ fn format_of(path: &Path) -> Format {
 
 fn read_split(path: &Path, options: &FolderOptions) -> Result<Vec<RawExample>, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    parse_raw(path, &bytes, options)
+}
+
+fn parse_raw(
+    path: &Path,
+    bytes: &[u8],
+    options: &FolderOptions,
+) -> Result<Vec<RawExample>, DataError> {
     let examples = match format_of(path) {
-        Format::Tsv => read_tsv(path, &bytes)?,
-        Format::Csv => read_csv(path, &bytes, options)?,
-        Format::JsonLines => read_json_lines(path, &bytes, options)?,
+        Format::Tsv => read_tsv(path, bytes)?,
+        Format::Csv => read_csv(path, bytes, options)?,
+        Format::JsonLines => read_json_lines(path, bytes, options)?,
     };
     if examples.is_empty() {
         return Err(DataError::file(path, "this split has no examples"));
@@ -161,11 +169,51 @@ fn read_split(path: &Path, options: &FolderOptions) -> Result<Vec<RawExample>, D
     Ok(examples)
 }
 
+/// Parses the bytes of one split file as [`load_folder`] does, the format chosen by `path`'s
+/// extension (`.csv`, `.jsonl`, else TSV; `path` also names the file in errors). Returns the
+/// `(label, text)` pairs as written, before labels are resolved to class ids.
+///
+/// ```
+/// use std::path::Path;
+/// let pairs = dataset::parse_split(Path::new("train.tsv"), b"1\tgood fun\n0\tdull\n", &Default::default())?;
+/// assert_eq!(pairs[1], ("0".to_string(), "dull".to_string()));
+/// let err = dataset::parse_split(Path::new("train.tsv"), b"1 no tab\n", &Default::default()).unwrap_err();
+/// assert_eq!(err.to_string(), "train.tsv:1: no TAB: expected `label<TAB>text`");
+/// # Ok::<(), dataset::DataError>(())
+/// ```
+pub fn parse_split(
+    path: &Path,
+    bytes: &[u8],
+    options: &FolderOptions,
+) -> Result<Vec<(String, String)>, DataError> {
+    Ok(parse_raw(path, bytes, options)?
+        .into_iter()
+        .map(|r| (r.label, r.text))
+        .collect())
+}
+
+/// Longest line (or CSV record) accepted, in bytes. Longer ones are refused rather than
+/// tokenised: a 1 MiB "sentence" is a wrong file, not a text to classify.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+fn too_long(path: &Path, line: usize, len: usize) -> DataError {
+    DataError::line(
+        path,
+        line,
+        format!(
+            "line is {len} bytes long; the most accepted is {MAX_LINE_BYTES} (is this a text-classification file?)"
+        ),
+    )
+}
+
 /// Non-empty lines with their 1-based numbers, each checked to be UTF-8.
 fn lines(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, String)>, DataError> {
     let mut out = Vec::new();
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.len() > MAX_LINE_BYTES {
+            return Err(too_long(path, i + 1, raw.len()));
+        }
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -248,6 +296,9 @@ fn read_csv(
             DataError::line(path, line, format!("malformed CSV: {e}"))
         })?;
         let line = record.position().map_or(0, |p| p.line() as usize);
+        if record.as_slice().len() > MAX_LINE_BYTES {
+            return Err(too_long(path, line, record.as_slice().len()));
+        }
         let field = |col: usize| -> Result<&str, DataError> {
             let bytes = record.get(col).unwrap_or_default();
             std::str::from_utf8(bytes).map_err(|_| {
@@ -305,8 +356,21 @@ fn read_json_lines(
 /// `labels.txt`: one `id<TAB>name` a line, ids exactly `0..n`.
 fn read_labels(path: &Path) -> Result<Vec<String>, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    parse_labels(path, &bytes)
+}
+
+/// Parses a `labels.txt` (`id<TAB>name` lines, ids 0, 1, 2, … in any order) into class names
+/// by id; `path` names the file in errors.
+///
+/// ```
+/// use std::path::Path;
+/// let names = dataset::parse_labels(Path::new("labels.txt"), b"1\tpositive\n0\tnegative\n")?;
+/// assert_eq!(names, ["negative", "positive"]);
+/// # Ok::<(), dataset::DataError>(())
+/// ```
+pub fn parse_labels(path: &Path, bytes: &[u8]) -> Result<Vec<String>, DataError> {
     let mut labels: Vec<(usize, String, usize)> = Vec::new();
-    for (line, content) in lines(path, &bytes)? {
+    for (line, content) in lines(path, bytes)? {
         let (id, name) = content
             .split_once('\t')
             .ok_or_else(|| DataError::line(path, line, "no TAB: expected `id<TAB>name`"))?;
@@ -337,22 +401,37 @@ fn read_labels(path: &Path) -> Result<Vec<String>, DataError> {
     Ok(labels.into_iter().map(|(_, name, _)| name).collect())
 }
 
-fn infer_labels(train: &[RawExample]) -> Vec<String> {
-    let ids: Option<Vec<usize>> = train
+/// Most classes inferred from integer labels; a larger id is more likely a wrong column than
+/// a class, and would allocate a class list of that size.
+pub const MAX_INFERRED_CLASSES: usize = 100_000;
+
+fn infer_labels(path: &Path, train: &[RawExample]) -> Result<Vec<String>, DataError> {
+    let ids: Option<Vec<(usize, usize)>> = train
         .iter()
-        .map(|r| r.label.parse::<usize>().ok())
+        .map(|r| Some((r.label.parse::<usize>().ok()?, r.line)))
         .collect();
-    match ids {
-        Some(ids) => (0..=ids.into_iter().max().unwrap_or(0))
-            .map(|i| i.to_string())
-            .collect(),
+    Ok(match ids {
+        Some(ids) => {
+            let (max, line) = ids.into_iter().max().unwrap_or((0, 0));
+            if max >= MAX_INFERRED_CLASSES {
+                return Err(DataError::line(
+                    path,
+                    line,
+                    format!(
+                        "label {max} would mean {} classes; list the classes in labels.txt",
+                        max as u128 + 1
+                    ),
+                ));
+            }
+            (0..=max).map(|i| i.to_string()).collect()
+        }
         None => train
             .iter()
             .map(|r| r.label.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect(),
-    }
+    })
 }
 
 fn resolve_label(

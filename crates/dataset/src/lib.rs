@@ -50,9 +50,13 @@ mod stats;
 pub mod synthetic;
 mod vocab;
 
-pub use batch::{TextBatch, TextBatcher, TextItem};
+pub use batch::TextItem;
+#[cfg(feature = "burn")]
+pub use batch::{TextBatch, TextBatcher};
 pub use error::DataError;
-pub use folder::{FolderOptions, load_folder};
+pub use folder::{
+    FolderOptions, MAX_INFERRED_CLASSES, MAX_LINE_BYTES, load_folder, parse_labels, parse_split,
+};
 pub use spec::DatasetSpec;
 pub use stats::{DatasetStats, SplitStats, statistics};
 pub use vocab::{PAD, UNK, Vocabulary, VocabularyConfig, tokenize};

@@ -7,19 +7,25 @@ use crate::config::Backend;
 
 /// The device for `backend`, checked to work.
 ///
-/// wgpu is checked by running one small operation: burn 0.22.1 acquires the adapter lazily and
-/// panics on a worker thread when there is none, so without this check a machine with no
-/// graphics driver would fail deep inside training.
+/// GPU backends are checked by running one small operation: burn 0.22.1 acquires the adapter
+/// lazily and panics on a worker thread when there is none, so without this check a machine with
+/// no graphics driver would fail deep inside training.
 pub fn device(backend: Backend) -> Result<Device> {
     match backend {
         Backend::Flex => flex(),
         Backend::Ndarray => ndarray(),
         Backend::Wgpu => wgpu(),
+        Backend::Cuda => cuda(),
     }
 }
 
 #[cfg_attr(
-    all(feature = "flex", feature = "ndarray", feature = "wgpu"),
+    all(
+        feature = "flex",
+        feature = "ndarray",
+        feature = "wgpu",
+        feature = "cuda"
+    ),
     allow(dead_code)
 )]
 fn not_compiled(name: &str) -> anyhow::Error {
@@ -52,12 +58,25 @@ fn ndarray() -> Result<Device> {
 #[cfg(feature = "wgpu")]
 fn wgpu() -> Result<Device> {
     let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    if answers(&device, "wgpu-probe") {
+        return Ok(device);
+    }
+    anyhow::bail!(
+        "--backend wgpu found no usable graphics adapter; install a Vulkan driver \
+         (on Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`) or pick --backend flex"
+    )
+}
+
+/// Whether `device` computes one small operation. GPU runtimes start lazily and panic on their
+/// own threads when no driver is present, so the probe runs on a thread with the panic message
+/// kept off the terminal.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn answers(device: &Device, thread: &str) -> bool {
     let probe = device.clone();
-    // The failure is a panic on burn's own thread; keep its message off the terminal.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::thread::Builder::new()
-        .name("wgpu-probe".into())
+        .name(thread.into())
         .spawn(move || {
             Tensor::<1>::ones([1], &probe)
                 .into_data()
@@ -65,16 +84,26 @@ fn wgpu() -> Result<Device> {
         })
         .map(|handle| handle.join());
     std::panic::set_hook(hook);
-    match outcome {
-        Ok(Ok(Ok(values))) if values == [1.0] => Ok(device),
-        _ => anyhow::bail!(
-            "--backend wgpu found no usable graphics adapter; install a Vulkan driver \
-             (on Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`) or pick --backend flex"
-        ),
-    }
+    matches!(outcome, Ok(Ok(Ok(values))) if values == [1.0])
 }
 
 #[cfg(not(feature = "wgpu"))]
 fn wgpu() -> Result<Device> {
     Err(not_compiled("wgpu"))
+}
+
+#[cfg(feature = "cuda")]
+fn cuda() -> Result<Device> {
+    let device = Device::cuda(0);
+    if answers(&device, "cuda-probe") {
+        return Ok(device);
+    }
+    anyhow::bail!(
+        "--backend cuda found no usable NVIDIA GPU (it needs libcuda and NVRTC); pick --backend flex"
+    )
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda() -> Result<Device> {
+    Err(not_compiled("cuda"))
 }

@@ -18,6 +18,9 @@ pub enum Backend {
     Ndarray,
     /// GPU through wgpu (Vulkan, Metal, DX12), or a software Vulkan driver such as lavapipe.
     Wgpu,
+    /// NVIDIA GPU through CUDA (cargo feature `cuda`, off by default: it is needed only on
+    /// machines with an NVIDIA driver, where wgpu may find no Vulkan adapter).
+    Cuda,
 }
 
 impl fmt::Display for Backend {

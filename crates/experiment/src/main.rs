@@ -13,6 +13,12 @@ use experiment::{
     trained::TrainedRun,
 };
 
+// burn allocates and frees every step's tensors; with glibc's allocator the large ones go back to
+// the kernel and are faulted in again each step. mimalloc keeps them: +15-25% training samples/s on
+// flex (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Train a self-attention text classifier with burn and compare single-head, multi-head and
 /// positional-encoding variants. With no subcommand, `train` runs with the defaults: 4 heads,
 /// d_model 64, positional encoding, on the embedded `synthetic` dataset, on the flex CPU backend.
@@ -109,6 +115,14 @@ struct TrainArgs {
     /// Replace the output folder if it already holds a run.
     #[arg(long)]
     overwrite: bool,
+    /// Continue the interrupted run in DIR from its last checkpoint, with its own config
+    /// (only --backend and --no-tui may be given with it).
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "config", "dataset", "data_dir", "download", "d_model", "dropout", "attention_dropout",
+        "token_dropout", "embedding_std", "epochs", "batch_size", "lr", "weight_decay",
+        "schedule", "patience", "max_len", "min_freq", "heads", "pe", "seed", "out", "overwrite",
+    ])]
+    resume: Option<PathBuf>,
     /// Print a compact log instead of the terminal dashboard (automatic when not a terminal).
     #[arg(long)]
     no_tui: bool,
@@ -230,20 +244,26 @@ impl TrainArgs {
 }
 
 fn train(args: &TrainArgs) -> Result<()> {
-    let config = args.resolve()?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("experiments/runs").join(config.run_name()));
     let dashboard = !args.no_tui && std::io::stdout().is_terminal();
-    let summary = run::train(
-        &config,
-        &RunOptions {
-            out: out.clone(),
-            dashboard,
-            overwrite: args.overwrite,
-        },
-    )?;
+    let (summary, out) = match &args.resume {
+        Some(dir) => (
+            run::resume(dir, args.recipe.backend, dashboard)?,
+            dir.clone(),
+        ),
+        None => {
+            let config = args.resolve()?;
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("experiments/runs").join(config.run_name()));
+            let options = RunOptions {
+                out: out.clone(),
+                dashboard,
+                overwrite: args.overwrite,
+            };
+            (run::train(&config, &options)?, out)
+        }
+    };
     let test = summary
         .test_acc
         .map_or_else(String::new, |acc| format!(", test acc {:.2}%", 100.0 * acc));
@@ -338,11 +358,37 @@ fn parse() -> Result<Cli, ExitCode> {
     })
 }
 
+/// The backend a command will run on, when it names one.
+fn chosen_backend(cli: &Cli) -> Option<Backend> {
+    let train = |args: &TrainArgs| match &args.resume {
+        Some(dir) => args.recipe.backend.or_else(|| {
+            ExperimentConfig::load(&dir.join(run::files::CONFIG))
+                .ok()
+                .map(|c| c.backend)
+        }),
+        None => args.resolve().ok().map(|c| c.backend),
+    };
+    match &cli.command {
+        None => train(&cli.train),
+        Some(Command::Train(args)) => train(args),
+        Some(Command::Compare(args)) => args.recipe.resolve().ok().map(|c| c.backend),
+        Some(Command::Predict(args)) => Some(args.backend),
+        Some(Command::Datasets(_)) => None,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match parse() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    // burn-train restores checkpoints (optimiser state) onto `Device::default()`, which is the
+    // GPU whenever wgpu is compiled in, and panics on a machine without a graphics driver even
+    // for a CPU run. Pin the default to the chosen backend.
+    if let Some(backend) = chosen_backend(&cli) {
+        // SAFETY: no other thread exists yet; nothing has started burn, rayon or a loader.
+        unsafe { std::env::set_var("BURN_DEVICE", backend.to_string()) };
+    }
     let result = match &cli.command {
         None => train(&cli.train),
         Some(Command::Train(args)) => train(args),

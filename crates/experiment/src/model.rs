@@ -116,6 +116,25 @@ impl Classifier {
         tokens: Tensor<2, Int>,
         mask_padding: Tensor<2, Bool>,
     ) -> ClassifierOutput {
+        let (logits, weights) = self.run(tokens, mask_padding, true);
+        ClassifierOutput {
+            logits,
+            weights: weights.expect("weights were asked for"),
+        }
+    }
+
+    /// The logits alone, `[batch, n_classes]`: for inference this takes burn's fused attention
+    /// kernel, which skips the `[batch, heads, len, len]` weights.
+    pub fn logits(&self, tokens: Tensor<2, Int>, mask_padding: Tensor<2, Bool>) -> Tensor<2> {
+        self.run(tokens, mask_padding, false).0
+    }
+
+    fn run(
+        &self,
+        tokens: Tensor<2, Int>,
+        mask_padding: Tensor<2, Bool>,
+        with_weights: bool,
+    ) -> (Tensor<2>, Option<Tensor<4>>) {
         let [batch, len] = tokens.dims();
         let mut x = self.embedding.forward(tokens);
         if self.token_dropout.prob > 0.0 {
@@ -130,16 +149,18 @@ impl Classifier {
         }
         let x = self.dropout.forward(x);
         let input = AttentionInput::self_attention(x.clone()).mask_padding(mask_padding.clone());
-        let (context, weights) = match (&self.single, &self.multi) {
-            (Some(single), _) => {
+        let (context, weights) = match (&self.single, &self.multi, with_weights) {
+            (Some(single), _, true) => {
                 let out = single.forward(input);
-                (out.output, out.weights.unsqueeze_dim::<4>(1))
+                (out.output, Some(out.weights.unsqueeze_dim::<4>(1)))
             }
-            (None, Some(multi)) => {
+            (Some(single), _, false) => (single.forward_without_weights(input), None),
+            (None, Some(multi), true) => {
                 let out = multi.forward(input);
-                (out.output, out.weights)
+                (out.output, Some(out.weights))
             }
-            (None, None) => unreachable!("the config always builds one attention module"),
+            (None, Some(multi), false) => (multi.forward_without_weights(input), None),
+            (None, None, _) => unreachable!("the config always builds one attention module"),
         };
         let hidden = self.norm.forward(x + context);
         // Mean over real tokens only; an empty text (all padding) pools to zero.
@@ -149,12 +170,12 @@ impl Classifier {
         let logits = self
             .output
             .forward(self.dropout.forward(pooled.reshape([batch, d_model])));
-        ClassifierOutput { logits, weights }
+        (logits, weights)
     }
 
     /// Logits, loss and targets of a batch.
     pub fn classify(&self, batch: TextBatch) -> ClassificationOutput {
-        let logits = self.forward(batch.tokens, batch.mask_padding).logits;
+        let logits = self.logits(batch.tokens, batch.mask_padding);
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.labels.clone());
@@ -167,7 +188,10 @@ impl TrainStep for Classifier {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: TextBatch) -> TrainOutput<ClassificationOutput> {
-        let item = self.classify(batch);
+        let mut item = self.classify(batch);
+        if fault::nan_loss_now() {
+            item.loss = item.loss.mul_scalar(f32::NAN);
+        }
         TrainOutput::new(self, item.loss.backward(), item)
     }
 }
@@ -178,6 +202,27 @@ impl InferenceStep for Classifier {
 
     fn step(&self, batch: TextBatch) -> ClassificationOutput {
         self.classify(batch)
+    }
+}
+
+/// Fault injection for the reliability tests: `ATTENTION_LAB_FAULT_NAN_AFTER=N` turns the
+/// training loss into NaN from the (N+1)-th training step of the process on, the way a diverging
+/// run does, so that the guard that stops training can be tested end to end.
+mod fault {
+    use std::sync::{
+        OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    pub fn nan_loss_now() -> bool {
+        static AFTER: OnceLock<Option<usize>> = OnceLock::new();
+        static STEPS: AtomicUsize = AtomicUsize::new(0);
+        let after = AFTER.get_or_init(|| {
+            std::env::var("ATTENTION_LAB_FAULT_NAN_AFTER")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        });
+        after.is_some_and(|after| STEPS.fetch_add(1, Ordering::Relaxed) >= after)
     }
 }
 
@@ -218,5 +263,25 @@ mod tests {
         let unpadded = model.forward(tokens.clone(), tokens.equal_elem(0)).logits;
         let diff = (padded.logits - unpadded).abs().max().into_scalar::<f32>();
         assert!(diff < 1e-5, "padding changed the logits by {diff}");
+    }
+
+    #[test]
+    fn logits_without_weights_match_the_full_forward() {
+        let device = Device::flex();
+        for heads in [1, 2] {
+            let model = ClassifierConfig::new(20, 3)
+                .with_heads(heads)
+                .with_d_model(8)
+                .init(&device);
+            let tokens = Tensor::<2, Int>::from_data([[4, 5, 6, 0], [7, 0, 0, 0]], &device);
+            let mask = tokens.clone().equal_elem(0);
+            let full = model.forward(tokens.clone(), mask.clone()).logits;
+            let fused = model.logits(tokens, mask);
+            let diff = (full - fused).abs().max().into_scalar::<f32>();
+            assert!(
+                diff < 1e-5,
+                "{heads} heads: the fused path differs by {diff}"
+            );
+        }
     }
 }

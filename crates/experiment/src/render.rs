@@ -55,6 +55,7 @@ pub struct LabRenderer {
     split: Split,
     epoch_started: Option<Instant>,
     throughput: Arc<Mutex<Throughput>>,
+    divergence: Arc<Mutex<Option<String>>>,
     progress_every: Duration,
 }
 
@@ -76,8 +77,15 @@ impl LabRenderer {
             split: Split::default(),
             epoch_started: None,
             throughput,
+            divergence: Arc::default(),
             progress_every: Duration::from_secs(5),
         }
+    }
+
+    /// Set, with what happened, when a training loss is NaN or infinite; the renderer then
+    /// stops training, so the epoch is neither validated nor checkpointed.
+    pub fn divergence(&self) -> Arc<Mutex<Option<String>>> {
+        self.divergence.clone()
     }
 
     /// Calls the dashboard, turning its quit panic into a clean stop.
@@ -99,14 +107,23 @@ impl LabRenderer {
 
     fn record(&mut self, state: &MetricState, valid: bool) {
         if let MetricState::Numeric(entry, Some(value)) = state
-            && let Some(name) = self.names.get(&entry.metric_id)
+            && let Some(name) = self.names.get(&entry.metric_id).cloned()
         {
+            let latest = match value {
+                NumericEntry::Aggregated {
+                    aggregated_value, ..
+                } => *aggregated_value,
+                NumericEntry::Final(v) | NumericEntry::Value(v) => *v,
+            };
+            if !valid && name == "Loss" && !latest.is_finite() {
+                self.diverged(latest);
+            }
             let map = if valid {
                 &mut self.valid
             } else {
                 &mut self.train
             };
-            let running = map.entry(name.clone()).or_insert((0.0, 0));
+            let running = map.entry(name).or_insert((0.0, 0));
             match value {
                 NumericEntry::Aggregated {
                     aggregated_value,
@@ -118,6 +135,18 @@ impl LabRenderer {
                 // The epoch's authoritative mean replaces the running one.
                 NumericEntry::Final(v) | NumericEntry::Value(v) => *running = (*v, 1),
             }
+        }
+    }
+
+    fn diverged(&self, loss: f64) {
+        let mut divergence = self.divergence.lock().unwrap();
+        if divergence.is_none() {
+            *divergence = Some(format!(
+                "the training loss became {loss} in epoch {} (after {} examples)",
+                self.epoch, self.split.done
+            ));
+            self.interrupter
+                .stop(Some("the training loss is not finite"));
         }
     }
 

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     backend,
-    config::{ExperimentConfig, Schedule},
+    config::{Backend, ExperimentConfig, Schedule},
     model::Classifier,
     render::{LabRenderer, Throughput},
 };
@@ -107,6 +107,7 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
     let device = backend::device(config.backend)?;
     prepare_out_dir(&options.out, options.overwrite)?;
     let out = options.out.as_path();
+    let _lock = RunLock::acquire(out)?;
 
     let vocab = Vocabulary::build(
         data.train.iter().map(|e| e.text.as_str()),
@@ -122,8 +123,80 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
         files::LABELS,
         &serde_json::to_string_pretty(&data.labels)?,
     )?;
+    fit(config, &data, &vocab, device, options, 0)
+}
 
-    device.seed(config.seed);
+/// Continues an interrupted run in `dir` from its last complete checkpoint, with the run's own
+/// `config.toml` and vocabulary (`backend` may differ). The epoch that was interrupted is
+/// trained again; burn's data-loader and dropout RNG states are not saved, so they are
+/// re-seeded from the seed and the epoch instead.
+pub fn resume(dir: &Path, backend: Option<Backend>, dashboard: bool) -> Result<Summary> {
+    let config_path = dir.join(files::CONFIG);
+    if !config_path.exists() {
+        bail!(
+            "{}: not a run folder (no {}); nothing to resume",
+            dir.display(),
+            files::CONFIG
+        );
+    }
+    let mut config = ExperimentConfig::load(&config_path)?;
+    if let Some(backend) = backend {
+        config.backend = backend;
+    }
+    config.validate()?;
+    if dir.join(files::SUMMARY).exists() {
+        bail!(
+            "{}: the run already finished ({} is there); nothing to resume",
+            dir.display(),
+            files::SUMMARY
+        );
+    }
+    let data = load_dataset(&config)?;
+    let vocab = Vocabulary::load(&dir.join(files::VOCAB))?;
+    let labels_path = dir.join(files::LABELS);
+    let labels: Vec<String> = std::fs::read_to_string(&labels_path)
+        .map_err(anyhow::Error::from)
+        .and_then(|text| Ok(serde_json::from_str(&text)?))
+        .with_context(|| format!("{}: cannot read the run's labels", labels_path.display()))?;
+    if labels != data.labels {
+        bail!(
+            "{}: the dataset's labels {:?} differ from the run's {:?}",
+            config.dataset,
+            data.labels,
+            labels
+        );
+    }
+    let device = backend::device(config.backend)?;
+    let _lock = RunLock::acquire(dir)?;
+    let epoch = resume_point(dir, &config, vocab.len(), data.n_classes())?;
+    forget_epochs_after(dir, epoch)?;
+    println!(
+        "resuming {} after epoch {epoch} of {}",
+        dir.display(),
+        config.epochs
+    );
+    let options = RunOptions {
+        out: dir.to_path_buf(),
+        dashboard,
+        overwrite: false,
+    };
+    fit(&config, &data, &vocab, device, &options, epoch)
+}
+
+/// Trains from epoch `start` (0: from scratch; else the checkpoint of that epoch) and writes
+/// the artifacts.
+fn fit(
+    config: &ExperimentConfig,
+    data: &TextDataset,
+    vocab: &Vocabulary,
+    device: Device,
+    options: &RunOptions,
+    start: usize,
+) -> Result<Summary> {
+    let out = options.out.as_path();
+    // A resumed run continues with fresh RNG streams rather than replaying epoch 1's.
+    let seed = config.seed + start as u64;
+    device.seed(seed);
     let model_config = config.model_config(vocab.len(), data.n_classes());
     model_config
         .save(out.join(files::MODEL_CONFIG))
@@ -155,7 +228,7 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
     let batcher = TextBatcher::new(config.max_len);
     let train_loader = DataLoaderBuilder::new(batcher.clone())
         .batch_size(config.batch_size)
-        .shuffle(config.seed)
+        .shuffle(seed)
         .set_device(device.clone().autodiff())
         .build(InMemDataset::new(train_items.clone()));
     let valid_loader = DataLoaderBuilder::new(batcher)
@@ -181,6 +254,7 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
         interrupter.clone(),
         throughput.clone(),
     );
+    let divergence = renderer.divergence();
     let mut training = SupervisedTraining::new(out, train_loader, valid_loader)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .metric_train_numeric(LearningRateMetric::new())
@@ -201,13 +275,21 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
         ));
     }
 
-    let started = Instant::now();
-    let result = training.launch(Learner::new(model, optimizer, scheduler));
-    if let Some(error) = result.error {
-        bail!("training failed: {error}");
+    if start > 0 {
+        training = training.checkpoint(start);
     }
-    let interrupted = result.interrupted.is_some();
-    drop(result);
+
+    let started = Instant::now();
+    let mut interrupted = false;
+    // A run killed after its last epoch's checkpoint has nothing left to train.
+    if start < config.epochs {
+        let result = training.launch(Learner::new(model, optimizer, scheduler));
+        if let Some(error) = result.error {
+            bail!("training failed: {error}");
+        }
+        interrupted = result.interrupted.is_some();
+    }
+    let diverged = divergence.lock().unwrap().clone();
 
     let epochs = epoch_metrics(out)?;
     // The kept model: the lowest validation loss among the epochs whose checkpoint is on disk
@@ -215,10 +297,17 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
     let checkpoint = |epoch: usize| out.join("checkpoint").join(format!("model-{epoch}.bpk"));
     let best = epochs
         .iter()
-        .filter(|e| checkpoint(e.epoch).exists())
+        .filter(|e| checkpoint(e.epoch).exists() && e.valid_loss.is_finite())
         .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
-        .context("no epoch finished, so there is no model to keep")?
-        .clone();
+        .cloned();
+    let Some(best) = best else {
+        match &diverged {
+            Some(what) => {
+                bail!("{what}, before any epoch finished; nothing to keep (try a lower --lr)")
+            }
+            None => bail!("no epoch finished, so there is no model to keep"),
+        }
+    };
     write(
         out,
         files::METRICS,
@@ -277,7 +366,127 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
         files::SUMMARY,
         &serde_json::to_string_pretty(&summary)?,
     )?;
+    if let Some(what) = diverged {
+        bail!(
+            "{what}; training stopped and kept epoch {}'s model ({}; try a lower --lr)",
+            best.epoch,
+            out.join(files::MODEL).display()
+        );
+    }
     Ok(summary)
+}
+
+/// The last epoch whose model, optimiser and scheduler checkpoints are all on disk and load; 0
+/// when there is none. A damaged newest checkpoint is an error rather than a silent step back,
+/// so the user decides whether to delete it and lose that epoch.
+fn resume_point(
+    dir: &Path,
+    config: &ExperimentConfig,
+    vocab_size: usize,
+    n_classes: usize,
+) -> Result<usize> {
+    let folder = dir.join("checkpoint");
+    let mut epochs: Vec<usize> = match std::fs::read_dir(&folder) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|name| {
+                name.strip_prefix("model-")?
+                    .strip_suffix(".bpk")?
+                    .parse()
+                    .ok()
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    epochs.sort_unstable();
+    let Some(&epoch) = epochs.last() else {
+        return Ok(0);
+    };
+    let path = |kind: &str| folder.join(format!("{kind}-{epoch}.bpk"));
+    let damaged = |path: &Path, e: &dyn std::fmt::Display| {
+        anyhow::anyhow!(
+            "{}: damaged checkpoint ({e}); delete checkpoint/*-{epoch}.bpk to resume from the epoch before",
+            path.display()
+        )
+    };
+    for kind in ["optim", "scheduler"] {
+        if !path(kind).exists() {
+            return Err(damaged(&path(kind), &"missing"));
+        }
+    }
+    let record = ModuleRecord::load(path("model")).map_err(|e| damaged(&path("model"), &e))?;
+    // A record of the wrong shapes panics inside burn; it is a damaged file all the same.
+    let model_config = config.model_config(vocab_size, n_classes);
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let fits = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        model_config.init(&Device::flex()).load_record(record);
+    }));
+    std::panic::set_hook(hook);
+    fits.map_err(|_| damaged(&path("model"), &"does not fit the run's model"))?;
+    burn::optim::OptimizerRecord::load(path("optim")).map_err(|e| damaged(&path("optim"), &e))?;
+    burn::optim::lr_scheduler::LrSchedulerRecord::load(path("scheduler"))
+        .map_err(|e| damaged(&path("scheduler"), &e))?;
+    Ok(epoch)
+}
+
+/// Removes the metric logs of epochs after `epoch` (an interrupted epoch's partial lines), so
+/// the resumed run's logs continue without gaps or duplicates.
+fn forget_epochs_after(dir: &Path, epoch: usize) -> Result<()> {
+    for split in ["train", "valid"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(split)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let later = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("epoch-")?.parse::<usize>().ok())
+                .is_some_and(|n| n > epoch);
+            if later {
+                std::fs::remove_dir_all(entry.path())
+                    .with_context(|| format!("{}: cannot remove", entry.path().display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `run.lock` in a run folder while a process trains into it: a second process refuses the
+/// folder, and a lock left by a killed process is taken over.
+struct RunLock(PathBuf);
+
+impl RunLock {
+    const FILE: &str = "run.lock";
+
+    fn acquire(dir: &Path) -> Result<Self> {
+        let path = dir.join(Self::FILE);
+        if let Some(pid) = live_lock(dir) {
+            bail!(
+                "{}: another experiment (process {pid}) is training into this folder",
+                dir.display()
+            );
+        }
+        std::fs::write(&path, std::process::id().to_string())
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The process holding `dir`'s lock, if it is still running (Linux: `/proc/<pid>`).
+fn live_lock(dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(dir.join(RunLock::FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()).then_some(pid)
 }
 
 /// burn's dashboard, when asked for and compiled in.
@@ -303,9 +512,15 @@ fn prepare_out_dir(out: &Path, overwrite: bool) -> Result<()> {
             .map(|mut d| d.next().is_some())
             .unwrap_or(false);
     if occupied {
+        if let Some(pid) = live_lock(out) {
+            bail!(
+                "{}: another experiment (process {pid}) is training into this folder",
+                out.display()
+            );
+        }
         if !overwrite {
             bail!(
-                "{}: output folder already holds a run; pass --overwrite to replace it or --out DIR for a new one",
+                "{}: output folder already holds a run; pass --resume DIR to continue it, --overwrite to replace it, or --out DIR for a new one",
                 out.display()
             );
         }

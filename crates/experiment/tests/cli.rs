@@ -7,32 +7,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dataset::synthetic::{self, SyntheticConfig};
 use serde_json::Value;
 
-fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_experiment"))
-}
+mod common;
+
+use common::{assert_success, binary, synthetic_folder};
 
 /// A small synthetic dataset written as a TSV folder.
 fn small_dataset(dir: &Path) -> PathBuf {
-    let folder = dir.join("small-synthetic");
-    std::fs::create_dir_all(&folder).unwrap();
-    let data = synthetic::generate(&SyntheticConfig {
-        train: 320,
-        validation: 64,
-        test: 64,
-        seed: 5,
-    });
-    for (split, examples) in data.splits() {
-        let lines: String = examples
-            .iter()
-            .map(|e| format!("{}\t{}\n", e.label, e.text))
-            .collect();
-        std::fs::write(folder.join(format!("{split}.tsv")), lines).unwrap();
-    }
-    std::fs::write(folder.join("labels.txt"), "0\tnegative\n1\tpositive\n").unwrap();
-    folder
+    synthetic_folder(dir, "small-synthetic", 320)
 }
 
 fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
@@ -56,15 +39,6 @@ fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .unwrap()
-}
-
-/// Asserts that a run of the binary succeeded, showing its stderr when it did not.
-fn assert_success(output: &Output) {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 fn summary(out: &Path) -> Value {
@@ -297,7 +271,7 @@ fn an_existing_run_is_not_overwritten_without_asking() {
     std::fs::write(out.join("notes.txt"), "mine").unwrap();
     let output = train(&data, &out, &["--epochs", "1"]);
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("pass --overwrite"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--overwrite to replace it"));
     assert_eq!(
         std::fs::read_to_string(out.join("notes.txt")).unwrap(),
         "mine"

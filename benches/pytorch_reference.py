@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""The reference classifier trained in PyTorch, for side-by-side throughput with
+`cargo bench -p experiment --bench throughput`.
+
+Same data and work as the Rust bench: the training split of a `label<TAB>text` folder in file
+order, the same tokeniser and vocabulary (ids sorted by count, then word), batches padded to their
+longest text (at most --max-len tokens), embedding -> sinusoidal positions -> dropout ->
+multi-head self-attention (no biases, padding masked) -> residual + LayerNorm -> masked mean ->
+dropout -> linear, cross-entropy, AdamW (lr 1e-3, eps 1e-5, no weight decay), one `loss.item()`
+per batch. Prints one JSON line.
+
+    python3 benches/pytorch_reference.py --dataset ../shared/datasets/sst2 --threads 1
+    python3 benches/pytorch_reference.py --dataset ... --device cuda
+"""
+
+import argparse
+import json
+import math
+import resource
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def tokenize(text):
+    # Mirrors dataset::tokenize: runs of letters, digits and apostrophes are words; every other
+    # non-space character is a token of its own; lower case.
+    tokens, word = [], []
+    for c in text:
+        if c.isalnum() or c == "'":
+            word.append(c.lower())
+            continue
+        if word:
+            tokens.append("".join(word))
+            word = []
+        if not c.isspace():
+            tokens.append(c.lower())
+    if word:
+        tokens.append("".join(word))
+    return tokens
+
+
+def load_split(path):
+    examples = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        label, text = line.split("\t", 1)
+        examples.append((int(label), text))
+    return examples
+
+
+def build_vocab(texts, max_size=30000):
+    counts = Counter(t for text in texts for t in tokenize(text))
+    words = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: max_size - 2]
+    return {w: i + 2 for i, (w, _) in enumerate(words)}  # 0 = <pad>, 1 = <unk>
+
+
+def sinusoids(max_len, d_model, base=10000.0):
+    position = torch.arange(max_len, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(base) / d_model))
+    table = torch.zeros(max_len, d_model)
+    table[:, 0::2] = torch.sin(position * div)
+    table[:, 1::2] = torch.cos(position * div)
+    return table
+
+
+class Classifier(nn.Module):
+    def __init__(self, vocab_size, n_classes, d_model=64, heads=4, dropout=0.1, max_len=512):
+        super().__init__()
+        self.heads, self.d_k = heads, d_model // heads
+        self.embedding = nn.Embedding(vocab_size, d_model)  # N(0, 1), as burn's default
+        self.register_buffer("positions", sinusoids(max_len, d_model))
+        self.w_qs = nn.Linear(d_model, d_model, bias=False)
+        self.w_ks = nn.Linear(d_model, d_model, bias=False)
+        self.w_vs = nn.Linear(d_model, d_model, bias=False)
+        self.fc = nn.Linear(d_model, d_model, bias=False)
+        self.norm = nn.LayerNorm(d_model, eps=1e-5)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(d_model, n_classes)
+
+    def forward(self, tokens, padding):
+        b, l = tokens.shape
+        x = self.dropout(self.embedding(tokens) + self.positions[:l])
+        split = lambda t: t.view(b, l, self.heads, self.d_k).transpose(1, 2)
+        q, k, v = split(self.w_qs(x)), split(self.w_ks(x)), split(self.w_vs(x))
+        scores = (q / math.sqrt(self.d_k)) @ k.transpose(2, 3)
+        scores = scores.masked_fill(padding[:, None, None, :], torch.finfo(scores.dtype).min)
+        weights = torch.softmax(scores, dim=-1)
+        context = (weights @ v).transpose(1, 2).reshape(b, l, -1)
+        hidden = self.norm(x + self.fc(context))
+        keep = (~padding).float()[:, :, None]
+        pooled = (hidden * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        return self.output(self.dropout(pooled))
+
+
+def batches(encoded, batch_size, max_len):
+    # Padding is in the measured loop, as the Rust bench's batcher is; tokenising is not.
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start : start + batch_size]
+        ids = [i[:max_len] for _, i in chunk]
+        length = max(1, max(len(i) for i in ids))
+        tokens = torch.zeros(len(chunk), length, dtype=torch.long)
+        for row, i in enumerate(ids):
+            tokens[row, : len(i)] = torch.tensor(i, dtype=torch.long)
+        labels = torch.tensor([label for label, _ in chunk], dtype=torch.long)
+        yield tokens, tokens == 0, labels
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", required=True, help="folder holding train.tsv")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-len", type=int, default=64)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--json", help="write the result here too")
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(42)
+    device = torch.device(args.device)
+    examples = load_split(Path(args.dataset) / "train.tsv")
+    vocab = build_vocab(text for _, text in examples)
+    n_classes = max(label for label, _ in examples) + 1
+    model = Classifier(len(vocab) + 2, n_classes, args.d_model, args.heads).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, eps=1e-5, weight_decay=0.0)
+    loss_fn = nn.CrossEntropyLoss()
+    encoded = [(label, [vocab.get(t, 1) for t in tokenize(text)]) for label, text in examples]
+    model.train()
+    samples = padded = 0
+    stream = iter(())
+    for step in range(args.warmup + args.steps):
+        if step == args.warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            started = time.perf_counter()
+        try:
+            tokens, padding, labels = next(stream)
+        except StopIteration:
+            stream = batches(encoded, args.batch_size, args.max_len)
+            tokens, padding, labels = next(stream)
+        tokens, padding, labels = tokens.to(device), padding.to(device), labels.to(device)
+        if step >= args.warmup:
+            samples += tokens.shape[0]
+            padded += tokens.shape[1]
+        loss = loss_fn(model(tokens, padding), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        last_loss = loss.item()
+    seconds = time.perf_counter() - started
+    result = {
+        "program": "pytorch",
+        "backend": args.device,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "steps": args.steps,
+        "samples": samples,
+        "seconds": seconds,
+        "samples_per_s": samples / seconds,
+        "mean_padded_len": padded / max(1, args.steps),
+        "vocab": len(vocab) + 2,
+        "last_loss": last_loss,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
+    if device.type == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(device)
+        result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    print(json.dumps(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

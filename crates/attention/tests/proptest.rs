@@ -1,0 +1,111 @@
+//! Random shapes, masks (fully masked rows included) and input scales: outputs, attention weights
+//! and every gradient stay finite, and the weights of each query sum to 1 over its unmasked keys
+//! (0 for a fully masked row). On flex, the fastest CPU backend; the fixed-case tests in
+//! `properties.rs` cover ndarray and wgpu.
+
+use attention::{AttentionInput, MultiHeadAttentionConfig};
+use burn::{prelude::*, tensor::Distribution};
+use proptest::prelude::*;
+
+/// One random case: shapes, a mask pattern and an input scale.
+#[derive(Debug, Clone)]
+struct Case {
+    batch: usize,
+    heads: usize,
+    d_k: usize,
+    d_v: usize,
+    len_q: usize,
+    len_k: usize,
+    /// `[batch][len_q][len_k]`, `true` = masked.
+    mask: Vec<bool>,
+    scale: f64,
+    seed: u64,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        1..4usize,
+        1..4usize,
+        1..6usize,
+        1..6usize,
+        1..7usize,
+        1..7usize,
+    )
+        .prop_flat_map(|(batch, heads, d_k, d_v, len_q, len_k)| {
+            // Masks biased towards masking, so fully masked rows are common.
+            let mask = prop::collection::vec(prop::bool::weighted(0.6), batch * len_q * len_k);
+            let scale = prop_oneof![Just(1e-3), Just(1.0), Just(30.0), Just(1e3)];
+            (
+                Just((batch, heads, d_k, d_v, len_q, len_k)),
+                mask,
+                scale,
+                any::<u64>(),
+            )
+        })
+        .prop_map(
+            |((batch, heads, d_k, d_v, len_q, len_k), mask, scale, seed)| Case {
+                batch,
+                heads,
+                d_k,
+                d_v,
+                len_q,
+                len_k,
+                mask,
+                scale,
+                seed,
+            },
+        )
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn outputs_weights_and_gradients_are_finite(case in case()) {
+        let device = Device::flex().autodiff();
+        device.seed(case.seed);
+        let d_model = 4 * case.heads;
+        let mha = MultiHeadAttentionConfig::new(d_model, case.heads)
+            .with_d_k(Some(case.d_k))
+            .with_d_v(Some(case.d_v))
+            .init(&device);
+        let normal = Distribution::Normal(0.0, case.scale);
+        let q = Tensor::<3>::random([case.batch, case.len_q, d_model], normal, &device).require_grad();
+        let kv = Tensor::<3>::random([case.batch, case.len_k, d_model], normal, &device).require_grad();
+        let mask = Tensor::<3, Bool>::from_data(
+            TensorData::new(case.mask.clone(), [case.batch, case.len_q, case.len_k]),
+            &device,
+        );
+        let out = mha.forward(
+            AttentionInput::new(q.clone(), kv.clone(), kv.clone()).mask_attention(mask),
+        );
+        let weights = values(out.weights.clone());
+        let output = values(out.output.clone());
+        prop_assert!(output.iter().all(|v| v.is_finite()), "output not finite");
+        prop_assert!(weights.iter().all(|v| v.is_finite()), "weights not finite");
+        // [batch, heads, len_q, len_k]: rows sum to 1, or to 0 where every key is masked.
+        for (i, row) in weights.chunks(case.len_k).enumerate() {
+            let (b, query) = (i / (case.heads * case.len_q), i % case.len_q);
+            let masks = &case.mask[(b * case.len_q + query) * case.len_k..][..case.len_k];
+            let sum: f32 = row.iter().sum();
+            let expected = if masks.iter().all(|&m| m) { 0.0 } else { 1.0 };
+            prop_assert!((sum - expected).abs() < 1e-4, "row {i} sums to {sum}");
+            for (w, &masked) in row.iter().zip(masks) {
+                prop_assert!(!masked || *w == 0.0, "masked key got weight {w}");
+            }
+        }
+        let grads = out.output.sum().backward();
+        for (name, grad) in [("query", q.grad(&grads)), ("key/value", kv.grad(&grads))] {
+            let grad = grad.expect("input gradient");
+            prop_assert!(values(grad).iter().all(|v| v.is_finite()), "{name} gradient not finite");
+        }
+        for (name, weight) in [("w_q", &mha.w_q), ("w_k", &mha.w_k), ("w_v", &mha.w_v), ("w_o", &mha.w_o)] {
+            let grad = weight.weight.val().grad(&grads).expect("weight gradient");
+            prop_assert!(values(grad).iter().all(|v| v.is_finite()), "{name} gradient not finite");
+        }
+    }
+}

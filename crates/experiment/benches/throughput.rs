@@ -1,0 +1,149 @@
+//! Training throughput of the reference experiment: samples per second of forward, backward and
+//! optimiser step, one loss read back per batch (as PyTorch's `loss.item()`), with peak memory.
+//!
+//! ```text
+//! cargo bench -p experiment --bench throughput -- --backend flex --dataset ../shared/datasets/sst2
+//! RAYON_NUM_THREADS=1 cargo bench -p experiment --bench throughput -- --backend flex --dataset ...
+//! ```
+//!
+//! `benches/pytorch_reference.py` runs the same model on the same batches in PyTorch;
+//! `benches/throughput.sh` runs both side by side. The batches are the training split in file
+//! order, padded to each batch's longest text (at most `--max-len` tokens), so both programs do
+//! the same work.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::{
+    data::dataloader::batcher::Batcher,
+    optim::{AdamWConfig, GradientsParams},
+};
+use clap::Parser;
+use dataset::{TextBatcher, Vocabulary, VocabularyConfig};
+use experiment::{
+    backend,
+    config::{Backend, ExperimentConfig},
+    run::load_dataset,
+};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// The experiment binary uses mimalloc too; glibc's allocator returns and re-faults the
+// short-lived tensor buffers of every step (see BENCHMARKS.md).
+#[derive(Parser, Debug)]
+#[command(about = "Training throughput of the reference classifier")]
+struct Args {
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    backend: Backend,
+    /// `sst2`, `synthetic` or a folder of `label<TAB>text` splits.
+    #[arg(long, default_value = "sst2")]
+    dataset: String,
+    /// Timed training steps.
+    #[arg(long, default_value_t = 300)]
+    steps: usize,
+    /// Untimed steps first (kernel compilation, allocator warm-up).
+    #[arg(long, default_value_t = 30)]
+    warmup: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 64)]
+    max_len: usize,
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    #[arg(long, default_value_t = 64)]
+    d_model: usize,
+    /// Write the result as JSON here too.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn main() {
+    if let Err(error) = run(Args::parse()) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let config = ExperimentConfig {
+        dataset: args.dataset.clone(),
+        backend: args.backend,
+        heads: args.heads,
+        d_model: args.d_model,
+        batch_size: args.batch_size,
+        max_len: args.max_len,
+        ..ExperimentConfig::default()
+    };
+    config.validate()?;
+    let data = load_dataset(&config)?;
+    let device = backend::device(config.backend)?;
+    let vocab = Vocabulary::build(
+        data.train.iter().map(|e| e.text.as_str()),
+        &VocabularyConfig {
+            min_freq: config.min_freq,
+            max_size: config.max_vocab,
+        },
+    );
+    let items = vocab.encode_examples(&data.train);
+    let batches: Vec<_> = items.chunks(args.batch_size).collect();
+    anyhow::ensure!(!batches.is_empty(), "the training split is empty");
+
+    device.seed(config.seed);
+    let autodiff = device.clone().autodiff();
+    let mut model = config
+        .model_config(vocab.len(), data.n_classes())
+        .init(&autodiff);
+    let mut optimizer = AdamWConfig::new().with_weight_decay(0.0).init();
+    let batcher = TextBatcher::new(args.max_len);
+
+    let (mut started, mut samples, mut padded) = (Instant::now(), 0usize, 0usize);
+    let mut last_loss = f32::NAN;
+    for step in 0..args.warmup + args.steps {
+        if step == args.warmup {
+            started = Instant::now();
+        }
+        let chunk = batches[step % batches.len()];
+        let batch = batcher.batch(chunk.to_vec(), &autodiff);
+        if step >= args.warmup {
+            samples += chunk.len();
+            padded += batch.tokens.dims()[1];
+        }
+        let loss = model.classify(batch).loss;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(config.lr, model, grads);
+        last_loss = loss.into_scalar::<f32>();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let result = serde_json::json!({
+        "program": "burn",
+        "backend": config.backend.to_string(),
+        "threads": std::env::var("RAYON_NUM_THREADS").ok(),
+        "steps": args.steps,
+        "samples": samples,
+        "seconds": seconds,
+        "samples_per_s": samples as f64 / seconds,
+        "mean_padded_len": padded as f64 / args.steps.max(1) as f64,
+        "vocab": vocab.len(),
+        "last_loss": last_loss,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    println!("{result}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, result.to_string() + "\n")
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

@@ -1,0 +1,44 @@
+//! Helpers shared by the binary's end-to-end tests.
+#![allow(dead_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use dataset::synthetic::{self, SyntheticConfig};
+
+pub fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_experiment"))
+}
+
+/// A synthetic dataset of `train` examples (64 validation, 64 test) written as the TSV folder
+/// `dir/name`, with a `labels.txt`.
+pub fn synthetic_folder(dir: &Path, name: &str, train: usize) -> PathBuf {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    let data = synthetic::generate(&SyntheticConfig {
+        train,
+        validation: 64,
+        test: 64,
+        seed: 5,
+    });
+    for (split, examples) in data.splits() {
+        let lines: String = examples
+            .iter()
+            .map(|e| format!("{}\t{}\n", e.label, e.text))
+            .collect();
+        std::fs::write(folder.join(format!("{split}.tsv")), lines).unwrap();
+    }
+    std::fs::write(folder.join("labels.txt"), "0\tnegative\n1\tpositive\n").unwrap();
+    folder
+}
+
+/// Asserts that a run of the binary succeeded, showing its stderr when it did not.
+pub fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
