@@ -121,6 +121,8 @@ def main():
     parser.add_argument("--max-len", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--stages", action="store_true",
+                        help="also time forward, backward and optimiser step apart (CPU)")
     parser.add_argument("--json", help="write the result here too")
     args = parser.parse_args()
 
@@ -137,6 +139,7 @@ def main():
     encoded = [(label, [vocab.get(t, 1) for t in tokenize(text)]) for label, text in examples]
     model.train()
     samples = padded = 0
+    stages = [0.0, 0.0, 0.0]  # forward, backward, optimiser step
     stream = iter(())
     for step in range(args.warmup + args.steps):
         if step == args.warmup:
@@ -153,11 +156,18 @@ def main():
         if step >= args.warmup:
             samples += tokens.shape[0]
             padded += tokens.shape[1]
+        t0 = time.perf_counter()
         loss = loss_fn(model(tokens, padding), labels)
+        t1 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        t2 = time.perf_counter()
         optimizer.step()
+        t3 = time.perf_counter()
         last_loss = loss.item()
+        if step >= args.warmup:
+            for i, (a, b) in enumerate([(t0, t1), (t1, t2), (t2, t3)]):
+                stages[i] += b - a
     seconds = time.perf_counter() - started
     result = {
         "program": "pytorch",
@@ -173,6 +183,8 @@ def main():
         "last_loss": last_loss,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
+    if args.stages:
+        result["stages_s"] = dict(zip(("forward", "backward", "step"), stages))
     if device.type == "cuda":
         result["gpu"] = torch.cuda.get_device_name(device)
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20

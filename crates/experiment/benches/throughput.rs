@@ -54,6 +54,10 @@ struct Args {
     heads: usize,
     #[arg(long, default_value_t = 64)]
     d_model: usize,
+    /// Also time forward, backward and optimiser step apart (CPU backends: they compute
+    /// synchronously; on a GPU the split is meaningless without a sync per stage).
+    #[arg(long)]
+    stages: bool,
     /// Write the result as JSON here too.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -103,6 +107,7 @@ fn run(args: Args) -> Result<()> {
 
     let (mut started, mut samples, mut padded) = (Instant::now(), 0usize, 0usize);
     let mut last_loss = f32::NAN;
+    let mut stages = [0.0f64; 3]; // forward, backward, optimiser step
     for step in 0..args.warmup + args.steps {
         if step == args.warmup {
             started = Instant::now();
@@ -113,13 +118,23 @@ fn run(args: Args) -> Result<()> {
             samples += chunk.len();
             padded += batch.tokens.dims()[1];
         }
+        let t0 = Instant::now();
         let loss = model.classify(batch).loss;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let t1 = Instant::now();
+        let grads = loss.backward();
+        let t2 = Instant::now();
+        let grads = GradientsParams::from_grads(grads, &model);
         model = optimizer.step(config.lr, model, grads);
+        let t3 = Instant::now();
         last_loss = loss.into_scalar::<f32>();
+        if step >= args.warmup {
+            for (total, (from, to)) in stages.iter_mut().zip([(t0, t1), (t1, t2), (t2, t3)]) {
+                *total += (to - from).as_secs_f64();
+            }
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
-    let result = serde_json::json!({
+    let mut result = serde_json::json!({
         "program": "burn",
         "backend": config.backend.to_string(),
         "threads": std::env::var("RAYON_NUM_THREADS").ok(),
@@ -132,6 +147,11 @@ fn run(args: Args) -> Result<()> {
         "last_loss": last_loss,
         "peak_rss_mib": peak_rss_mib(),
     });
+    if args.stages {
+        result["stages_s"] = serde_json::json!({
+            "forward": stages[0], "backward": stages[1], "step": stages[2],
+        });
+    }
     println!("{result}");
     if let Some(path) = &args.json {
         std::fs::write(path, result.to_string() + "\n")
