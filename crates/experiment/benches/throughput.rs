@@ -2,9 +2,10 @@
 //! optimiser step, one loss read back per batch (as PyTorch's `loss.item()`), with peak memory.
 //!
 //! ```text
-//! cargo bench -p experiment --bench throughput -- --backend flex --dataset ../shared/datasets/sst2
+//! cargo bench -p experiment --bench throughput -- --backend flex --dataset "$PWD/../shared/datasets/sst2"
 //! RAYON_NUM_THREADS=1 cargo bench -p experiment --bench throughput -- --backend flex --dataset ...
 //! ```
+//! (cargo runs benches from `crates/experiment`: give the dataset folder as an absolute path.)
 //!
 //! `benches/pytorch_reference.py` runs the same model on the same batches in PyTorch;
 //! `benches/throughput.sh` runs both side by side. The batches are the training split in file
