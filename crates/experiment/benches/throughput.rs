@@ -27,11 +27,11 @@ use experiment::{
     run::load_dataset,
 };
 
+// The experiment binary uses mimalloc too; glibc's allocator returns and re-faults the
+// short-lived tensor buffers of every step (see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-// The experiment binary uses mimalloc too; glibc's allocator returns and re-faults the
-// short-lived tensor buffers of every step (see BENCHMARKS.md).
 #[derive(Parser, Debug)]
 #[command(about = "Training throughput of the reference classifier")]
 struct Args {

@@ -73,18 +73,28 @@ fn wgpu() -> Result<Device> {
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 fn answers(device: &Device, thread: &str) -> bool {
     let probe = device.clone();
+    let outcome = silently(|| {
+        std::thread::Builder::new()
+            .name(thread.into())
+            .spawn(move || {
+                Tensor::<1>::ones([1], &probe)
+                    .into_data()
+                    .try_into_vec_as::<f32>()
+            })
+            .map(|handle| handle.join())
+    });
+    matches!(outcome, Ok(Ok(Ok(values))) if values == [1.0])
+}
+
+/// Runs `f` with panic messages kept off the terminal, for calls whose panics are caught and
+/// turned into one-line errors (burn reports a missing driver or a mismatched record by
+/// panicking).
+pub(crate) fn silently<R>(f: impl FnOnce() -> R) -> R {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let outcome = std::thread::Builder::new()
-        .name(thread.into())
-        .spawn(move || {
-            Tensor::<1>::ones([1], &probe)
-                .into_data()
-                .try_into_vec_as::<f32>()
-        })
-        .map(|handle| handle.join());
+    let result = f();
     std::panic::set_hook(hook);
-    matches!(outcome, Ok(Ok(Ok(values))) if values == [1.0])
+    result
 }
 
 #[cfg(not(feature = "wgpu"))]

@@ -14,8 +14,8 @@ use experiment::{
 };
 
 // burn allocates and frees every step's tensors; with glibc's allocator the large ones go back to
-// the kernel and are faulted in again each step. mimalloc keeps them: +15-25% training samples/s on
-// flex (BENCHMARKS.md).
+// the kernel and are faulted in again each step. mimalloc keeps them: +13% training samples/s on
+// flex in BENCHMARKS.md's A/B.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -153,11 +153,7 @@ pub fn resume(dir: &Path, backend: Option<Backend>, dashboard: bool) -> Result<S
     }
     let data = load_dataset(&config)?;
     let vocab = Vocabulary::load(&dir.join(files::VOCAB))?;
-    let labels_path = dir.join(files::LABELS);
-    let labels: Vec<String> = std::fs::read_to_string(&labels_path)
-        .map_err(anyhow::Error::from)
-        .and_then(|text| Ok(serde_json::from_str(&text)?))
-        .with_context(|| format!("{}: cannot read the run's labels", labels_path.display()))?;
+    let labels = read_labels(dir)?;
     if labels != data.labels {
         bail!(
             "{}: the dataset's labels {:?} differ from the run's {:?}",
@@ -376,6 +372,15 @@ fn fit(
     Ok(summary)
 }
 
+/// The class names a run folder's `labels.json` lists.
+pub fn read_labels(dir: &Path) -> Result<Vec<String>> {
+    let path = dir.join(files::LABELS);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: expected a JSON list of class names", path.display()))
+}
+
 /// The last epoch whose model, optimiser and scheduler checkpoints are all on disk and load; 0
 /// when there is none. A damaged newest checkpoint is an error rather than a silent step back,
 /// so the user decides whether to delete it and lose that epoch.
@@ -417,12 +422,11 @@ fn resume_point(
     let record = ModuleRecord::load(path("model")).map_err(|e| damaged(&path("model"), &e))?;
     // A record of the wrong shapes panics inside burn; it is a damaged file all the same.
     let model_config = config.model_config(vocab_size, n_classes);
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let fits = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        model_config.init(&Device::flex()).load_record(record);
-    }));
-    std::panic::set_hook(hook);
+    let fits = backend::silently(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            model_config.init(&Device::flex()).load_record(record);
+        }))
+    });
     fits.map_err(|_| damaged(&path("model"), &"does not fit the run's model"))?;
     burn::optim::OptimizerRecord::load(path("optim")).map_err(|e| damaged(&path("optim"), &e))?;
     burn::optim::lr_scheduler::LrSchedulerRecord::load(path("scheduler"))
@@ -461,12 +465,7 @@ impl RunLock {
 
     fn acquire(dir: &Path) -> Result<Self> {
         let path = dir.join(Self::FILE);
-        if let Some(pid) = live_lock(dir) {
-            bail!(
-                "{}: another experiment (process {pid}) is training into this folder",
-                dir.display()
-            );
-        }
+        refuse_if_locked(dir)?;
         std::fs::write(&path, std::process::id().to_string())
             .with_context(|| format!("{}: cannot write", path.display()))?;
         Ok(Self(path))
@@ -479,14 +478,21 @@ impl Drop for RunLock {
     }
 }
 
-/// The process holding `dir`'s lock, if it is still running (Linux: `/proc/<pid>`).
-fn live_lock(dir: &Path) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(dir.join(RunLock::FILE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()).then_some(pid)
+/// Fails when another process that is still running (Linux: `/proc/<pid>`) holds `dir`'s lock.
+fn refuse_if_locked(dir: &Path) -> Result<()> {
+    let pid = std::fs::read_to_string(dir.join(RunLock::FILE))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok());
+    if let Some(pid) = pid
+        && pid != std::process::id()
+        && Path::new("/proc").join(pid.to_string()).exists()
+    {
+        bail!(
+            "{}: another experiment (process {pid}) is training into this folder",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// burn's dashboard, when asked for and compiled in.
@@ -512,12 +518,7 @@ fn prepare_out_dir(out: &Path, overwrite: bool) -> Result<()> {
             .map(|mut d| d.next().is_some())
             .unwrap_or(false);
     if occupied {
-        if let Some(pid) = live_lock(out) {
-            bail!(
-                "{}: another experiment (process {pid}) is training into this folder",
-                out.display()
-            );
-        }
+        refuse_if_locked(out)?;
         if !overwrite {
             bail!(
                 "{}: output folder already holds a run; pass --resume DIR to continue it, --overwrite to replace it, or --out DIR for a new one",

@@ -81,13 +81,7 @@ impl TrainedRun {
                 )
             })?;
         let vocab = Vocabulary::load(&dir.join(files::VOCAB))?;
-        let labels: Vec<String> =
-            serde_json::from_str(&read(files::LABELS)?).with_context(|| {
-                format!(
-                    "{}: expected a JSON list of class names",
-                    dir.join(files::LABELS).display()
-                )
-            })?;
+        let labels = crate::run::read_labels(dir)?;
         // The model is rebuilt from config.toml (whose keys all have defaults, so older runs
         // still load); model.json only serves to check that vocabulary and labels belong to it.
         let model_path = dir.join(files::MODEL_CONFIG);
