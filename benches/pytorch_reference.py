@@ -2,9 +2,11 @@
 """The reference classifier trained in PyTorch, for side-by-side throughput with
 `cargo bench -p experiment --bench throughput`.
 
-Same data and work as the Rust bench: the training split of a `label<TAB>text` folder in file
-order, the same tokeniser and vocabulary (ids sorted by count, then word), batches padded to their
-longest text (at most --max-len tokens), embedding -> sinusoidal positions -> dropout ->
+Same data and work as the Rust bench: the training split of a `label<TAB>text` folder, the same
+tokeniser and vocabulary (ids sorted by count, then word), batches drawn as --batching says (file
+order; shuffled; or length-bucketed, the experiment's default: shuffle, sort pools of 50 batches by
+length, cut, shuffle the batches, anew each epoch, as `dataset::batch_indices`) and padded to
+their longest text (at most --max-len tokens; --pad ladder rounds up as GPU backends do), embedding -> sinusoidal positions -> dropout ->
 multi-head self-attention (no biases, padding masked) -> residual + LayerNorm -> masked mean ->
 dropout -> linear, cross-entropy, AdamW (lr 1e-3, eps 1e-5, no weight decay), one `loss.item()`
 per batch. Prints one JSON line.
@@ -16,6 +18,7 @@ per batch. Prints one JSON line.
 import argparse
 import json
 import math
+import random
 import resource
 import time
 from collections import Counter
@@ -97,12 +100,46 @@ class Classifier(nn.Module):
         return self.output(self.dropout(pooled))
 
 
-def batches(encoded, batch_size, max_len):
+POOL_BATCHES = 50  # dataset::POOL_BATCHES
+
+
+def batch_indices(lengths, batch_size, batching, rng):
+    """One epoch's batches of indices, as dataset::batch_indices (Python's own RNG)."""
+    order = list(range(len(lengths)))
+    if batching == "file":
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(order)
+    if batching == "shuffle":
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    out = []
+    pool = batch_size * POOL_BATCHES
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])  # stable
+        out.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(out)
+    return out
+
+
+def pad_ladder(max_len):
+    """dataset::pad_ladder: 8, 12, 16, 24, 32, 48, ... up to max_len."""
+    ladder, power = [], 8
+    while power < max_len:
+        ladder.append(power)
+        if power + power // 2 < max_len:
+            ladder.append(power + power // 2)
+        power *= 2
+    return [l for l in ladder if l < max_len] + [max_len]
+
+
+def batches(encoded, batch_size, max_len, batching, pad, rng):
     # Padding is in the measured loop, as the Rust bench's batcher is; tokenising is not.
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start : start + batch_size]
+    ladder = pad_ladder(max_len)
+    for indices in batch_indices([len(i) for _, i in encoded], batch_size, batching, rng):
+        chunk = [encoded[i] for i in indices]
         ids = [i[:max_len] for _, i in chunk]
         length = max(1, max(len(i) for i in ids))
+        if pad == "ladder":
+            length = next(l for l in ladder if l >= length)
         tokens = torch.zeros(len(chunk), length, dtype=torch.long)
         for row, i in enumerate(ids):
             tokens[row, : len(i)] = torch.tensor(i, dtype=torch.long)
@@ -121,6 +158,8 @@ def main():
     parser.add_argument("--max-len", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--batching", choices=["file", "shuffle", "bucket"], default="bucket")
+    parser.add_argument("--pad", choices=["longest", "ladder"], default="longest")
     parser.add_argument("--stages", action="store_true",
                         help="also time forward, backward and optimiser step apart (CPU)")
     parser.add_argument("--json", help="write the result here too")
@@ -137,6 +176,7 @@ def main():
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, eps=1e-5, weight_decay=0.0)
     loss_fn = nn.CrossEntropyLoss()
     encoded = [(label, [vocab.get(t, 1) for t in tokenize(text)]) for label, text in examples]
+    rng = random.Random(42)
     model.train()
     samples = padded = 0
     stages = [0.0, 0.0, 0.0]  # forward, backward, optimiser step
@@ -150,7 +190,7 @@ def main():
         try:
             tokens, padding, labels = next(stream)
         except StopIteration:
-            stream = batches(encoded, args.batch_size, args.max_len)
+            stream = batches(encoded, args.batch_size, args.max_len, args.batching, args.pad, rng)
             tokens, padding, labels = next(stream)
         tokens, padding, labels = tokens.to(device), padding.to(device), labels.to(device)
         if step >= args.warmup:
@@ -172,6 +212,8 @@ def main():
     result = {
         "program": "pytorch",
         "backend": args.device,
+        "batching": args.batching,
+        "pad": args.pad,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "steps": args.steps,

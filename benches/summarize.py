@@ -21,23 +21,28 @@ def main(path):
         if "samples_per_s" not in r:
             continue
         threads = str(r.get("threads") or "-")
-        runs[(r["program"], r["backend"], threads)].append(r)
+        # Results from before batching options were recorded in file order.
+        batching = r.get("batching", "file")
+        runs[(r["program"], r["backend"], threads, batching)].append(r)
     device = lambda backend: "gpu" if backend in ("cuda", "wgpu") else "cpu"
     torch = {
-        (device(b), t): statistics.mean(x["samples_per_s"] for x in rs)
-        for (p, b, t), rs in runs.items()
+        (device(b), t, g): statistics.mean(x["samples_per_s"] for x in rs)
+        for (p, b, t, g), rs in runs.items()
         if p == "pytorch"
     }
-    print("| program | backend | threads | runs | samples/s (mean, min–max) | peak RSS MiB | ÷ PyTorch |")
-    print("|---|---|---|---|---|---|---|")
-    for (p, b, t), rs in sorted(runs.items(), key=lambda kv: (device(kv[0][1]), kv[0][2], kv[0][0], kv[0][1])):
+    print("| program | backend | batching | threads | runs | samples/s (mean, min–max) | padded len | peak RSS MiB | ÷ PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (p, b, t, g), rs in sorted(runs.items(), key=lambda kv: (device(kv[0][1]), kv[0][3], kv[0][2], kv[0][0], kv[0][1])):
         speeds = [x["samples_per_s"] for x in rs]
         mean = statistics.mean(speeds)
         # PyTorch's CUDA runs report torch's thread count; a GPU row compares with the GPU row.
-        ref = torch.get((device(b), t)) or (torch.get((device(b), next((tt for (d, tt) in torch if d == device(b)), None))) if device(b) == "gpu" else None)
+        ref = torch.get((device(b), t, g)) or (torch.get((device(b), next((tt for (d, tt, gg) in torch if d == device(b) and gg == g), None), g)) if device(b) == "gpu" else None)
         ratio = f"{mean / ref:.2f}×" if ref and p != "pytorch" else ""
-        rss = statistics.mean(x["peak_rss_mib"] for x in rs if x.get("peak_rss_mib"))
-        print(f"| {p} | {b} | {t} | {len(rs)} | {mean:,.0f} ({min(speeds):,.0f}–{max(speeds):,.0f}) | {rss:,.0f} | {ratio} |")
+        rss = [x["peak_rss_mib"] for x in rs if x.get("peak_rss_mib")]
+        rss = f"{statistics.mean(rss):,.0f}" if rss else ""
+        padded = [x["mean_padded_len"] for x in rs if x.get("mean_padded_len")]
+        padded = f"{statistics.mean(padded):.1f}" if padded else ""
+        print(f"| {p} | {b} | {g} | {t} | {len(rs)} | {mean:,.0f} ({min(speeds):,.0f}–{max(speeds):,.0f}) | {padded} | {rss} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 #
 #   benches/throughput.sh DATASET_DIR [THREADS...]        # default threads: 1 2
 #   STEPS=300 ROUNDS=3 BACKENDS="flex ndarray" benches/throughput.sh ../shared/datasets/sst2 1
+#   BATCHING=file PAD=longest benches/throughput.sh ...    # batches as before length bucketing
 #
 # Runs each program ROUNDS times, alternating, and prints one JSON line per run (also appended
 # to $RESULTS, default benches/results/throughput.jsonl). Needs `pip install torch`.
@@ -17,11 +18,15 @@ steps=${STEPS:-300}
 warmup=${WARMUP:-30}
 rounds=${ROUNDS:-3}
 backends=${BACKENDS:-flex ndarray}
+batching=${BATCHING:-bucket}
+pad=${PAD:-longest}
 results=${RESULTS:-benches/results/throughput.jsonl}
 mkdir -p "$(dirname "$results")"
 
-cargo bench -p experiment --bench throughput --no-run --quiet 2>/dev/null
-bench=$(cargo bench -p experiment --bench throughput --no-run --message-format=json 2>/dev/null |
+# `cargo build` (dev profile, the workspace's one optimised build) rather than `cargo bench`, whose
+# bench profile lives in target/release and would compile burn a second time.
+cargo build -p experiment --bench throughput --quiet 2>/dev/null
+bench=$(cargo build -p experiment --bench throughput --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
@@ -31,10 +36,11 @@ for l in sys.stdin:
 for t in "${threads[@]}"; do
     for round in $(seq "$rounds"); do
         for b in $backends; do
-            RAYON_NUM_THREADS=$t "$bench" --backend "$b" --dataset "$data" --steps "$steps" --warmup "$warmup" |
+            RAYON_NUM_THREADS=$t "$bench" --backend "$b" --dataset "$data" --steps "$steps" --warmup "$warmup" \
+                --batching "$batching" --pad "$pad" |
                 tee -a "$results"
         done
         python3 benches/pytorch_reference.py --dataset "$data" --threads "$t" --steps "$steps" \
-            --warmup "$warmup" 2>/dev/null | tee -a "$results"
+            --warmup "$warmup" --batching "$batching" --pad "$pad" 2>/dev/null | tee -a "$results"
     done
 done

@@ -9,14 +9,15 @@ repeats=${2:-2}
 shift $(( $# > 2 ? 2 : $# ))
 backends=("${@:-flex}")
 [ $# -gt 0 ] || backends=(flex ndarray)
-cargo build --release -p experiment --quiet
+# The dev profile is the optimised one this workspace shares with `cargo test` (Cargo.toml).
+cargo build -p experiment --quiet
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "| run | backend | training samples/s |"
 echo "|---|---|---|"
 for rep in $(seq "$repeats"); do
   for backend in "${backends[@]}"; do
-    target/release/experiment --dataset "$dataset" --backend "$backend" --epochs 1 --patience 0 \
+    target/debug/experiment --dataset "$dataset" --backend "$backend" --epochs 1 --patience 0 \
       --no-tui --out "$tmp/$backend-$rep" >/dev/null
     speed=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["train_samples_per_s"]))' "$tmp/$backend-$rep/summary.json")
     echo "| $rep | $backend | $speed |"

@@ -4,7 +4,7 @@
 use burn::{data::dataloader::batcher::Batcher, prelude::*};
 
 #[cfg(feature = "burn")]
-use crate::PAD;
+use crate::{PAD, PadTo};
 
 /// One encoded example.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,11 +28,14 @@ pub struct TextBatch {
 }
 
 #[cfg(feature = "burn")]
-/// Pads each batch to its longest sequence, truncating sequences longer than `max_len`.
+/// Pads each batch to its longest sequence (or the next length of a fixed ladder, see
+/// [`PadTo`]), truncating sequences longer than `max_len`.
 #[derive(Debug, Clone)]
 pub struct TextBatcher {
     /// Longest sequence kept; longer ones are cut at the end.
     pub max_len: usize,
+    /// How long the padded batch is.
+    pub pad_to: PadTo,
 }
 
 #[cfg(feature = "burn")]
@@ -40,23 +43,28 @@ impl TextBatcher {
     /// A batcher that keeps at most `max_len` tokens per example.
     pub fn new(max_len: usize) -> Self {
         assert!(max_len > 0, "max_len must be at least 1");
-        Self { max_len }
+        Self {
+            max_len,
+            pad_to: PadTo::Longest,
+        }
+    }
+
+    /// The same batcher padding as `pad_to` says.
+    pub fn with_pad_to(self, pad_to: PadTo) -> Self {
+        Self { pad_to, ..self }
     }
 }
 
 #[cfg(feature = "burn")]
 impl Batcher<TextItem, TextBatch> for TextBatcher {
     /// # Shapes
-    /// `items.len()` examples → tokens and mask `[batch, min(longest, max_len)]`, labels `[batch]`.
+    /// `items.len()` examples → tokens and mask `[batch, len]`, labels `[batch]`, where `len` is
+    /// `min(longest, max_len)` padded as [`PadTo`] says.
     fn batch(&self, items: Vec<TextItem>, device: &Device) -> TextBatch {
         let batch = items.len();
         // At least one column, so a batch of empty texts still has a (fully masked) shape.
-        let len = items
-            .iter()
-            .map(|i| i.tokens.len())
-            .max()
-            .unwrap_or(0)
-            .clamp(1, self.max_len);
+        let longest = items.iter().map(|i| i.tokens.len()).max().unwrap_or(0);
+        let len = self.pad_to.length(longest, self.max_len);
         let mut tokens = vec![PAD as i64; batch * len];
         let mut padding = vec![true; batch * len];
         for (row, item) in items.iter().enumerate() {
@@ -111,7 +119,18 @@ mod tests {
             [1, 0]
         );
 
-        let b = TextBatcher::new(64).batch(items, &device);
+        let b = TextBatcher::new(64).batch(items.clone(), &device);
         assert_eq!(b.tokens.dims(), [2, 5]);
+
+        let b = TextBatcher::new(64)
+            .with_pad_to(PadTo::Ladder)
+            .batch(items, &device);
+        assert_eq!(b.tokens.dims(), [2, 8]);
+        let padding = b
+            .mask_padding
+            .into_data()
+            .try_into_vec_as::<bool>()
+            .unwrap();
+        assert_eq!(padding.iter().filter(|&&p| !p).count(), 7, "7 real tokens");
     }
 }

@@ -1,5 +1,6 @@
 //! A folder of split files: `train`, `validation` and optional `test`, each `.tsv`, `.csv` or
-//! `.jsonl`, with an optional `labels.txt` (`id<TAB>name`).
+//! `.jsonl`, plain or gzip-compressed (`train.tsv.gz`), with an optional `labels.txt`
+//! (`id<TAB>name`).
 
 use std::{
     collections::BTreeSet,
@@ -116,7 +117,7 @@ pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<TextDataset, D
 fn find_split(dir: &Path, split: &str) -> Result<Option<PathBuf>, DataError> {
     let found: Vec<PathBuf> = FORMATS
         .iter()
-        .map(|(ext, _)| dir.join(format!("{split}.{ext}")))
+        .flat_map(|(ext, _)| ["", ".gz"].map(|gz| dir.join(format!("{split}.{ext}{gz}"))))
         .filter(|p| p.exists())
         .collect();
     match found.len() {
@@ -137,8 +138,17 @@ fn names(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
+fn is_gzip(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
+}
+
 fn format_of(path: &Path) -> Format {
-    let ext = path
+    let inner = if is_gzip(path) {
+        Path::new(path.file_stem().unwrap_or_default())
+    } else {
+        path
+    };
+    let ext = inner
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or_default();
@@ -150,6 +160,15 @@ fn format_of(path: &Path) -> Format {
 
 fn read_split(path: &Path, options: &FolderOptions) -> Result<Vec<RawExample>, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    if is_gzip(path) {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+            &mut text,
+        )
+        .map_err(|e| DataError::file(path, format!("not a readable gzip file ({e})")))?;
+        return parse_raw(path, &text, options);
+    }
     parse_raw(path, &bytes, options)
 }
 

@@ -8,6 +8,9 @@
 //!   (`<pad>` = 0, `<unk>` = 1, saved as JSON), and a [`TextBatcher`] that pads each batch to its
 //!   longest sequence and returns token ids, a padding mask (`true` = padding, as the `attention`
 //!   crate expects) and labels.
+//! - **Batches of similar length**: [`TextLoader`], a burn `DataLoader` that groups texts of
+//!   close length ([`Batching::Bucket`]) and can pad to a short ladder of lengths
+//!   ([`PadTo::Ladder`]) so a GPU sees few shapes.
 //! - **Statistics**: [`statistics`] counts examples, label balance, lengths and the
 //!   out-of-vocabulary rate of every split.
 //!
@@ -42,6 +45,7 @@
 //! ```
 
 mod batch;
+mod bucket;
 mod error;
 mod folder;
 mod spec;
@@ -53,6 +57,9 @@ mod vocab;
 pub use batch::TextItem;
 #[cfg(feature = "burn")]
 pub use batch::{TextBatch, TextBatcher};
+#[cfg(feature = "burn")]
+pub use bucket::TextLoader;
+pub use bucket::{Batching, POOL_BATCHES, PadTo, batch_count, batch_indices, pad_ladder};
 pub use error::DataError;
 pub use folder::{
     FolderOptions, MAX_INFERRED_CLASSES, MAX_LINE_BYTES, load_folder, parse_labels, parse_split,

@@ -4,12 +4,12 @@ use std::{fmt, path::PathBuf};
 
 use crate::{DataError, FolderOptions, TextDataset, load_folder, sst2, synthetic};
 
-/// A dataset as a user names it: `synthetic`, `sst2`, or a path to a folder.
+/// A dataset as a user names it: `synthetic`, `synthetic-long`, `sst2`, or a path to a folder.
 ///
 /// A bare `synthetic` or `sst2` is the named source; write `./sst2` for a folder of that name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DatasetSpec {
-    /// The embedded generator, [`synthetic`].
+    /// The embedded generator, [`synthetic`] (`synthetic-long`: [`synthetic::SyntheticConfig::long`]).
     Synthetic(synthetic::SyntheticConfig),
     /// GLUE SST-2 from a data directory, downloaded when `download` is set ([`sst2`]).
     Sst2 {
@@ -23,10 +23,12 @@ pub enum DatasetSpec {
 }
 
 impl DatasetSpec {
-    /// Parses `synthetic`, `sst2` or a path; `data_dir` and `download` serve `sst2`.
+    /// Parses `synthetic`, `synthetic-long`, `sst2` or a path; `data_dir` and `download` serve
+    /// `sst2`.
     pub fn parse(name: &str, data_dir: Option<PathBuf>, download: bool) -> Self {
         match name {
             "synthetic" => Self::Synthetic(synthetic::SyntheticConfig::default()),
+            "synthetic-long" => Self::Synthetic(synthetic::SyntheticConfig::long()),
             "sst2" => Self::Sst2 {
                 data_dir: data_dir.unwrap_or_else(sst2::default_data_dir),
                 download,
@@ -50,7 +52,7 @@ impl DatasetSpec {
 impl fmt::Display for DatasetSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Synthetic(_) => write!(f, "synthetic"),
+            Self::Synthetic(config) => write!(f, "{}", config.name()),
             Self::Sst2 { .. } => write!(f, "sst2"),
             Self::Folder(dir, _) => write!(f, "{}", dir.display()),
         }

@@ -179,6 +179,11 @@ const FILLERS: &[&[&str]] = &[
 /// Sizes and seed of the generated splits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyntheticConfig {
+    /// Long texts: each example is stretched with neutral filler phrases to a length drawn
+    /// uniformly from this range (in tokens), the first clause near the start and the
+    /// connective with the second clause near the end, so the deciding tokens stand hundreds of
+    /// tokens apart. `None` (default): the short sentences alone.
+    pub long: Option<std::ops::RangeInclusive<usize>>,
     /// Training examples. Default: 20,000.
     pub train: usize,
     /// Validation examples. Default: 2,000.
@@ -192,10 +197,34 @@ pub struct SyntheticConfig {
 impl Default for SyntheticConfig {
     fn default() -> Self {
         Self {
+            long: None,
             train: 20_000,
             validation: 2_000,
             test: 2_000,
             seed: 2017,
+        }
+    }
+}
+
+impl SyntheticConfig {
+    /// `synthetic-long`: 256 to 1,024 tokens an example; 5,000 / 500 / 500 examples (the cost of
+    /// attention grows with the square of the length).
+    pub fn long() -> Self {
+        Self {
+            long: Some(256..=1024),
+            train: 5_000,
+            validation: 500,
+            test: 500,
+            ..Self::default()
+        }
+    }
+
+    /// `synthetic` or `synthetic-long`.
+    pub fn name(&self) -> &'static str {
+        if self.long.is_some() {
+            "synthetic-long"
+        } else {
+            "synthetic"
         }
     }
 }
@@ -206,12 +235,19 @@ pub const LABELS: [&str; 2] = ["negative", "positive"];
 /// Generates the three splits (`validation` and `test` follow `train` from the same stream).
 pub fn generate(config: &SyntheticConfig) -> TextDataset {
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut take = |n: usize| (0..n).map(|_| example(&mut rng)).collect::<Vec<_>>();
+    let mut take = |n: usize| {
+        (0..n)
+            .map(|_| match &config.long {
+                None => example(&mut rng),
+                Some(lengths) => long_example(&mut rng, lengths.clone()),
+            })
+            .collect::<Vec<_>>()
+    };
     let train = take(config.train);
     let validation = take(config.validation);
     let test = take(config.test);
     TextDataset {
-        name: "synthetic".into(),
+        name: config.name().into(),
         labels: LABELS.iter().map(|s| s.to_string()).collect(),
         train,
         validation,
@@ -308,6 +344,69 @@ pub fn example(rng: &mut StdRng) -> TextExample {
     }
 }
 
+/// One example stretched to a length drawn from `lengths` (see [`SyntheticConfig::long`]): the
+/// words of [`example`] with neutral filler between and around its clauses. The label rule is
+/// unchanged, so [`label_of`] holds for long examples too.
+pub fn long_example(rng: &mut StdRng, lengths: std::ops::RangeInclusive<usize>) -> TextExample {
+    let short = example(rng);
+    let words: Vec<&str> = short.text.split(' ').collect();
+    let target = rng.random_range(lengths).max(words.len());
+    let free = target - words.len();
+    // Split point: after the first clause (at the connective), else anywhere.
+    let connective = words
+        .iter()
+        .position(|w| CONTRASTS.contains(w) || JOINERS.contains(w));
+    // Most filler goes between the clauses; a little before and after.
+    let (before, after) = (
+        rng.random_range(0..=free / 16),
+        rng.random_range(0..=free / 16),
+    );
+    let middle = free - before - after;
+    let cut = connective.unwrap_or_else(|| rng.random_range(0..=words.len()));
+    let mut out: Vec<&str> = Vec::with_capacity(target);
+    let mut decisive = Vec::new();
+    let mut push_words = |out: &mut Vec<_>, range: std::ops::Range<usize>| {
+        for i in range {
+            if short.decisive.contains(&i) {
+                decisive.push(out.len());
+            }
+            out.push(words[i]);
+        }
+    };
+    filler(rng, &mut out, before);
+    if connective.is_some() {
+        push_words(&mut out, 0..cut);
+        filler(rng, &mut out, middle);
+    } else {
+        filler(rng, &mut out, middle);
+        push_words(&mut out, 0..cut);
+    }
+    push_words(&mut out, cut..words.len());
+    filler(rng, &mut out, after);
+    TextExample {
+        label: short.label,
+        text: out.join(" "),
+        decisive,
+    }
+}
+
+/// Appends exactly `n` filler tokens: whole phrases while they fit, then one-word ones.
+fn filler<'a>(rng: &mut StdRng, out: &mut Vec<&'a str>, n: usize) {
+    let end = out.len() + n;
+    while out.len() < end {
+        let phrase = FILLERS.choose(rng).unwrap();
+        if out.len() + phrase.len() <= end {
+            out.extend_from_slice(phrase);
+        } else {
+            out.push(if rng.random_bool(0.5) {
+                "overall"
+            } else {
+                "throughout"
+            });
+        }
+    }
+}
+
 /// The label the grammar assigns to `text`, recomputed from the words alone (the rule the
 /// generator follows, written independently of it, for tests and for checking a dataset).
 pub fn label_of(text: &str) -> Option<usize> {
@@ -337,6 +436,44 @@ pub fn label_of(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_examples_keep_the_label_rule_and_their_length() {
+        let data = generate(&SyntheticConfig {
+            train: 300,
+            validation: 10,
+            test: 10,
+            ..SyntheticConfig::long()
+        });
+        assert_eq!(data.name, "synthetic-long");
+        let mut far = 0;
+        for e in &data.train {
+            let words: Vec<&str> = e.text.split(' ').collect();
+            assert!(
+                (256..=1024).contains(&words.len()),
+                "{} tokens",
+                words.len()
+            );
+            assert_eq!(label_of(&e.text), Some(e.label), "{}", e.text);
+            // Decisive positions point at the grammar's words, not at filler.
+            for &d in &e.decisive {
+                let w = words[d];
+                assert!(
+                    [POSITIVE, NEGATIVE, NEGATORS, CONTRASTS, JOINERS]
+                        .iter()
+                        .any(|l| l.contains(&w)),
+                    "`{w}` at {d} is not decisive"
+                );
+            }
+            let span = e.decisive.last().unwrap() - e.decisive.first().unwrap();
+            far += usize::from(span >= 100);
+        }
+        // Two-clause examples that the first clause decides put the connective far away.
+        assert!(
+            far > 50,
+            "only {far} of 300 with deciding tokens >= 100 apart"
+        );
+    }
 
     #[test]
     fn word_lists_do_not_overlap() {

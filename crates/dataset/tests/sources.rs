@@ -113,6 +113,53 @@ fn json_lines_with_ids_or_names() {
     assert!(error(dir.path()).contains("validation.jsonl:1: invalid JSON"));
 }
 
+fn gzip(content: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(content.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn gzip_compressed_splits_load_like_plain_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "train.tsv.gz",
+        &gzip("0\tbad film\n1\tgood film\n"),
+    );
+    write(
+        dir.path(),
+        "validation.jsonl.gz",
+        &gzip("{\"label\": 1, \"text\": \"nice\"}\n"),
+    );
+    write(dir.path(), "test.csv", b"text,label\nfine,1\n");
+    let data = load_folder(dir.path(), &FolderOptions::default()).unwrap();
+    assert_eq!(data.train[1], TextExample::new(1, "good film"));
+    assert_eq!(data.validation, [TextExample::new(1, "nice")]);
+    assert_eq!(data.test.unwrap(), [TextExample::new(1, "fine")]);
+
+    // Errors name the compressed file and the line inside it.
+    write(dir.path(), "train.tsv.gz", &gzip("0\tok\nno tab here\n"));
+    assert!(
+        error(dir.path()).ends_with("train.tsv.gz:2: no TAB: expected `label<TAB>text`"),
+        "{}",
+        error(dir.path())
+    );
+    write(dir.path(), "train.tsv.gz", b"plain text, not gzip");
+    assert!(
+        error(dir.path()).contains("train.tsv.gz: not a readable gzip file"),
+        "{}",
+        error(dir.path())
+    );
+    write(dir.path(), "train.tsv", b"0\tx\n");
+    assert!(
+        error(dir.path()).contains("more than one train file (train.tsv, train.tsv.gz)"),
+        "{}",
+        error(dir.path())
+    );
+}
+
 #[test]
 fn missing_folder_and_files() {
     let dir = tempfile::tempdir().unwrap();

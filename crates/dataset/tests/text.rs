@@ -27,6 +27,7 @@ fn vocabulary_is_deterministic_and_round_trips() {
         validation: 10,
         test: 10,
         seed: 3,
+        ..SyntheticConfig::default()
     });
     let build = || {
         Vocabulary::build(

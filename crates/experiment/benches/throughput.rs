@@ -8,19 +8,22 @@
 //! (cargo runs benches from `crates/experiment`: give the dataset folder as an absolute path.)
 //!
 //! `benches/pytorch_reference.py` runs the same model on the same batches in PyTorch;
-//! `benches/throughput.sh` runs both side by side. The batches are the training split in file
-//! order, padded to each batch's longest text (at most `--max-len` tokens), so both programs do
-//! the same work.
+//! `benches/throughput.sh` runs both side by side. `--batching file` takes the training split in
+//! file order; `shuffle` and `bucket` (the experiment's default) draw each epoch's batches as
+//! `experiment train` does (`dataset::batch_indices`; the Python script implements the same
+//! recipe). Batches are padded to their longest text (at most `--max-len` tokens), or to the
+//! ladder of lengths with `--pad ladder` (what GPU backends use), so both programs do the same
+//! work; each prints its mean padded length to show it.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::{
-    data::dataloader::batcher::Batcher,
+    data::dataloader::DataLoader,
     optim::{AdamWConfig, GradientsParams},
 };
-use clap::Parser;
-use dataset::{TextBatcher, Vocabulary, VocabularyConfig};
+use clap::{Parser, ValueEnum};
+use dataset::{Batching, PadTo, TextBatcher, TextLoader, Vocabulary, VocabularyConfig};
 use experiment::{
     backend,
     config::{Backend, ExperimentConfig},
@@ -31,6 +34,22 @@ use experiment::{
 // short-lived tensor buffers of every step (see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BenchBatching {
+    /// The training split in file order.
+    File,
+    /// Random batches, a new draw each epoch.
+    Shuffle,
+    /// Length-bucketed batches (the experiment's default).
+    Bucket,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BenchPad {
+    Longest,
+    Ladder,
+}
 
 #[derive(Parser, Debug)]
 #[command(about = "Training throughput of the reference classifier")]
@@ -55,6 +74,12 @@ struct Args {
     heads: usize,
     #[arg(long, default_value_t = 64)]
     d_model: usize,
+    /// How batches are drawn.
+    #[arg(long, value_enum, default_value_t = BenchBatching::Bucket)]
+    batching: BenchBatching,
+    /// How batches are padded.
+    #[arg(long, value_enum, default_value_t = BenchPad::Longest)]
+    pad: BenchPad,
     /// Also time forward, backward and optimiser step apart (CPU backends: they compute
     /// synchronously; on a GPU the split is meaningless without a sync per stage).
     #[arg(long)]
@@ -95,8 +120,7 @@ fn run(args: Args) -> Result<()> {
         },
     );
     let items = vocab.encode_examples(&data.train);
-    let batches: Vec<_> = items.chunks(args.batch_size).collect();
-    anyhow::ensure!(!batches.is_empty(), "the training split is empty");
+    anyhow::ensure!(!items.is_empty(), "the training split is empty");
 
     device.seed(config.seed);
     let autodiff = device.clone().autodiff();
@@ -104,7 +128,21 @@ fn run(args: Args) -> Result<()> {
         .model_config(vocab.len(), data.n_classes())
         .init(&autodiff);
     let mut optimizer = AdamWConfig::new().with_weight_decay(0.0).init();
-    let batcher = TextBatcher::new(args.max_len);
+    let pad_to = match args.pad {
+        BenchPad::Longest => PadTo::Longest,
+        BenchPad::Ladder => PadTo::Ladder,
+    };
+    let batcher = TextBatcher::new(args.max_len).with_pad_to(pad_to);
+    let batching = match args.batching {
+        BenchBatching::File | BenchBatching::Shuffle => Batching::Shuffle,
+        BenchBatching::Bucket => Batching::Bucket,
+    };
+    let mut loader = TextLoader::new(items, batcher, args.batch_size, batching, autodiff.clone());
+    if !matches!(args.batching, BenchBatching::File) {
+        loader = loader.shuffle(config.seed);
+    }
+    // Epoch after epoch, each drawn afresh (as the learner's loader does).
+    let mut batches = std::iter::repeat_with(|| loader.iter()).flatten();
 
     let (mut started, mut samples, mut padded) = (Instant::now(), 0usize, 0usize);
     let mut last_loss = f32::NAN;
@@ -113,11 +151,11 @@ fn run(args: Args) -> Result<()> {
         if step == args.warmup {
             started = Instant::now();
         }
-        let chunk = batches[step % batches.len()];
-        let batch = batcher.batch(chunk.to_vec(), &autodiff);
+        let batch = batches.next().expect("endless")?;
         if step >= args.warmup {
-            samples += chunk.len();
-            padded += batch.tokens.dims()[1];
+            let [n, len] = batch.tokens.dims();
+            samples += n;
+            padded += len;
         }
         let t0 = Instant::now();
         let loss = model.classify(batch).loss;
@@ -138,6 +176,8 @@ fn run(args: Args) -> Result<()> {
     let mut result = serde_json::json!({
         "program": "burn",
         "backend": config.backend.to_string(),
+        "batching": format!("{:?}", args.batching).to_lowercase(),
+        "pad": format!("{:?}", args.pad).to_lowercase(),
         "threads": std::env::var("RAYON_NUM_THREADS").ok(),
         "steps": args.steps,
         "samples": samples,

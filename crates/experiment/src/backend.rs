@@ -19,6 +19,52 @@ pub fn device(backend: Backend) -> Result<Device> {
     }
 }
 
+/// `n` devices of `backend` for data-parallel training: on a CPU backend, `n` workers sharing
+/// the processor (each thread trains on its own part of every batch); on a GPU backend, the
+/// first `n` discrete GPUs, each checked like [`device`].
+pub fn devices(backend: Backend, n: usize) -> Result<Vec<Device>> {
+    anyhow::ensure!(n >= 1, "--devices must be at least 1");
+    let first = device(backend)?;
+    if n == 1 || matches!(backend, Backend::Flex | Backend::Ndarray) {
+        return Ok(vec![first; n]);
+    }
+    (0..n).map(|i| gpu(backend, i)).collect()
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_gpu(index: usize) -> Option<Device> {
+    let device = Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(index));
+    answers(&device, "wgpu-probe").then_some(device)
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_gpu(_index: usize) -> Option<Device> {
+    None
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_gpu(index: usize) -> Option<Device> {
+    let device = Device::cuda(index);
+    answers(&device, "cuda-probe").then_some(device)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_gpu(_index: usize) -> Option<Device> {
+    None
+}
+
+fn gpu(backend: Backend, index: usize) -> Result<Device> {
+    let found = match backend {
+        Backend::Wgpu => wgpu_gpu(index),
+        _ => cuda_gpu(index),
+    };
+    found.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--devices asks for GPU {index} of --backend {backend}, and there is none; pass --devices {index} or fewer"
+        )
+    })
+}
+
 #[cfg_attr(
     all(
         feature = "flex",

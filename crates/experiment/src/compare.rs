@@ -66,24 +66,38 @@ pub struct RunResult {
     pub focus: Option<HeadFocus>,
 }
 
+/// One run of the comparison: a condition, a seed, its configuration and folder.
+struct Planned<'a> {
+    label: String,
+    condition: &'a Condition,
+    config: ExperimentConfig,
+    dir: PathBuf,
+}
+
 /// Runs the comparison into `out` (runs under `out/runs/`) and writes the report there.
 ///
 /// A run whose folder already holds a finished run with the same configuration is reused, so an
-/// interrupted comparison continues where it stopped.
+/// interrupted comparison continues where it stopped. With `jobs` > 1 the runs train at the
+/// same time, each in its own `experiment train` process (this executable; its output goes to
+/// `out/runs/<run>.log`), with the cores shared out among them; the report is the same as a
+/// sequential comparison's, since every run is seeded alike either way.
 pub fn compare(
     base: &ExperimentConfig,
     conditions: &[Condition],
     seeds: &[u64],
     out: &Path,
     command: &str,
+    jobs: usize,
 ) -> Result<Report> {
     if seeds.is_empty() {
         bail!("--seeds must be at least 1");
     }
+    if jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
     let data = run::load_dataset(base)?;
     let total = conditions.len() * seeds.len();
-    let mut results = Vec::with_capacity(total);
-    let started = Instant::now();
+    let mut plan = Vec::with_capacity(total);
     for (i, (condition, &seed)) in conditions
         .iter()
         .flat_map(|c| seeds.iter().map(move |s| (c, s)))
@@ -98,29 +112,55 @@ pub fn compare(
         config
             .validate()
             .with_context(|| format!("condition {}", condition.name))?;
-        let dir = out.join("runs").join(format!("{}-s{seed}", condition.name));
-        let label = format!("[{}/{total}] {} seed {seed}", i + 1, condition.name);
-        let previous = finished_with(&dir, &config);
-        let reused = previous.is_some();
-        let summary = match previous {
-            Some(summary) => summary,
-            None => {
-                println!(
-                    "{label}: training ({:.0} s elapsed)",
-                    started.elapsed().as_secs_f64()
-                );
-                run::train(
-                    &config,
-                    &RunOptions {
-                        out: dir.clone(),
-                        dashboard: false,
-                        overwrite: true,
-                    },
-                )?
-            }
-        };
-        let epochs = run::read_metrics(&dir)?;
-        let trained = TrainedRun::open(&dir, backend::device(config.backend)?)?;
+        plan.push(Planned {
+            label: format!("[{}/{total}] {} seed {seed}", i + 1, condition.name),
+            condition,
+            dir: out.join("runs").join(format!("{}-s{seed}", condition.name)),
+            config,
+        });
+    }
+    let reused: Vec<bool> = plan
+        .iter()
+        .map(|p| finished_with(&p.dir, &p.config).is_some())
+        .collect();
+    let pending: Vec<&Planned> = plan
+        .iter()
+        .zip(&reused)
+        .filter(|(_, reused)| !**reused)
+        .map(|(p, _)| p)
+        .collect();
+    if jobs > 1 && pending.len() > 1 {
+        train_concurrently(&pending, jobs)?;
+    } else {
+        let started = Instant::now();
+        for p in &pending {
+            println!(
+                "{}: training ({:.0} s elapsed)",
+                p.label,
+                started.elapsed().as_secs_f64()
+            );
+            run::train(
+                &p.config,
+                &RunOptions {
+                    out: p.dir.clone(),
+                    dashboard: false,
+                    overwrite: true,
+                },
+            )?;
+        }
+    }
+
+    let mut results = Vec::with_capacity(total);
+    for (p, reused) in plan.iter().zip(reused) {
+        let (label, condition, config, dir) = (&p.label, p.condition, &p.config, &p.dir);
+        let summary = finished_with(dir, config).with_context(|| {
+            format!(
+                "{}: the run did not finish",
+                dir.join(run::files::SUMMARY).display()
+            )
+        })?;
+        let epochs = run::read_metrics(dir)?;
+        let trained = TrainedRun::open(dir, backend::device(config.backend)?)?;
         let focus = head_focus(
             &trained.model,
             &data.validation,
@@ -145,6 +185,88 @@ pub fn compare(
     let report = report::build(&data.name, command, base, conditions, &results);
     report::write(&report, out)?;
     Ok(report)
+}
+
+/// Trains `runs` as `jobs` concurrent `experiment train` processes at most, each with its share
+/// of the cores (`RAYON_NUM_THREADS`, unless the user set it), and waits for all of them.
+fn train_concurrently(runs: &[&Planned], jobs: usize) -> Result<()> {
+    let exe = std::env::current_exe().context("finding this executable to start runs")?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .unwrap_or_else(|_| (cores / jobs.min(runs.len())).max(1).to_string());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(runs.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(p) = runs.get(i) else { break };
+                    println!(
+                        "{}: training in a process of its own ({:.0} s elapsed)",
+                        p.label,
+                        started.elapsed().as_secs_f64()
+                    );
+                    if let Err(e) = train_process(&exe, p, &threads) {
+                        failures.lock().unwrap().push(format!("{}: {e:#}", p.label));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    match failures.first() {
+        None => Ok(()),
+        Some(first) => bail!(
+            "{} of {} runs failed; the first: {first}",
+            failures.len(),
+            runs.len()
+        ),
+    }
+}
+
+/// One run as a child `experiment train` process, its output in `<dir>.log`.
+fn train_process(exe: &Path, p: &Planned, threads: &str) -> Result<()> {
+    let parent = p.dir.parent().expect("runs live in out/runs");
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("{}: cannot create", parent.display()))?;
+    let name = p
+        .dir
+        .file_name()
+        .expect("named run folder")
+        .to_string_lossy();
+    let config_path = parent.join(format!("{name}.toml"));
+    std::fs::write(&config_path, p.config.to_toml())
+        .with_context(|| format!("{}: cannot write", config_path.display()))?;
+    let log_path = parent.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("{}: cannot write", log_path.display()))?;
+    let status = std::process::Command::new(exe)
+        .arg("train")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--out")
+        .arg(&p.dir)
+        .args(["--overwrite", "--no-tui"])
+        .env("RAYON_NUM_THREADS", threads)
+        .env_remove("BURN_DEVICE")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    let _ = std::fs::remove_file(&config_path);
+    if !status.success() {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        bail!("{last} (whole log: {})", log_path.display());
+    }
+    Ok(())
 }
 
 /// The summary of a finished run in `dir` trained with exactly `config`.

@@ -6,6 +6,8 @@ use std::{
 };
 
 use clap::ValueEnum;
+pub use dataset::Batching;
+use dataset::{PadTo, TextBatcher};
 use serde::{Deserialize, Serialize};
 
 /// A compute backend, chosen at run time.
@@ -55,6 +57,10 @@ pub struct ExperimentConfig {
     pub download: bool,
     /// Compute backend.
     pub backend: Backend,
+    /// Devices training data-parallel (burn-train's multi-device strategy): each step splits
+    /// the batch across them and sums their gradients. On a CPU backend, that many worker
+    /// threads on the one processor.
+    pub devices: usize,
     /// Attention heads; 1 is the single-head baseline (`d_k = d_v = d_model`).
     pub heads: usize,
     /// Embedding and attention width.
@@ -73,6 +79,9 @@ pub struct ExperimentConfig {
     pub epochs: usize,
     /// Examples per training batch.
     pub batch_size: usize,
+    /// How training examples are grouped into batches: texts of similar length together
+    /// (`bucket`), or random draws (`shuffle`).
+    pub batching: Batching,
     /// Peak learning rate (AdamW).
     pub lr: f64,
     /// AdamW's decoupled weight decay.
@@ -98,6 +107,7 @@ impl Default for ExperimentConfig {
             data_dir: None,
             download: false,
             backend: Backend::Flex,
+            devices: 1,
             heads: 4,
             d_model: 64,
             pe: true,
@@ -107,6 +117,7 @@ impl Default for ExperimentConfig {
             embedding_std: 1.0,
             epochs: 10,
             batch_size: 64,
+            batching: Batching::Bucket,
             lr: 1e-3,
             weight_decay: 0.0,
             schedule: Schedule::Constant,
@@ -179,6 +190,18 @@ impl ExperimentConfig {
         if self.batch_size == 0 {
             return err("batch_size", "must be at least 1".into());
         }
+        if self.devices == 0 {
+            return err("devices", "must be at least 1".into());
+        }
+        if self.devices > self.batch_size {
+            return err(
+                "devices",
+                format!(
+                    "{} devices cannot split batches of {}; use at most batch_size devices",
+                    self.devices, self.batch_size
+                ),
+            );
+        }
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
             return err("lr", format!("must be in (0, 1], got {}", self.lr));
         }
@@ -215,6 +238,21 @@ impl ExperimentConfig {
             .with_attention_dropout(self.attention_dropout)
             .with_token_dropout(self.token_dropout)
             .with_embedding_std(self.embedding_std)
+    }
+
+    /// How batches are padded: to a short ladder of lengths on GPU backends, which compile and
+    /// autotune kernels for each new shape; to the longest text on CPU backends, where a new
+    /// shape costs nothing and every padded token costs time.
+    pub fn pad_to(&self) -> PadTo {
+        match self.backend {
+            Backend::Wgpu | Backend::Cuda => PadTo::Ladder,
+            Backend::Flex | Backend::Ndarray => PadTo::Longest,
+        }
+    }
+
+    /// The batcher for this configuration's `max_len` and backend.
+    pub fn batcher(&self) -> TextBatcher {
+        TextBatcher::new(self.max_len).with_pad_to(self.pad_to())
     }
 
     /// The dataset's short name: `synthetic`, `sst2`, or a folder's last component.

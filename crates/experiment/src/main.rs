@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use dataset::{Vocabulary, VocabularyConfig, statistics};
 use experiment::{
     backend, compare,
-    config::{Backend, ExperimentConfig, Schedule},
+    config::{Backend, Batching, ExperimentConfig, Schedule},
     predict,
     run::{self, RunOptions},
     trained::TrainedRun,
@@ -52,6 +52,10 @@ struct RecipeArgs {
     /// Compute backend [default: flex].
     #[arg(long, value_enum)]
     backend: Option<Backend>,
+    /// Train data-parallel on N devices (CPU backends: N worker threads; GPU backends: the first
+    /// N GPUs); each step's batch is split across them [default: 1].
+    #[arg(long, value_name = "N")]
+    devices: Option<usize>,
     #[command(flatten)]
     data: DataArgs,
     /// Embedding and attention width [default: 64].
@@ -75,6 +79,9 @@ struct RecipeArgs {
     /// Training batch size [default: 64].
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Batches of texts of similar length (`bucket`) or random draws (`shuffle`) [default: bucket].
+    #[arg(long, value_name = "bucket|shuffle")]
+    batching: Option<Batching>,
     /// Peak learning rate of AdamW [default: 0.001].
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
@@ -118,8 +125,8 @@ struct TrainArgs {
     /// Continue the interrupted run in DIR from its last checkpoint, with its own config
     /// (only --backend and --no-tui may be given with it).
     #[arg(long, value_name = "DIR", conflicts_with_all = [
-        "config", "dataset", "data_dir", "download", "d_model", "dropout", "attention_dropout",
-        "token_dropout", "embedding_std", "epochs", "batch_size", "lr", "weight_decay",
+        "config", "dataset", "data_dir", "download", "devices", "d_model", "dropout", "attention_dropout",
+        "token_dropout", "embedding_std", "epochs", "batch_size", "batching", "lr", "weight_decay",
         "schedule", "patience", "max_len", "min_freq", "heads", "pe", "seed", "out", "overwrite",
     ])]
     resume: Option<PathBuf>,
@@ -143,6 +150,10 @@ struct CompareArgs {
     /// Results folder [default: experiments/results/<dataset>]; finished runs in it are reused.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Train up to N runs at once, each an `experiment train` process with its share of the
+    /// cores (one run per core, or per GPU, is the usual choice).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    jobs: usize,
 }
 
 /// Predict texts with a trained run and show where each head looks.
@@ -213,6 +224,7 @@ impl RecipeArgs {
         }
         set!(
             backend,
+            devices,
             d_model,
             dropout,
             attention_dropout,
@@ -220,6 +232,7 @@ impl RecipeArgs {
             embedding_std,
             epochs,
             batch_size,
+            batching,
             lr,
             weight_decay,
             schedule,
@@ -296,6 +309,7 @@ fn compare(args: &CompareArgs) -> Result<()> {
         &seeds,
         &out,
         &command,
+        args.jobs,
     )?;
     println!(
         "{} conditions × {} seeds: {}",

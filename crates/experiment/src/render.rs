@@ -31,6 +31,9 @@ pub struct Throughput {
     pub items: usize,
     /// Time spent in training splits.
     pub seconds: f64,
+    /// Training samples/s of each epoch, in order: the first one carries a GPU backend's kernel
+    /// compilation and autotuning, the later ones are the steady state.
+    pub per_epoch: Vec<f64>,
 }
 
 #[derive(Default)]
@@ -269,8 +272,12 @@ impl TrainingProgressLogger for LabRenderer {
             && self.split.name == "train"
         {
             let mut throughput = self.throughput.lock().unwrap();
+            let seconds = started.elapsed().as_secs_f64();
             throughput.items += self.split.done;
-            throughput.seconds += started.elapsed().as_secs_f64();
+            throughput.seconds += seconds;
+            throughput
+                .per_epoch
+                .push(self.split.done as f64 / seconds.max(1e-9));
         }
         if self.logging() && self.split.name != "train" {
             let seconds = self

@@ -8,13 +8,13 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use burn::{
-    data::{dataloader::DataLoaderBuilder, dataset::InMemDataset},
+    data::dataloader::DataLoader,
     optim::{AdamWConfig, lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig},
     prelude::*,
     store::ModuleRecord,
     train::{
-        Interrupter, Learner, LearnerSummary, MetricEarlyStoppingStrategy, StoppingCondition,
-        SupervisedTraining,
+        ExecutionStrategy, Interrupter, Learner, LearnerSummary, MetricEarlyStoppingStrategy,
+        MultiDeviceOptim, StoppingCondition, SupervisedTraining,
         metric::{
             AccuracyMetric, IterationSpeedMetric, LearningRateMetric, LossMetric,
             store::{Aggregate, Direction, Split},
@@ -22,7 +22,10 @@ use burn::{
         renderer::MetricsRenderer,
     },
 };
-use dataset::{DatasetSpec, TextBatcher, TextDataset, TextItem, Vocabulary, VocabularyConfig};
+use dataset::{
+    Batching, DatasetSpec, TextBatcher, TextDataset, TextItem, TextLoader, Vocabulary,
+    VocabularyConfig, batch_count,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -78,6 +81,10 @@ pub struct Summary {
     pub test_loss: Option<f64>,
     pub test_acc: Option<f64>,
     pub train_samples_per_s: f64,
+    /// Training samples/s of each epoch this process trained (the first one includes a GPU's
+    /// kernel compilation and autotuning).
+    #[serde(default)]
+    pub epoch_samples_per_s: Vec<f64>,
     pub seconds: f64,
     pub interrupted: bool,
 }
@@ -104,7 +111,7 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
     config.validate()?;
     let data = load_dataset(config)?;
     // Everything that can fail on user input fails before the output folder is touched.
-    let device = backend::device(config.backend)?;
+    let devices = backend::devices(config.backend, config.devices)?;
     prepare_out_dir(&options.out, options.overwrite)?;
     let out = options.out.as_path();
     let _lock = RunLock::acquire(out)?;
@@ -123,7 +130,7 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
         files::LABELS,
         &serde_json::to_string_pretty(&data.labels)?,
     )?;
-    fit(config, &data, &vocab, device, options, 0)
+    fit(config, &data, &vocab, devices, options, 0)
 }
 
 /// Continues an interrupted run in `dir` from its last complete checkpoint, with the run's own
@@ -162,7 +169,7 @@ pub fn resume(dir: &Path, backend: Option<Backend>, dashboard: bool) -> Result<S
             labels
         );
     }
-    let device = backend::device(config.backend)?;
+    let devices = backend::devices(config.backend, config.devices)?;
     let _lock = RunLock::acquire(dir)?;
     let epoch = resume_point(dir, &config, vocab.len(), data.n_classes())?;
     forget_epochs_after(dir, epoch)?;
@@ -176,20 +183,21 @@ pub fn resume(dir: &Path, backend: Option<Backend>, dashboard: bool) -> Result<S
         dashboard,
         overwrite: false,
     };
-    fit(&config, &data, &vocab, device, &options, epoch)
+    fit(&config, &data, &vocab, devices, &options, epoch)
 }
 
-/// Trains from epoch `start` (0: from scratch; else the checkpoint of that epoch) and writes
-/// the artifacts.
+/// Trains from epoch `start` (0: from scratch; else the checkpoint of that epoch) on `devices`
+/// (the first one holds the model and evaluates) and writes the artifacts.
 fn fit(
     config: &ExperimentConfig,
     data: &TextDataset,
     vocab: &Vocabulary,
-    device: Device,
+    devices: Vec<Device>,
     options: &RunOptions,
     start: usize,
 ) -> Result<Summary> {
     let out = options.out.as_path();
+    let device = devices[0].clone();
     // A resumed run continues with fresh RNG streams rather than replaying epoch 1's.
     let seed = config.seed + start as u64;
     device.seed(seed);
@@ -221,21 +229,36 @@ fn fit(
 
     let train_items = vocab.encode_examples(&data.train);
     let valid_items = vocab.encode_examples(&data.validation);
-    let batcher = TextBatcher::new(config.max_len);
-    let train_loader = DataLoaderBuilder::new(batcher.clone())
-        .batch_size(config.batch_size)
-        .shuffle(seed)
-        .set_device(device.clone().autodiff())
-        .build(InMemDataset::new(train_items.clone()));
-    let valid_loader = DataLoaderBuilder::new(batcher)
-        .batch_size(config.batch_size)
-        .set_device(device.clone())
-        .build(InMemDataset::new(valid_items.clone()));
+    let batcher = config.batcher();
+    // With several devices each takes its share of every step's batch (burn-train gives each
+    // device its own loader over a slice of the split and sums their gradients).
+    let device_batch = config.batch_size.div_ceil(devices.len());
+    let train_loader = TextLoader::new(
+        train_items.clone(),
+        batcher.clone(),
+        device_batch,
+        config.batching,
+        device.clone().autodiff(),
+    )
+    .shuffle(seed);
+    // Validation in length order: its loss and accuracy do not depend on the grouping.
+    let valid_loader = TextLoader::new(
+        valid_items.clone(),
+        batcher.clone(),
+        config.batch_size,
+        Batching::Bucket,
+        device.clone(),
+    );
 
     let optimizer = AdamWConfig::new()
         .with_weight_decay(config.weight_decay as f32)
         .init();
-    let iterations = config.epochs * data.train.len().div_ceil(config.batch_size);
+    let iterations = config.epochs
+        * batch_count(
+            data.train.len().div_ceil(devices.len()),
+            device_batch,
+            config.batching,
+        );
     let scheduler = match config.schedule {
         Schedule::Constant => config.lr.into(),
         Schedule::Cosine => CosineAnnealingLrSchedulerConfig::new(config.lr, iterations)
@@ -251,7 +274,7 @@ fn fit(
         throughput.clone(),
     );
     let divergence = renderer.divergence();
-    let mut training = SupervisedTraining::new(out, train_loader, valid_loader)
+    let mut training = SupervisedTraining::new(out, Arc::new(train_loader), Arc::new(valid_loader))
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(IterationSpeedMetric::new())
@@ -273,6 +296,12 @@ fn fit(
 
     if start > 0 {
         training = training.checkpoint(start);
+    }
+    if devices.len() > 1 {
+        let devices = devices.iter().map(|d| d.clone().autodiff()).collect();
+        training = training.with_training_strategy(
+            ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice).into(),
+        );
     }
 
     let started = Instant::now();
@@ -323,15 +352,13 @@ fn fit(
         .map_err(|e| anyhow::anyhow!("saving the model: {e}"))?;
 
     let batch_size = config.batch_size.max(64);
-    let (train_loss, train_acc) =
-        evaluate(&kept, &train_items, config.max_len, batch_size, &device);
-    let (valid_loss, valid_acc) =
-        evaluate(&kept, &valid_items, config.max_len, batch_size, &device);
+    let (train_loss, train_acc) = evaluate(&kept, &train_items, &batcher, batch_size, &device);
+    let (valid_loss, valid_acc) = evaluate(&kept, &valid_items, &batcher, batch_size, &device);
     let test = data.test.as_ref().map(|t| {
         evaluate(
             &kept,
             &vocab.encode_examples(t),
-            config.max_len,
+            &batcher,
             batch_size,
             &device,
         )
@@ -354,6 +381,7 @@ fn fit(
         test_loss: test.map(|t| t.0),
         test_acc: test.map(|t| t.1),
         train_samples_per_s: throughput.items as f64 / throughput.seconds.max(1e-9),
+        epoch_samples_per_s: throughput.per_epoch.iter().map(|v| v.round()).collect(),
         seconds: started.elapsed().as_secs_f64(),
         interrupted,
     };
@@ -591,22 +619,29 @@ pub fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>> {
         .collect()
 }
 
-/// Mean loss and accuracy of `model` over `items` (no dropout: a plain device has no tape).
+/// Mean loss and accuracy of `model` over `items` (no dropout: a plain device has no tape),
+/// in batches of similar length (the result does not depend on the grouping; the time does).
 pub fn evaluate(
     model: &Classifier,
     items: &[TextItem],
-    max_len: usize,
+    batcher: &TextBatcher,
     batch_size: usize,
     device: &Device,
 ) -> (f64, f64) {
-    let batcher = TextBatcher::new(max_len);
+    let loader = TextLoader::new(
+        items.to_vec(),
+        batcher.clone(),
+        batch_size,
+        Batching::Bucket,
+        device.clone(),
+    );
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-    for chunk in items.chunks(batch_size) {
-        let batch =
-            burn::data::dataloader::batcher::Batcher::batch(&batcher, chunk.to_vec(), device);
+    for batch in loader.iter() {
+        let batch = batch.expect("in-memory batches cannot fail");
+        let n = batch.labels.dims()[0];
         let out = model.classify(batch);
-        loss_sum += out.loss.into_scalar::<f32>() as f64 * chunk.len() as f64;
-        let predicted = out.output.argmax(1).reshape([chunk.len()]);
+        loss_sum += out.loss.into_scalar::<f32>() as f64 * n as f64;
+        let predicted = out.output.argmax(1).reshape([n]);
         correct += predicted
             .equal(out.targets)
             .int()

@@ -159,11 +159,13 @@ fn every_flag_reaches_the_saved_configuration() {
         ("--patience", "patience = 2"),
         ("--min-freq", "min_freq = 2"),
         ("--seed", "seed = 9"),
+        ("--batching", "batching = \"shuffle\""),
+        ("--devices", "devices = 2"),
     ];
     let mut args = vec!["--epochs", "1", "--schedule", "cosine", "--pe", "false"];
     for (flag, line) in &flags {
         args.push(flag);
-        args.push(line.rsplit(" = ").next().unwrap());
+        args.push(line.rsplit(" = ").next().unwrap().trim_matches('"'));
     }
     let output = train(&data, &out, &args);
     assert_success(&output);
@@ -183,6 +185,30 @@ fn every_flag_reaches_the_saved_configuration() {
             "config.toml lacks `{line}`:\n{saved}"
         );
     }
+}
+
+#[test]
+fn trains_data_parallel_on_two_cpu_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let run = |name: &str, devices: &str| {
+        let out = dir.path().join(name);
+        let output = train(&data, &out, &["--epochs", "3", "--devices", devices]);
+        assert_success(&output);
+        summary(&out)
+    };
+    let (one, two) = (run("one", "1"), run("two", "2"));
+    // Every training example is seen once an epoch either way, and both learn.
+    for s in [&one, &two] {
+        assert_eq!(s["epochs_run"], 3);
+        assert!(s["train_samples_per_s"].as_f64().unwrap() > 0.0);
+        assert!(s["valid_loss"].as_f64().unwrap().is_finite());
+    }
+    let (l1, l2) = (
+        one["valid_loss"].as_f64().unwrap(),
+        two["valid_loss"].as_f64().unwrap(),
+    );
+    assert!((l1 - l2).abs() < 0.15, "1 device {l1}, 2 devices {l2}");
 }
 
 #[test]
@@ -225,7 +251,7 @@ fn bad_arguments_fail_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("never-created");
     let out = out.to_str().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--backend", "tpu"],
             "invalid value 'tpu' for '--backend <BACKEND>'",
@@ -243,6 +269,18 @@ fn bad_arguments_fail_in_one_line() {
             "error: /no/such/folder: no such folder",
         ),
         (&["--lr", "-0.1"], "invalid lr"),
+        (
+            &["--batching", "sorted"],
+            "unknown batching `sorted`; expected bucket or shuffle",
+        ),
+        (
+            &["--devices", "0"],
+            "error: invalid devices: must be at least 1",
+        ),
+        (
+            &["--devices", "65"],
+            "error: invalid devices: 65 devices cannot split batches of 64",
+        ),
     ];
     for (args, expected) in cases {
         fails_with(&[args, &["--out", out]].concat(), &[], expected);
@@ -402,10 +440,13 @@ fn compare_writes_report_and_charts_and_reuses_finished_runs() {
     let dir = tempfile::tempdir().unwrap();
     let data = small_dataset(dir.path());
     let out = dir.path().join("results");
-    let compare = || {
+    let compare_into = |out: &Path, jobs: &str| {
         binary()
+            // One thread either way, so the concurrent runs compute exactly what sequential
+            // ones do (a reduction's order depends on the thread count).
+            .env("RAYON_NUM_THREADS", "1")
+            .args(["compare", "--jobs", jobs])
             .args([
-                "compare",
                 "--epochs",
                 "1",
                 "--seeds",
@@ -418,10 +459,11 @@ fn compare_writes_report_and_charts_and_reuses_finished_runs() {
             .arg("--dataset")
             .arg(&data)
             .arg("--out")
-            .arg(&out)
+            .arg(out)
             .output()
             .unwrap()
     };
+    let compare = || compare_into(&out, "1");
     let output = compare();
     assert_success(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -500,6 +542,32 @@ fn compare_writes_report_and_charts_and_reuses_finished_runs() {
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert_eq!(stdout.matches("(reused)").count(), 6, "{stdout}");
     assert!(!stdout.contains("training"), "{stdout}");
+
+    // Two runs at a time, each in its own process: the same numbers as one after another.
+    let parallel = dir.path().join("parallel");
+    let output = compare_into(&parallel, "2");
+    assert_success(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout.matches("in a process of its own").count(),
+        6,
+        "{stdout}"
+    );
+    let conditions_of = |out: &Path| -> Value {
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+                .unwrap();
+        report["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                serde_json::json!([c["name"], c["train_loss"], c["valid_loss"], c["valid_acc"]])
+            })
+            .collect()
+    };
+    assert_eq!(conditions_of(&parallel), conditions_of(&out));
+    assert!(parallel.join("runs/multi-head-pe-s2.log").exists());
 }
 
 #[test]

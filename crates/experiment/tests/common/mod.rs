@@ -22,6 +22,7 @@ pub fn synthetic_folder(dir: &Path, name: &str, train: usize) -> PathBuf {
         validation: 64,
         test: 64,
         seed: 5,
+        ..SyntheticConfig::default()
     });
     for (split, examples) in data.splits() {
         let lines: String = examples
