@@ -172,7 +172,7 @@ def main():
     examples = load_split(Path(args.dataset) / "train.tsv")
     vocab = build_vocab(text for _, text in examples)
     n_classes = max(label for label, _ in examples) + 1
-    model = Classifier(len(vocab) + 2, n_classes, args.d_model, args.heads).to(device)
+    model = Classifier(len(vocab) + 2, n_classes, args.d_model, args.heads, max_len=max(512, args.max_len)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, eps=1e-5, weight_decay=0.0)
     loss_fn = nn.CrossEntropyLoss()
     encoded = [(label, [vocab.get(t, 1) for t in tokenize(text)]) for label, text in examples]

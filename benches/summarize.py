@@ -23,7 +23,8 @@ def main(path):
         threads = str(r.get("threads") or "-")
         # Results from before batching options were recorded in file order.
         batching = r.get("batching", "file")
-        runs[(r["program"], r["backend"], threads, batching)].append(r)
+        program = r["program"] + (f" ×{r['devices']} devices" if r.get("devices", 1) > 1 else "")
+        runs[(program, r["backend"], threads, batching)].append(r)
     device = lambda backend: "gpu" if backend in ("cuda", "wgpu") else "cpu"
     torch = {
         (device(b), t, g): statistics.mean(x["samples_per_s"] for x in rs)

@@ -23,15 +23,8 @@ pad=${PAD:-longest}
 results=${RESULTS:-benches/results/throughput.jsonl}
 mkdir -p "$(dirname "$results")"
 
-# `cargo build` (dev profile, the workspace's one optimised build) rather than `cargo bench`, whose
-# bench profile lives in target/release and would compile burn a second time.
-cargo build -p experiment --bench throughput --quiet 2>/dev/null
-bench=$(cargo build -p experiment --bench throughput --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "throughput" and m.get("executable"):
-        print(m["executable"])')
+source benches/common.sh
+bench=$(throughput_bench)
 
 for t in "${threads[@]}"; do
     for round in $(seq "$rounds"); do

@@ -8,7 +8,7 @@
 //! torchtext and fairseq): batches hold texts of similar length, and the order of the examples
 //! and of the batches is still random from epoch to epoch.
 
-use rand::{RngExt, SeedableRng, rngs::StdRng, seq::SliceRandom};
+use rand::{rngs::StdRng, seq::SliceRandom};
 
 /// How training examples are grouped into batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -147,21 +147,21 @@ impl PadTo {
     }
 }
 
-/// A fresh generator for a loader copy, drawn from `rng` (so copies do not repeat each other).
-pub(crate) fn fork(rng: &mut StdRng) -> StdRng {
-    StdRng::seed_from_u64(rng.random())
-}
-
 #[cfg(feature = "burn")]
 mod loader {
     use std::sync::{Arc, Mutex};
 
     use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress, batcher::Batcher as _};
     use burn::prelude::Device;
-    use rand::{SeedableRng, rngs::StdRng};
+    use rand::{RngExt, SeedableRng, rngs::StdRng};
 
-    use super::{Batching, batch_indices, fork};
+    use super::{Batching, batch_indices};
     use crate::{TextBatch, TextBatcher, TextItem};
+
+    /// A fresh generator for a loader copy, drawn from `rng` (so copies do not repeat each other).
+    fn fork(rng: &mut StdRng) -> StdRng {
+        StdRng::seed_from_u64(rng.random())
+    }
 
     /// A burn `DataLoader` of [`TextBatch`]es grouped by [`Batching`], drawing a new grouping
     /// each epoch (each call of `iter`). Hand it to burn-train's `SupervisedTraining` like the
@@ -298,6 +298,8 @@ pub use loader::TextLoader;
 
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
+
     use super::*;
 
     fn lengths(n: usize) -> Vec<usize> {

@@ -112,6 +112,35 @@ impl TextDataset {
         self.labels.len()
     }
 
+    /// Writes the dataset as a folder [`load_folder`] reads back: `train.tsv`, `validation.tsv`,
+    /// `test.tsv` when there is a test split (`label<TAB>text`, labels as ids) and `labels.txt`.
+    /// Line breaks inside a text become spaces ([`tokenize`] splits on both alike). Refuses a
+    /// folder that already holds files, so nothing is overwritten.
+    pub fn write_tsv(&self, dir: &std::path::Path) -> Result<(), DataError> {
+        if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+            return Err(DataError::file(dir, "folder is not empty; pick a new one"));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|e| DataError::io(&path, e))
+        };
+        for (split, examples) in self.splits() {
+            let lines: String = examples
+                .iter()
+                .map(|e| format!("{}\t{}\n", e.label, e.text.replace(['\n', '\r'], " ")))
+                .collect();
+            write(&format!("{split}.tsv"), lines)?;
+        }
+        let labels: String = self
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(id, name)| format!("{id}\t{name}\n"))
+            .collect();
+        write("labels.txt", labels)
+    }
+
     /// `(name, examples)` of every split present, in train, validation, test order.
     pub fn splits(&self) -> Vec<(&'static str, &[TextExample])> {
         let mut splits = vec![

@@ -391,7 +391,7 @@ pub fn long_example(rng: &mut StdRng, lengths: std::ops::RangeInclusive<usize>) 
 }
 
 /// Appends exactly `n` filler tokens: whole phrases while they fit, then one-word ones.
-fn filler<'a>(rng: &mut StdRng, out: &mut Vec<&'a str>, n: usize) {
+fn filler(rng: &mut StdRng, out: &mut Vec<&str>, n: usize) {
     let end = out.len() + n;
     while out.len() < end {
         let phrase = FILLERS.choose(rng).unwrap();

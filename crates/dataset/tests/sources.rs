@@ -161,6 +161,29 @@ fn gzip_compressed_splits_load_like_plain_ones() {
 }
 
 #[test]
+fn a_dataset_written_as_tsv_loads_back_the_same() {
+    let data = dataset::synthetic::generate(&dataset::synthetic::SyntheticConfig {
+        train: 50,
+        validation: 5,
+        test: 5,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export");
+    data.write_tsv(&out).unwrap();
+    let back = load_folder(&out, &FolderOptions::default()).unwrap();
+    assert_eq!(back.labels, data.labels);
+    for (a, b) in back.splits().iter().zip(data.splits()) {
+        let pairs = |e: &[TextExample]| -> Vec<(usize, String)> {
+            e.iter().map(|e| (e.label, e.text.clone())).collect()
+        };
+        assert_eq!(pairs(a.1), pairs(b.1), "{}", a.0);
+    }
+    let err = data.write_tsv(&out).unwrap_err().to_string();
+    assert!(err.contains("folder is not empty"), "{err}");
+}
+
+#[test]
 fn missing_folder_and_files() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");

@@ -179,8 +179,8 @@ struct PredictArgs {
 
 #[derive(Args, Debug, Default)]
 struct DataArgs {
-    /// `synthetic` (embedded), `sst2` (GLUE SST-2), or a folder with train/validation[/test]
-    /// .tsv|.csv|.jsonl files [default: synthetic].
+    /// `synthetic` or `synthetic-long` (embedded), `sst2` (GLUE SST-2), or a folder with
+    /// train/validation[/test] .tsv|.csv|.jsonl files, plain or .gz [default: synthetic].
     #[arg(long, value_name = "NAME|DIR")]
     dataset: Option<String>,
     /// Where named datasets are kept [default: $ATTENTION_LAB_DATA, else ~/.cache/attention-lab].
@@ -198,6 +198,10 @@ struct DatasetArgs {
     /// Vocabulary: minimum word frequency in the training split.
     #[arg(long, default_value_t = 1)]
     min_freq: usize,
+    /// Also write the dataset as a TSV folder here (train/validation[/test].tsv, labels.txt),
+    /// e.g. to feed an embedded dataset to another program; the folder must be new or empty.
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
 }
 
 impl DataArgs {
@@ -348,6 +352,10 @@ fn datasets(args: &DatasetArgs) -> Result<()> {
         },
     );
     print!("{}", statistics(&data, &vocab));
+    if let Some(dir) = &args.export {
+        data.write_tsv(dir)?;
+        println!("written to {}", dir.display());
+    }
     Ok(())
 }
 

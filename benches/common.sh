@@ -1,0 +1,12 @@
+# Sourced by the bench scripts. Builds the throughput bench in the dev profile (the workspace's
+# one optimised build, shared with `cargo test`; `cargo bench` would build burn again into
+# target/release) and prints the path of its executable.
+throughput_bench() {
+    cargo build -p experiment --bench throughput --quiet
+    cargo build -p experiment --bench throughput --message-format=json 2>/dev/null |
+        python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "throughput" and m.get("executable"):
+        print(m["executable"])'
+}
