@@ -23,4 +23,5 @@ pub mod predict;
 pub mod render;
 pub mod report;
 pub mod run;
+pub mod step_metrics;
 pub mod trained;

@@ -16,6 +16,8 @@ use burn::{
 };
 use dataset::TextBatch;
 
+use crate::step_metrics::StepOutput;
+
 /// Configuration of [`Classifier`].
 #[derive(Config, Debug)]
 pub struct ClassifierConfig {
@@ -185,14 +187,17 @@ impl Classifier {
 
 impl TrainStep for Classifier {
     type Input = TextBatch;
-    type Output = ClassificationOutput;
+    // Loss and correct count as one device tensor, read back once per batch
+    // (`crate::step_metrics`), rather than the logits and targets burn's metrics read apart.
+    type Output = StepOutput;
 
-    fn step(&self, batch: TextBatch) -> TrainOutput<ClassificationOutput> {
+    fn step(&self, batch: TextBatch) -> TrainOutput<StepOutput> {
         let mut item = self.classify(batch);
         if fault::nan_loss_now() {
             item.loss = item.loss.mul_scalar(f32::NAN);
         }
-        TrainOutput::new(self, item.loss.backward(), item)
+        let stats = StepOutput::new(&item.loss, &item.output, &item.targets);
+        TrainOutput::new(self, item.loss.backward(), stats)
     }
 }
 

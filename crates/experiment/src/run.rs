@@ -33,6 +33,7 @@ use crate::{
     config::{Backend, ExperimentConfig, Schedule},
     model::Classifier,
     render::{LabRenderer, Throughput},
+    step_metrics::{StepAccuracy, StepLoss},
 };
 
 /// How to run, beyond the experiment's configuration.
@@ -275,7 +276,10 @@ fn fit(
     );
     let divergence = renderer.divergence();
     let mut training = SupervisedTraining::new(out, Arc::new(train_loader), Arc::new(valid_loader))
-        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        .metric_train_numeric(StepAccuracy::default())
+        .metric_train_numeric(StepLoss::default())
+        .metric_valid_numeric(AccuracyMetric::new())
+        .metric_valid_numeric(LossMetric::new())
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(IterationSpeedMetric::new())
         .with_default_checkpointers()
