@@ -226,31 +226,18 @@ mod tests {
             iteration: None,
             lr: None,
         };
-        let mut acc = StepAccuracy::default();
-        acc.update(&stats, &meta).unwrap();
-        acc.update(
-            &StepStats {
-                loss: 0.25,
-                correct: 1,
-                n: 1,
-            },
-            &meta,
-        )
-        .unwrap();
-        // Weighted by examples: 3 correct of 4.
+        let second = StepStats {
+            loss: 0.25,
+            correct: 1,
+            n: 1,
+        };
+        let (mut acc, mut loss) = (StepAccuracy::default(), StepLoss::default());
+        for batch in [stats, second] {
+            acc.update(&batch, &meta).unwrap();
+            loss.update(&batch, &meta).unwrap();
+        }
+        // Accuracy weighted by examples (3 correct of 4); loss one entry per batch, as burn's.
         assert!((acc.running_value().unwrap().current() - 75.0).abs() < 1e-9);
-        let mut loss = StepLoss::default();
-        loss.update(&stats, &meta).unwrap();
-        loss.update(
-            &StepStats {
-                loss: 0.25,
-                correct: 1,
-                n: 1,
-            },
-            &meta,
-        )
-        .unwrap();
-        // One entry per batch, as burn's LossMetric.
         assert!((loss.running_value().unwrap().current() - 0.5).abs() < 1e-9);
         assert_eq!(loss.name().as_str(), "Loss");
         assert_eq!(acc.name().as_str(), "Accuracy");
