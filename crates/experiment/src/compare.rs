@@ -119,14 +119,14 @@ pub fn compare(
             config,
         });
     }
-    let reused: Vec<bool> = plan
+    let previous: Vec<Option<Summary>> = plan
         .iter()
-        .map(|p| finished_with(&p.dir, &p.config).is_some())
+        .map(|p| finished_with(&p.dir, &p.config))
         .collect();
     let pending: Vec<&Planned> = plan
         .iter()
-        .zip(&reused)
-        .filter(|(_, reused)| !**reused)
+        .zip(&previous)
+        .filter(|(_, previous)| previous.is_none())
         .map(|(p, _)| p)
         .collect();
     if jobs > 1 && pending.len() > 1 {
@@ -151,14 +151,18 @@ pub fn compare(
     }
 
     let mut results = Vec::with_capacity(total);
-    for (p, reused) in plan.iter().zip(reused) {
+    for (p, previous) in plan.iter().zip(previous) {
         let (label, condition, config, dir) = (&p.label, p.condition, &p.config, &p.dir);
-        let summary = finished_with(dir, config).with_context(|| {
-            format!(
-                "{}: the run did not finish",
-                dir.join(run::files::SUMMARY).display()
-            )
-        })?;
+        let reused = previous.is_some();
+        // Only the runs trained just now are read again.
+        let summary = previous
+            .or_else(|| finished_with(dir, config))
+            .with_context(|| {
+                format!(
+                    "{}: the run did not finish",
+                    dir.join(run::files::SUMMARY).display()
+                )
+            })?;
         let epochs = run::read_metrics(dir)?;
         let trained = TrainedRun::open(dir, backend::device(config.backend)?)?;
         let focus = head_focus(

@@ -228,8 +228,9 @@ fn fit(
         config.backend,
     );
 
-    let train_items = vocab.encode_examples(&data.train);
-    let valid_items = vocab.encode_examples(&data.validation);
+    // Shared by the loaders and the final evaluation, not copied for each.
+    let train_items: Arc<[TextItem]> = vocab.encode_examples(&data.train).into();
+    let valid_items: Arc<[TextItem]> = vocab.encode_examples(&data.validation).into();
     let batcher = config.batcher();
     // With several devices each takes its share of every step's batch (burn-train gives each
     // device its own loader over a slice of the split and sums their gradients).
@@ -356,12 +357,12 @@ fn fit(
         .map_err(|e| anyhow::anyhow!("saving the model: {e}"))?;
 
     let batch_size = config.batch_size.max(64);
-    let (train_loss, train_acc) = evaluate(&kept, &train_items, &batcher, batch_size, &device);
-    let (valid_loss, valid_acc) = evaluate(&kept, &valid_items, &batcher, batch_size, &device);
+    let (train_loss, train_acc) = evaluate(&kept, train_items, &batcher, batch_size, &device);
+    let (valid_loss, valid_acc) = evaluate(&kept, valid_items, &batcher, batch_size, &device);
     let test = data.test.as_ref().map(|t| {
         evaluate(
             &kept,
-            &vocab.encode_examples(t),
+            vocab.encode_examples(t),
             &batcher,
             batch_size,
             &device,
@@ -627,13 +628,13 @@ pub fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>> {
 /// in batches of similar length (the result does not depend on the grouping; the time does).
 pub fn evaluate(
     model: &Classifier,
-    items: &[TextItem],
+    items: impl Into<Arc<[TextItem]>>,
     batcher: &TextBatcher,
     batch_size: usize,
     device: &Device,
 ) -> (f64, f64) {
     let loader = TextLoader::new(
-        items.to_vec(),
+        items,
         batcher.clone(),
         batch_size,
         Batching::Bucket,
@@ -652,6 +653,6 @@ pub fn evaluate(
             .sum()
             .into_scalar::<i64>() as usize;
     }
-    let n = items.len().max(1) as f64;
+    let n = loader.num_items().max(1) as f64;
     (loss_sum / n, correct as f64 / n)
 }
