@@ -25,3 +25,4 @@ pub mod report;
 pub mod run;
 pub mod step_metrics;
 pub mod trained;
+pub mod workers;

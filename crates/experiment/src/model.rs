@@ -192,6 +192,7 @@ impl TrainStep for Classifier {
     type Output = StepOutput;
 
     fn step(&self, batch: TextBatch) -> TrainOutput<StepOutput> {
+        crate::workers::enter();
         let mut item = self.classify(batch);
         if fault::nan_loss_now() {
             item.loss = item.loss.mul_scalar(f32::NAN);

@@ -303,6 +303,11 @@ fn fit(
         training = training.checkpoint(start);
     }
     if devices.len() > 1 {
+        if matches!(config.backend, Backend::Flex | Backend::Ndarray) {
+            crate::workers::set_threads_per_worker(crate::workers::threads_per_worker(
+                devices.len(),
+            ));
+        }
         let devices = devices.iter().map(|d| d.clone().autodiff()).collect();
         training = training.with_training_strategy(
             ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice).into(),
