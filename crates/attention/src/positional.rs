@@ -69,6 +69,10 @@ impl SinusoidalPositionalEncodingConfig {
 /// let pe = SinusoidalPositionalEncodingConfig::new(16).with_max_len(64).init(&device);
 /// let x = Tensor::<3>::zeros([2, 10, 16], &device);
 /// let y = pe.forward(x); // [2, 10, 16]: row p of each sequence is the table's row p
+/// assert_eq!(y.dims(), [2, 10, 16]);
+/// // Position 0 of the second sequence: sin 0 = 0 and cos 0 = 1 in its first pair.
+/// let first: Vec<f32> = y.slice([1..2, 0..1, 0..2]).into_data().to_vec().unwrap();
+/// assert_eq!(first, [0.0, 1.0]);
 /// assert!(pe.try_forward(Tensor::<3>::zeros([1, 65, 16], &device)).is_err());
 /// ```
 #[derive(Module, Debug)]

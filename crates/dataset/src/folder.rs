@@ -50,8 +50,10 @@ const FORMATS: [(&str, Format); 3] = [
 /// Loads `dir/train.*`, `dir/validation.*` and, when present, `dir/test.*`.
 ///
 /// Labels are class ids (`0`, `1`, …) or, with a `labels.txt`, also class names. Without a
-/// `labels.txt`, integer labels give `max id + 1` classes named by their ids, and other labels
-/// are class names numbered in sorted order as they appear in the training split.
+/// `labels.txt` the training split decides, for every split, how labels are read: non-negative
+/// integers are class ids (`max id + 1` classes named by their ids); integers with a negative
+/// among them (`-1`/`1`) are classes by value, in numeric order; anything else are class names,
+/// in sorted order. A split that mixes numbers and names is an error naming the file and line.
 pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<TextDataset, DataError> {
     if !dir.is_dir() {
         let reason = if dir.exists() {
@@ -83,8 +85,8 @@ pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<TextDataset, D
         .transpose()?;
 
     let labels_path = dir.join("labels.txt");
-    let labels = if labels_path.exists() {
-        read_labels(&labels_path)?
+    let (labels, reading) = if labels_path.exists() {
+        (read_labels(&labels_path)?, Reading::IdsOrNames)
     } else {
         infer_labels(&train_path, &train)?
     };
@@ -92,7 +94,7 @@ pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<TextDataset, D
         raw.into_iter()
             .map(|r| {
                 Ok(TextExample::new(
-                    resolve_label(&labels, &r.label, path, r.line)?,
+                    resolve_label(&labels, reading, &r.label, path, r.line)?,
                     r.text,
                 ))
             })
@@ -417,6 +419,20 @@ pub fn parse_labels(path: &Path, bytes: &[u8]) -> Result<Vec<String>, DataError>
     if labels.is_empty() {
         return Err(DataError::file(path, "no classes listed"));
     }
+    // A name that reads as an integer must be its own id: labels are read as ids first.
+    let mut in_file_order: Vec<&(usize, String, usize)> = labels.iter().collect();
+    in_file_order.sort_by_key(|(_, _, line)| *line);
+    let mut seen = std::collections::HashSet::new();
+    for (id, name, line) in in_file_order {
+        let reason = if name.parse::<usize>().is_ok_and(|n| n != *id) {
+            format!("class name `{name}` reads as the id of another class; rename it")
+        } else if !seen.insert(name) {
+            format!("class name `{name}` is listed twice")
+        } else {
+            continue;
+        };
+        return Err(DataError::line(path, *line, reason));
+    }
     Ok(labels.into_iter().map(|(_, name, _)| name).collect())
 }
 
@@ -424,63 +440,119 @@ pub fn parse_labels(path: &Path, bytes: &[u8]) -> Result<Vec<String>, DataError>
 /// a class, and would allocate a class list of that size.
 pub const MAX_INFERRED_CLASSES: usize = 100_000;
 
-fn infer_labels(path: &Path, train: &[RawExample]) -> Result<Vec<String>, DataError> {
-    let ids: Option<Vec<(usize, usize)>> = train
-        .iter()
-        .map(|r| Some((r.label.parse::<usize>().ok()?, r.line)))
-        .collect();
-    Ok(match ids {
-        Some(ids) => {
-            let (max, line) = ids.into_iter().max().unwrap_or((0, 0));
-            if max >= MAX_INFERRED_CLASSES {
-                return Err(DataError::line(
-                    path,
-                    line,
-                    format!(
-                        "label {max} would mean {} classes; list the classes in labels.txt",
-                        max as u128 + 1
-                    ),
-                ));
-            }
-            (0..=max).map(|i| i.to_string()).collect()
-        }
-        None => train
-            .iter()
-            .map(|r| r.label.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-    })
+/// How the split files' labels name classes; one way for the whole dataset, so that no label
+/// can mean one class in one line and another class in the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// `labels.txt` is given: a non-negative integer is a class id, anything else a class name.
+    IdsOrNames,
+    /// Inferred from non-negative integers: class ids.
+    Ids,
+    /// Inferred from integers with a negative among them: classes by numeric value.
+    Values,
+    /// Inferred from anything else: class names.
+    Names,
 }
 
-fn resolve_label(
-    labels: &[String],
-    label: &str,
-    path: &Path,
-    line: usize,
-) -> Result<usize, DataError> {
-    if let Ok(id) = label.parse::<usize>() {
-        if id < labels.len() {
-            return Ok(id);
-        }
+fn infer_labels(path: &Path, train: &[RawExample]) -> Result<(Vec<String>, Reading), DataError> {
+    let Some(first) = train.first() else {
+        return Ok((Vec::new(), Reading::Names));
+    };
+    let is_number = |label: &str| label.parse::<i64>().is_ok();
+    let numbers = is_number(&first.label);
+    if let Some(other) = train.iter().find(|r| is_number(&r.label) != numbers) {
+        let (this, before) = if numbers {
+            ("a name", "class ids")
+        } else {
+            ("a number", "class names")
+        };
+        return Err(DataError::line(
+            path,
+            other.line,
+            format!(
+                "label `{}` is {this} but the labels before it are {before} (line {}: `{}`); use one kind throughout, or list the classes in labels.txt",
+                other.label, first.line, first.label
+            ),
+        ));
+    }
+    if !numbers {
+        let names = train
+            .iter()
+            .map(|r| r.label.clone())
+            .collect::<BTreeSet<_>>();
+        return Ok((names.into_iter().collect(), Reading::Names));
+    }
+    let values: BTreeSet<i64> = train.iter().filter_map(|r| r.label.parse().ok()).collect();
+    if values.first().is_some_and(|v| *v < 0) {
+        return Ok((values.iter().map(i64::to_string).collect(), Reading::Values));
+    }
+    let (max, line) = train
+        .iter()
+        .filter_map(|r| Some((r.label.parse::<usize>().ok()?, r.line)))
+        .max()
+        .unwrap_or((0, 0));
+    if max >= MAX_INFERRED_CLASSES {
         return Err(DataError::line(
             path,
             line,
             format!(
-                "label {id} is not a class id (0..{}); list the classes in labels.txt",
-                labels.len()
+                "label {max} would mean {} classes; list the classes in labels.txt",
+                max as u128 + 1
             ),
         ));
     }
-    labels.iter().position(|name| name == label).ok_or_else(|| {
-        let shown = if label.is_empty() { "(empty)" } else { label };
-        DataError::line(
-            path,
-            line,
-            format!(
-                "label `{shown}` is neither a class id nor one of the classes [{}]",
-                labels.join(", ")
+    Ok(((0..=max).map(|i| i.to_string()).collect(), Reading::Ids))
+}
+
+fn resolve_label(
+    labels: &[String],
+    reading: Reading,
+    label: &str,
+    path: &Path,
+    line: usize,
+) -> Result<usize, DataError> {
+    let shown = if label.is_empty() { "(empty)" } else { label };
+    let classes = labels.join(", ");
+    let found = match reading {
+        Reading::IdsOrNames | Reading::Ids => {
+            if let Ok(id) = label.parse::<usize>() {
+                if id < labels.len() {
+                    return Ok(id);
+                }
+                return Err(DataError::line(
+                    path,
+                    line,
+                    format!(
+                        "label {id} is not a class id (0..{}); list the classes in labels.txt",
+                        labels.len()
+                    ),
+                ));
+            }
+            if reading == Reading::IdsOrNames {
+                labels.iter().position(|name| name == label)
+            } else {
+                None
+            }
+        }
+        Reading::Values => label
+            .parse::<i64>()
+            .ok()
+            .and_then(|v| labels.iter().position(|name| name.parse() == Ok(v))),
+        Reading::Names => labels.iter().position(|name| name == label),
+    };
+    found.ok_or_else(|| {
+        let reason = match reading {
+            Reading::IdsOrNames => {
+                format!("label `{shown}` is neither a class id nor one of the classes [{classes}]")
+            }
+            Reading::Ids => format!(
+                "label `{shown}` is not a class id (0..{}); list the classes in labels.txt",
+                labels.len()
             ),
-        )
+            Reading::Values | Reading::Names => {
+                format!("label `{shown}` is not one of the classes [{classes}]")
+            }
+        };
+        DataError::line(path, line, reason)
     })
 }

@@ -70,6 +70,8 @@ pub fn load(
                 ));
             }
             fetch(&source.url, &archive, &source.md5)?;
+        } else {
+            check_md5(&archive, &source.md5)?;
         }
         convert(&archive, &folder)?;
     }
@@ -117,6 +119,24 @@ pub fn fetch(url: &str, dest: &Path, md5: &str) -> Result<(), DataError> {
         )));
     }
     std::fs::rename(&partial, dest).map_err(|e| DataError::io(dest, e))
+}
+
+/// Checks an archive found in the data directory before unpacking it; the file is the user's,
+/// so it is kept either way.
+fn check_md5(archive: &Path, md5: &str) -> Result<(), DataError> {
+    let mut file = std::fs::File::open(archive).map_err(|e| DataError::io(archive, e))?;
+    let mut hasher = Md5::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| DataError::io(archive, e))?;
+    let digest = hex(&hasher.finalize());
+    if digest != md5 {
+        return Err(DataError::file(
+            archive,
+            format!(
+                "MD5 is {digest}, expected {md5}: not GLUE's SST-2 archive, or a damaged copy; delete it and pass --download, or pass --dataset DIR"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Converts GLUE's archive into the folder layout (`label<TAB>text`, `labels.txt`).

@@ -148,9 +148,32 @@ fn no_data_and_no_download_says_both_ways_to_get_it() {
 }
 
 #[test]
-fn a_zip_already_in_the_data_dir_is_converted_without_network() {
+fn a_zip_already_in_the_data_dir_is_checked_then_converted_without_network() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("SST-2.zip"), glue_archive()).unwrap();
-    let data = sst2::load(dir.path(), false, &Sst2Source::default()).unwrap();
+    let archive = glue_archive();
+    std::fs::write(dir.path().join("SST-2.zip"), &archive).unwrap();
+    let source = Sst2Source {
+        url: "http://127.0.0.1:9/unused".into(),
+        md5: md5_hex(&archive),
+    };
+    let data = sst2::load(dir.path(), false, &source).unwrap();
     assert_eq!(data.validation.len(), 1);
+}
+
+#[test]
+fn a_zip_in_the_data_dir_with_the_wrong_md5_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("SST-2.zip");
+    std::fs::write(&zip, glue_archive()).unwrap();
+    // GLUE's real MD5, which the test archive does not have.
+    let err = sst2::load(dir.path(), false, &Sst2Source::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("SST-2.zip: MD5 is ")
+            && err.contains("expected 9f81648d4199384278b86e315dac217c"),
+        "{err}"
+    );
+    assert!(zip.exists(), "the user's file was deleted");
+    assert!(!dir.path().join("sst2").exists(), "unpacked anyway");
 }

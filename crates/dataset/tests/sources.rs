@@ -22,6 +22,12 @@ fn error(dir: &Path) -> String {
         .to_string()
 }
 
+/// Loading `dir` fails with a message that ends with `expected` (the part after the path).
+fn assert_error(dir: &Path, expected: &str) {
+    let error = error(dir);
+    assert!(error.ends_with(expected), "{error}");
+}
+
 #[test]
 fn tsv_folder_with_labels_and_optional_test() {
     let dir = folder("0\tbad film\n1\tgood film\r\n\n", "1\tnice\n");
@@ -141,10 +147,9 @@ fn gzip_compressed_splits_load_like_plain_ones() {
 
     // Errors name the compressed file and the line inside it.
     write(dir.path(), "train.tsv.gz", &gzip("0\tok\nno tab here\n"));
-    assert!(
-        error(dir.path()).ends_with("train.tsv.gz:2: no TAB: expected `label<TAB>text`"),
-        "{}",
-        error(dir.path())
+    assert_error(
+        dir.path(),
+        "train.tsv.gz:2: no TAB: expected `label<TAB>text`",
     );
     write(dir.path(), "train.tsv.gz", b"plain text, not gzip");
     assert!(
@@ -192,7 +197,10 @@ fn missing_folder_and_files() {
             "nope: no such folder; expected a folder holding train.tsv and validation.tsv"
         )
     );
-    assert!(error(dir.path()).ends_with(": no train.tsv, train.csv or train.jsonl in this folder"));
+    assert_error(
+        dir.path(),
+        ": no train.tsv, train.csv or train.jsonl in this folder",
+    );
     write(dir.path(), "train.tsv", b"0\tx\n");
     assert!(error(dir.path()).contains("no validation.tsv"));
     write(dir.path(), "train.csv", b"text,label\nx,0\n");
@@ -256,4 +264,57 @@ fn errors_are_values_with_a_kind() {
         Err(DataError::Line { line, .. }) => assert_eq!(line, 2),
         other => panic!("expected a line error, got {other:?}"),
     }
+}
+
+#[test]
+fn labels_mixing_ids_and_names_without_labels_txt_are_an_error() {
+    // Before: names sorted ["1", "neg", "pos"] and `1` read as id 1, i.e. "neg".
+    let dir = folder("neg\ta\n1\tb\npos\tc\n", "neg\td\n");
+    assert_error(
+        dir.path(),
+        "train.tsv:2: label `1` is a number but the labels before it are class names (line 1: `neg`); use one kind throughout, or list the classes in labels.txt",
+    );
+    let dir = folder("0\ta\npos\tb\n", "0\tc\n");
+    assert_error(
+        dir.path(),
+        "train.tsv:2: label `pos` is a name but the labels before it are class ids (line 1: `0`); use one kind throughout, or list the classes in labels.txt",
+    );
+}
+
+#[test]
+fn negative_integer_labels_are_classes_by_value() {
+    // Before: names ["-1", "0", "1"] and `0` read as id 0, i.e. "-1": two classes merged.
+    let dir = folder("-1\ta\n0\tb\n1\tc\n-1\td\n", "1\te\n0\tf\n");
+    let data = load_folder(dir.path(), &FolderOptions::default()).unwrap();
+    assert_eq!(data.labels, ["-1", "0", "1"]);
+    let ids: Vec<usize> = data.train.iter().map(|e| e.label).collect();
+    assert_eq!(ids, [0, 1, 2, 0]);
+    let ids: Vec<usize> = data.validation.iter().map(|e| e.label).collect();
+    assert_eq!(ids, [2, 1]);
+    let dir = folder("-1\ta\n1\tb\n", "2\tc\n");
+    assert_error(
+        dir.path(),
+        "validation.tsv:1: label `2` is not one of the classes [-1, 1]",
+    );
+}
+
+#[test]
+fn names_of_other_splits_are_read_as_names_only() {
+    let dir = folder("neg\ta\npos\tb\n", "1\tc\n");
+    assert_error(
+        dir.path(),
+        "validation.tsv:1: label `1` is not one of the classes [neg, pos]",
+    );
+}
+
+#[test]
+fn labels_txt_names_that_read_as_other_ids_or_repeat_are_an_error() {
+    let dir = folder("0\ta\n", "0\tb\n");
+    write(dir.path(), "labels.txt", b"0\t1\n1\t0\n");
+    assert_error(
+        dir.path(),
+        "labels.txt:1: class name `1` reads as the id of another class; rename it",
+    );
+    write(dir.path(), "labels.txt", b"0\tpos\n1\tpos\n");
+    assert_error(dir.path(), "labels.txt:2: class name `pos` is listed twice");
 }

@@ -179,10 +179,20 @@ impl ExperimentConfig {
         for (key, p) in [
             ("dropout", self.dropout),
             ("attention_dropout", self.attention_dropout),
+            ("token_dropout", self.token_dropout),
         ] {
             if !(p.is_finite() && (0.0..1.0).contains(&p)) {
                 return err(key, format!("must be in [0, 1), got {p}"));
             }
+        }
+        if !(self.embedding_std.is_finite() && self.embedding_std > 0.0) {
+            return err(
+                "embedding_std",
+                format!(
+                    "must be a positive finite number, got {}",
+                    self.embedding_std
+                ),
+            );
         }
         if self.epochs == 0 {
             return err("epochs", "must be at least 1".into());
@@ -317,6 +327,14 @@ mod tests {
             "invalid heads: 3 heads do not divide d_model = 64; pick a divisor of d_model"
         );
         assert_eq!(bad(|c| c.epochs = 0), "invalid epochs: must be at least 1");
+        assert_eq!(
+            bad(|c| c.token_dropout = 1.5),
+            "invalid token_dropout: must be in [0, 1), got 1.5"
+        );
+        assert_eq!(
+            bad(|c| c.embedding_std = f64::NAN),
+            "invalid embedding_std: must be a positive finite number, got NaN"
+        );
         assert_eq!(
             bad(|c| c.lr = -1.0),
             "invalid lr: must be in (0, 1], got -1"

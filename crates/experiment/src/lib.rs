@@ -23,6 +23,7 @@ pub mod predict;
 pub mod render;
 pub mod report;
 pub mod run;
+pub mod run_dir;
 pub mod step_metrics;
 pub mod trained;
 pub mod workers;

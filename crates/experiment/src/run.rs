@@ -28,11 +28,13 @@ use dataset::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use crate::run_dir::{files, read_labels};
 use crate::{
     backend,
     config::{Backend, ExperimentConfig, Schedule},
     model::Classifier,
     render::{LabRenderer, Throughput},
+    run_dir::{self, RunLock, forget_epochs_after, write},
     step_metrics::{StepAccuracy, StepLoss},
 };
 
@@ -90,17 +92,6 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
-/// Files a run leaves, relative to its folder.
-pub mod files {
-    pub const CONFIG: &str = "config.toml";
-    pub const MODEL_CONFIG: &str = "model.json";
-    pub const VOCAB: &str = "vocab.json";
-    pub const LABELS: &str = "labels.json";
-    pub const MODEL: &str = "model.bpk";
-    pub const METRICS: &str = "metrics.jsonl";
-    pub const SUMMARY: &str = "summary.json";
-}
-
 /// The dataset a config names.
 pub fn load_dataset(config: &ExperimentConfig) -> Result<TextDataset> {
     let spec = DatasetSpec::parse(&config.dataset, config.data_dir.clone(), config.download);
@@ -113,9 +104,8 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
     let data = load_dataset(config)?;
     // Everything that can fail on user input fails before the output folder is touched.
     let devices = backend::devices(config.backend, config.devices)?;
-    prepare_out_dir(&options.out, options.overwrite)?;
+    let _lock = run_dir::claim(&options.out, options.overwrite)?;
     let out = options.out.as_path();
-    let _lock = RunLock::acquire(out)?;
 
     let vocab = Vocabulary::build(
         data.train.iter().map(|e| e.text.as_str()),
@@ -152,12 +142,21 @@ pub fn resume(dir: &Path, backend: Option<Backend>, dashboard: bool) -> Result<S
         config.backend = backend;
     }
     config.validate()?;
-    if dir.join(files::SUMMARY).exists() {
-        bail!(
-            "{}: the run already finished ({} is there); nothing to resume",
-            dir.display(),
-            files::SUMMARY
-        );
+    // A run stopped from the dashboard or by the NaN guard wrote a summary marked
+    // `interrupted`; it is resumed like a killed one. Only a run that ran its course is not.
+    let summary_path = dir.join(files::SUMMARY);
+    if summary_path.exists() {
+        let stopped = std::fs::read_to_string(&summary_path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Summary>(&text).ok())
+            .is_some_and(|summary| summary.interrupted);
+        if !stopped {
+            bail!(
+                "{}: the run already finished ({} is there); nothing to resume",
+                dir.display(),
+                files::SUMMARY
+            );
+        }
     }
     let data = load_dataset(&config)?;
     let vocab = Vocabulary::load(&dir.join(files::VOCAB))?;
@@ -410,15 +409,6 @@ fn fit(
     Ok(summary)
 }
 
-/// The class names a run folder's `labels.json` lists.
-pub fn read_labels(dir: &Path) -> Result<Vec<String>> {
-    let path = dir.join(files::LABELS);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{}: expected a JSON list of class names", path.display()))
-}
-
 /// The last epoch whose model, optimiser and scheduler checkpoints are all on disk and load; 0
 /// when there is none. A damaged newest checkpoint is an error rather than a silent step back,
 /// so the user decides whether to delete it and lose that epoch.
@@ -460,77 +450,12 @@ fn resume_point(
     let record = ModuleRecord::load(path("model")).map_err(|e| damaged(&path("model"), &e))?;
     // A record of the wrong shapes panics inside burn; it is a damaged file all the same.
     let model_config = config.model_config(vocab_size, n_classes);
-    let fits = backend::silently(|| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            model_config.init(&Device::flex()).load_record(record);
-        }))
-    });
-    fits.map_err(|_| damaged(&path("model"), &"does not fit the run's model"))?;
+    crate::trained::load_checked(&model_config, record, &Device::flex())
+        .ok_or_else(|| damaged(&path("model"), &"does not fit the run's model"))?;
     burn::optim::OptimizerRecord::load(path("optim")).map_err(|e| damaged(&path("optim"), &e))?;
     burn::optim::lr_scheduler::LrSchedulerRecord::load(path("scheduler"))
         .map_err(|e| damaged(&path("scheduler"), &e))?;
     Ok(epoch)
-}
-
-/// Removes the metric logs of epochs after `epoch` (an interrupted epoch's partial lines), so
-/// the resumed run's logs continue without gaps or duplicates.
-fn forget_epochs_after(dir: &Path, epoch: usize) -> Result<()> {
-    for split in ["train", "valid"] {
-        let Ok(entries) = std::fs::read_dir(dir.join(split)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let later = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("epoch-")?.parse::<usize>().ok())
-                .is_some_and(|n| n > epoch);
-            if later {
-                std::fs::remove_dir_all(entry.path())
-                    .with_context(|| format!("{}: cannot remove", entry.path().display()))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `run.lock` in a run folder while a process trains into it: a second process refuses the
-/// folder, and a lock left by a killed process is taken over.
-struct RunLock(PathBuf);
-
-impl RunLock {
-    const FILE: &str = "run.lock";
-
-    fn acquire(dir: &Path) -> Result<Self> {
-        let path = dir.join(Self::FILE);
-        refuse_if_locked(dir)?;
-        std::fs::write(&path, std::process::id().to_string())
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Fails when another process that is still running (Linux: `/proc/<pid>`) holds `dir`'s lock.
-fn refuse_if_locked(dir: &Path) -> Result<()> {
-    let pid = std::fs::read_to_string(dir.join(RunLock::FILE))
-        .ok()
-        .and_then(|text| text.trim().parse::<u32>().ok());
-    if let Some(pid) = pid
-        && pid != std::process::id()
-        && Path::new("/proc").join(pid.to_string()).exists()
-    {
-        bail!(
-            "{}: another experiment (process {pid}) is training into this folder",
-            dir.display()
-        );
-    }
-    Ok(())
 }
 
 /// burn's dashboard, when asked for and compiled in.
@@ -547,38 +472,6 @@ fn dashboard(wanted: bool, interrupter: &Interrupter) -> Option<Box<dyn MetricsR
 #[cfg(not(feature = "tui"))]
 fn dashboard(_wanted: bool, _interrupter: &Interrupter) -> Option<Box<dyn MetricsRenderer>> {
     None
-}
-
-/// Refuses to mix a new run into an existing one.
-fn prepare_out_dir(out: &Path, overwrite: bool) -> Result<()> {
-    let occupied = out.is_dir()
-        && std::fs::read_dir(out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false);
-    if occupied {
-        refuse_if_locked(out)?;
-        if !overwrite {
-            bail!(
-                "{}: output folder already holds a run; pass --resume DIR to continue it, --overwrite to replace it, or --out DIR for a new one",
-                out.display()
-            );
-        }
-        std::fs::remove_dir_all(out)
-            .with_context(|| format!("{}: cannot clear the output folder", out.display()))?;
-    } else if out.exists() && !out.is_dir() {
-        bail!(
-            "{}: exists and is not a folder; pass --out DIR",
-            out.display()
-        );
-    }
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("{}: cannot create the output folder", out.display()))?;
-    Ok(())
-}
-
-fn write(out: &Path, name: &str, content: &str) -> Result<()> {
-    let path = out.join(name);
-    std::fs::write(&path, content).with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// Per-epoch means read back from burn's metric logs in the run folder.

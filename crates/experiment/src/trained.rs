@@ -30,6 +30,29 @@ pub struct TrainedRun {
     pub device: Device,
 }
 
+/// `model_config`'s model with `record`'s weights, or `None` when their shapes differ (burn
+/// panics on a mismatch; the panic is caught and not printed).
+pub(crate) fn load_checked(
+    model_config: &ClassifierConfig,
+    record: ModuleRecord,
+    device: &Device,
+) -> Option<Classifier> {
+    crate::backend::silently(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            model_config.init(device).load_record(record)
+        }))
+    })
+    .ok()
+}
+
+/// JSON numbers compare by value (`0.5` from a file equals `0.5` computed), the rest as is.
+fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 /// One text's prediction and attention.
 pub struct Prediction {
     /// The tokens the model saw (after truncation).
@@ -115,10 +138,30 @@ impl TrainedRun {
             );
         }
         let model_config = config.model_config(vocab.len(), labels.len());
+        // A hyperparameter edited in config.toml after training (say, heads: the weights have
+        // the same shapes for any head count) would load silently into the wrong model.
+        let expected = serde_json::to_value(&model_config)?;
+        if let (Some(saved), Some(expected)) = (saved.as_object(), expected.as_object()) {
+            for (key, value) in expected {
+                if let Some(was) = saved.get(key).filter(|was| !same_value(was, value)) {
+                    bail!(
+                        "{}: {key} = {value} but the model was trained with {key} = {was} ({}); the folder mixes two runs",
+                        dir.join(files::CONFIG).display(),
+                        files::MODEL_CONFIG
+                    );
+                }
+            }
+        }
         let path = dir.join(files::MODEL);
         let record = ModuleRecord::load(&path)
             .map_err(|e| anyhow::anyhow!("{}: cannot load the model: {e}", path.display()))?;
-        let model = model_config.init(&device).load_record(record);
+        let model = load_checked(&model_config, record, &device).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: the weights do not fit the model {} describes; the folder mixes two runs",
+                path.display(),
+                files::CONFIG
+            )
+        })?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config,

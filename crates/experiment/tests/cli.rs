@@ -114,6 +114,18 @@ fn check_run(backend: &str) {
     }
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 1);
+    // The summary's validation figures are the kept epoch's, measured again without dropout:
+    // they must agree with what the learner logged for that epoch (batched differently).
+    let logged: Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    let close = |key: &str, tolerance: f64| {
+        let (a, b) = (s[key].as_f64().unwrap(), logged[key].as_f64().unwrap());
+        assert!(
+            (a - b).abs() <= tolerance,
+            "{backend}: {key} {a} in summary, {b} logged"
+        );
+    };
+    close("valid_acc", 1e-6);
+    close("valid_loss", 1e-4);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("epoch 1/1") && stdout.contains("kept epoch 1 of 1"),
