@@ -8,9 +8,10 @@
 //! checkpoint stays.
 
 use std::{
+    cell::Cell,
     collections::HashMap,
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Once},
     time::{Duration, Instant},
 };
 
@@ -91,21 +92,22 @@ impl LabRenderer {
         self.divergence.clone()
     }
 
-    /// Calls the dashboard, turning its quit panic into a clean stop.
-    fn dashboard(&mut self, call: impl FnOnce(&mut dyn MetricsRenderer)) {
-        let Some(dashboard) = self.dashboard.as_mut() else {
-            return;
-        };
-        if catch_unwind(AssertUnwindSafe(|| call(dashboard.as_mut()))).is_err() {
+    /// Calls the dashboard, turning its quit panic into a clean stop; `None` when there is no
+    /// dashboard (or no longer one).
+    fn dashboard<R>(&mut self, call: impl FnOnce(&mut dyn MetricsRenderer) -> R) -> Option<R> {
+        let dashboard = self.dashboard.as_mut()?;
+        let result = quietly(|| call(dashboard.as_mut()));
+        if result.is_none() {
             // The dashboard is gone (it restored the terminal while unwinding). Its `Drop` sends
             // one more event, which panics the same way, so drop it under the same guard.
             let dead = self.dashboard.take();
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(dead)));
+            quietly(move || drop(dead));
             self.interrupter.stop(Some("stopped from the dashboard"));
             eprintln!(
                 "training stopped from the dashboard; the last completed epoch's checkpoint is kept"
             );
         }
+        result
     }
 
     fn record(&mut self, state: &MetricState, valid: bool) {
@@ -170,6 +172,39 @@ impl LabRenderer {
     }
 }
 
+impl Drop for LabRenderer {
+    fn drop(&mut self) {
+        let dashboard = self.dashboard.take();
+        quietly(move || drop(dashboard));
+    }
+}
+
+thread_local! {
+    /// Set while this thread runs a [`quietly`] call.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, catching a panic without printing it. burn's application logger installs a panic
+/// hook that prints an `=== PANIC ===` banner for every panic, caught ones included, so a clean
+/// stop from the dashboard looked like a crash. The hook installed here, once, wraps it (burn
+/// installs its own at the start of `launch`, before any renderer call): silent for a panic on
+/// a thread inside this function, and handing every other panic on.
+fn quietly<R>(f: impl FnOnce() -> R) -> Option<R> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let next = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                next(info);
+            }
+        }));
+    });
+    let outer = QUIET.with(|quiet| quiet.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|quiet| quiet.set(outer));
+    result.ok()
+}
+
 impl MetricsRendererTraining for LabRenderer {
     fn update_train(&mut self, state: MetricState) {
         self.record(&state, false);
@@ -185,10 +220,8 @@ impl MetricsRendererTraining for LabRenderer {
         &mut self,
         summary: Option<burn::train::LearnerSummary>,
     ) -> Result<(), Box<dyn std::error::Error>> {
-        match self.dashboard.as_mut() {
-            Some(d) => d.on_train_end(summary),
-            None => Ok(()),
-        }
+        self.dashboard(|d| d.on_train_end(summary))
+            .unwrap_or(Ok(()))
     }
 }
 
@@ -342,5 +375,141 @@ impl MetricsRenderer for LabRenderer {
         self.names
             .insert(definition.metric_id.clone(), definition.name.to_string());
         self.dashboard(|d| d.register_metric(definition));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::train::LearnerSummary;
+
+    /// A dashboard that panics on every call and on drop, as burn 0.22.1's does once the user
+    /// quits with `k`.
+    struct Quit;
+
+    fn quit() -> ! {
+        panic!("dashboard closed")
+    }
+
+    impl Drop for Quit {
+        fn drop(&mut self) {
+            quit()
+        }
+    }
+
+    impl MetricsRendererTraining for Quit {
+        fn update_train(&mut self, _: MetricState) {
+            quit()
+        }
+        fn update_valid(&mut self, _: MetricState) {
+            quit()
+        }
+        fn on_train_end(
+            &mut self,
+            _: Option<LearnerSummary>,
+        ) -> Result<(), Box<dyn std::error::Error>> {
+            quit()
+        }
+    }
+
+    impl MetricsRendererEvaluation for Quit {
+        fn update_test(&mut self, _: EvaluationName, _: MetricState) {
+            quit()
+        }
+    }
+
+    impl TrainingProgressLogger for Quit {
+        fn start(&mut self, _: usize, _: usize, _: Option<usize>, _: Option<&str>) {
+            quit()
+        }
+        fn update_epoch(&mut self, _: usize) {
+            quit()
+        }
+        fn start_split(&mut self, _: &str, _: usize) {
+            quit()
+        }
+        fn update_split(&mut self, _: usize) {
+            quit()
+        }
+        fn end_split(&mut self) {
+            quit()
+        }
+        fn end(&mut self) {
+            quit()
+        }
+        fn log_event_training(&mut self, _: String) {
+            quit()
+        }
+    }
+
+    impl EvaluationProgressLogger for Quit {
+        fn start_global_progress(&mut self, _: usize) {
+            quit()
+        }
+        fn start_test(&mut self, _: &str, _: usize) {
+            quit()
+        }
+        fn update_test_progress(&mut self, _: usize) {
+            quit()
+        }
+        fn end_test(&mut self) {
+            quit()
+        }
+        fn end_global_progress(&mut self) {
+            quit()
+        }
+        fn log_event_evaluation(&mut self, _: String) {
+            quit()
+        }
+    }
+
+    impl MetricsRenderer for Quit {
+        fn manual_close(&mut self) {
+            quit()
+        }
+        fn register_metric(&mut self, _: MetricDefinition) {
+            quit()
+        }
+    }
+
+    #[test]
+    fn a_dashboard_that_panics_stops_training_without_a_panic_message() {
+        // Stands in for burn's banner hook: counts the panics of this thread that reach it.
+        let me = std::thread::current().id();
+        let printed = Arc::new(Mutex::new(0));
+        let count = printed.clone();
+        std::panic::set_hook(Box::new(move |_| {
+            if std::thread::current().id() == me {
+                *count.lock().unwrap() += 1;
+            }
+        }));
+        let renderer = |interrupter: &Interrupter| {
+            LabRenderer::new(Some(Box::new(Quit)), interrupter.clone(), Arc::default())
+        };
+
+        // A call during training, then the end of training, then drop.
+        let interrupter = Interrupter::new();
+        let mut during = renderer(&interrupter);
+        during.update_split(1);
+        assert!(interrupter.should_stop());
+        assert!(during.on_train_end(None).is_ok());
+        drop(during);
+        // The end of training and drop on a dashboard that was still there.
+        let interrupter = Interrupter::new();
+        let mut at_end = renderer(&interrupter);
+        assert!(at_end.on_train_end(None).is_ok());
+        drop(at_end);
+        // Drop alone.
+        drop(renderer(&Interrupter::new()));
+
+        assert_eq!(
+            *printed.lock().unwrap(),
+            0,
+            "a caught panic reached the hook"
+        );
+        // A panic outside the renderer still reaches it.
+        let _ = std::panic::catch_unwind(|| panic!("elsewhere"));
+        let _ = std::panic::take_hook();
+        assert_eq!(*printed.lock().unwrap(), 1);
     }
 }
