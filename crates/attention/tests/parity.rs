@@ -52,6 +52,35 @@ fn reference_cases_on_wgpu() {
     }
 }
 
+/// The padding case is only a check of padding if its mask hides keys (it once was all ones):
+/// some keys are masked, and the reference gives them no weight. Regenerate it with
+/// `python3 crates/attention/tests/fixtures/reference.py --padding`.
+#[test]
+fn the_padding_case_masks_padded_keys() {
+    let json = load_json("padding_b3_l6_d16_h4.json");
+    let (attend, shape) = flatten(&json["mask"]); // [b, l_q, l_k], 1 = attend
+    let (weights, _) = flatten(&json["attn"]); // [b, h, l_q, l_k]
+    let (b, l) = (shape[0], shape[2]);
+    let heads = json["n_head"].as_u64().unwrap() as usize;
+    let masked = attend.iter().filter(|a| **a == 0.0).count();
+    assert!(masked > 0, "the padding case masks nothing");
+    for batch in 0..b {
+        for head in 0..heads {
+            for query in 0..l {
+                for key in 0..l {
+                    if attend[(batch * l + query) * l + key] == 0.0 {
+                        let w = weights[((batch * heads + head) * l + query) * l + key];
+                        assert_eq!(
+                            w, 0.0,
+                            "masked key {key} of sequence {batch} has weight {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn single_head_module_matches_the_reference_single_head_case() {
     let device = Device::flex();
