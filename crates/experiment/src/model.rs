@@ -2,8 +2,7 @@
 //! self-attention → residual + LayerNorm → masked mean → dropout → linear.
 
 use attention::{
-    AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig, SingleHeadSelfAttention,
-    SingleHeadSelfAttentionConfig, SinusoidalPositionalEncoding,
+    AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig, SinusoidalPositionalEncoding,
     SinusoidalPositionalEncodingConfig,
 };
 use burn::{
@@ -12,6 +11,7 @@ use burn::{
         LayerNormConfig, Linear, LinearConfig, loss::CrossEntropyLossConfig,
     },
     prelude::*,
+    store::{ModuleRecord, RecordError},
     train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep},
 };
 use dataset::TextBatch;
@@ -56,15 +56,6 @@ pub struct ClassifierConfig {
 impl ClassifierConfig {
     /// Builds the model on `device`.
     pub fn init(&self, device: &Device) -> Classifier {
-        let (single, multi) = if self.heads == 1 {
-            let config = SingleHeadSelfAttentionConfig::new(self.d_model)
-                .with_dropout(self.attention_dropout);
-            (Some(config.init(device)), None)
-        } else {
-            let config = MultiHeadAttentionConfig::new(self.d_model, self.heads)
-                .with_dropout(self.attention_dropout);
-            (None, Some(config.init(device)))
-        };
         Classifier {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_model)
                 .with_initializer(Initializer::Normal {
@@ -78,11 +69,78 @@ impl ClassifierConfig {
                     .with_max_len(self.max_len)
                     .init(device)
             }),
-            single,
-            multi,
+            // One head gets d_k = d_v = d_model: as many parameters as any head count.
+            attention: MultiHeadAttentionConfig::new(self.d_model, self.heads)
+                .with_dropout(self.attention_dropout)
+                .init(device),
             norm: LayerNormConfig::new(self.d_model).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             output: LinearConfig::new(self.d_model, self.n_classes).init(device),
+        }
+    }
+
+    /// The model with `record`'s weights, or the error when they do not fit this configuration
+    /// (a missing tensor or another shape). Records saved before the classifier held one
+    /// attention field (`single.*` for one head, `multi.*` for more) load as well.
+    pub fn load(&self, record: ModuleRecord, device: &Device) -> Result<Classifier, RecordError> {
+        let error = match self.init(device).try_load_record(record.clone()) {
+            Ok(model) => return Ok(model),
+            Err(error) => error,
+        };
+        LegacyClassifier::from((self.init(device), self.heads))
+            .try_load_record(record)
+            .map(Classifier::from)
+            .map_err(|_| error)
+    }
+}
+
+/// The record layout of the classifier before it held one attention field: the single-head
+/// baseline and the multi-head model had a field each, and the weights inside are the same.
+#[derive(Module, Debug)]
+struct LegacyClassifier {
+    embedding: Embedding,
+    token_dropout: Dropout,
+    positions: Option<SinusoidalPositionalEncoding>,
+    single: Option<MultiHeadAttention>,
+    multi: Option<MultiHeadAttention>,
+    norm: LayerNorm,
+    dropout: Dropout,
+    output: Linear,
+}
+
+impl From<(Classifier, usize)> for LegacyClassifier {
+    fn from((c, heads): (Classifier, usize)) -> Self {
+        let (single, multi) = if heads == 1 {
+            (Some(c.attention), None)
+        } else {
+            (None, Some(c.attention))
+        };
+        Self {
+            embedding: c.embedding,
+            token_dropout: c.token_dropout,
+            positions: c.positions,
+            single,
+            multi,
+            norm: c.norm,
+            dropout: c.dropout,
+            output: c.output,
+        }
+    }
+}
+
+impl From<LegacyClassifier> for Classifier {
+    fn from(c: LegacyClassifier) -> Self {
+        Self {
+            embedding: c.embedding,
+            token_dropout: c.token_dropout,
+            positions: c.positions,
+            attention: c
+                .single
+                .or(c.multi)
+                .expect("built with one attention field"),
+            norm: c.norm,
+            dropout: c.dropout,
+            output: c.output,
         }
     }
 }
@@ -93,8 +151,7 @@ pub struct Classifier {
     embedding: Embedding,
     token_dropout: Dropout,
     positions: Option<SinusoidalPositionalEncoding>,
-    single: Option<SingleHeadSelfAttention>,
-    multi: Option<MultiHeadAttention>,
+    attention: MultiHeadAttention,
     norm: LayerNorm,
     dropout: Dropout,
     output: Linear,
@@ -151,18 +208,11 @@ impl Classifier {
         }
         let x = self.dropout.forward(x);
         let input = AttentionInput::self_attention(x.clone()).mask_padding(mask_padding.clone());
-        let (context, weights) = match (&self.single, &self.multi, with_weights) {
-            (Some(single), _, true) => {
-                let out = single.forward(input);
-                (out.output, Some(out.weights.unsqueeze_dim::<4>(1)))
-            }
-            (Some(single), _, false) => (single.forward_without_weights(input), None),
-            (None, Some(multi), true) => {
-                let out = multi.forward(input);
-                (out.output, Some(out.weights))
-            }
-            (None, Some(multi), false) => (multi.forward_without_weights(input), None),
-            (None, None, _) => unreachable!("the config always builds one attention module"),
+        let (context, weights) = if with_weights {
+            let out = self.attention.forward(input);
+            (out.output, Some(out.weights))
+        } else {
+            (self.attention.forward_without_weights(input), None)
         };
         let hidden = self.norm.forward(x + context);
         // Mean over real tokens only; an empty text (all padding) pools to zero.
@@ -259,6 +309,34 @@ mod tests {
             single.num_params(),
             100 * 64 + 4 * 64 * 64 + 2 * 64 + 64 * 2 + 2
         );
+    }
+
+    #[test]
+    fn records_of_the_old_two_field_layout_load_and_others_are_an_error() {
+        let device = Device::flex();
+        let tokens = Tensor::<2, Int>::from_data([[2, 3, 4]], &device);
+        let padding = Tensor::<2, Bool>::from_data([[false, false, false]], &device);
+        for heads in [1, 2] {
+            let config = ClassifierConfig::new(10, 2)
+                .with_heads(heads)
+                .with_d_model(8);
+            let model = config.init(&device);
+            let expected = values(model.logits(tokens.clone(), padding.clone()));
+            // Saved as models were before they had one attention field.
+            let legacy = LegacyClassifier::from((model, heads)).into_record();
+            let loaded = config.load(legacy, &device).unwrap();
+            assert_eq!(
+                values(loaded.logits(tokens.clone(), padding.clone())),
+                expected
+            );
+        }
+        let other = ClassifierConfig::new(10, 2).with_d_model(16).init(&device);
+        let small = ClassifierConfig::new(10, 2).with_d_model(8);
+        assert!(small.load(other.into_record(), &device).is_err());
+    }
+
+    fn values(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().try_into_vec_as::<f32>().unwrap()
     }
 
     #[test]

@@ -53,13 +53,50 @@ pub struct ConditionReport {
     pub test_acc: Option<Stat>,
     pub seconds: Stat,
     pub train_samples_per_s: Stat,
-    /// Per head: how often its most-attended token decides the label (synthetic only).
-    pub head_focus: Option<Vec<Stat>>,
-    /// What a head attending to a random token would score.
-    pub head_focus_chance: Option<f64>,
+    /// How often each head's most-attended token decides the label (synthetic only).
+    pub head_focus: Option<HeadFocusStats>,
     /// Per seed, per epoch validation loss and accuracy.
     pub valid_loss_curves: Vec<Vec<f64>>,
     pub valid_acc_curves: Vec<Vec<f64>>,
+}
+
+/// Head focus over the seeds of a condition. Heads of independently trained models do not
+/// correspond (head 0 of one seed is not head 0 of another), so each model's heads are ranked
+/// first and the ranks are compared across seeds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HeadFocusStats {
+    /// Per seed, its heads' hit rates from most to least focused.
+    pub per_model: Vec<Vec<f64>>,
+    /// Each model's most focused head, over the seeds.
+    pub best: Stat,
+    /// Each model's least focused head, over the seeds.
+    pub worst: Stat,
+    /// What a head attending to a random token would score.
+    pub chance: f64,
+}
+
+impl HeadFocusStats {
+    /// `None` without any model's focus.
+    pub fn of(focus: &[&crate::analysis::HeadFocus]) -> Option<Self> {
+        let first = focus.first()?;
+        let per_model: Vec<Vec<f64>> = focus
+            .iter()
+            .map(|f| {
+                let mut rates = f.hit_rate.clone();
+                rates.sort_by(|a, b| b.total_cmp(a));
+                rates
+            })
+            .collect();
+        let rank = |pick: fn(&[f64]) -> Option<&f64>| {
+            Stat::of(per_model.iter().filter_map(|r| pick(r).copied()).collect())
+        };
+        Some(Self {
+            best: rank(<[f64]>::first),
+            worst: rank(<[f64]>::last),
+            per_model,
+            chance: first.chance,
+        })
+    }
 }
 
 /// The whole comparison. Accuracies are fractions.
@@ -106,12 +143,7 @@ pub fn build(
                 test_acc: optional(&|r| r.summary.test_acc),
                 seconds: stat(&|r| r.summary.seconds),
                 train_samples_per_s: stat(&|r| r.summary.train_samples_per_s),
-                head_focus: focus.as_ref().filter(|f| !f.is_empty()).map(|f| {
-                    (0..c.heads)
-                        .map(|h| Stat::of(f.iter().map(|x| x.hit_rate[h]).collect()))
-                        .collect()
-                }),
-                head_focus_chance: focus.as_ref().and_then(|f| f.first()).map(|f| f.chance),
+                head_focus: focus.as_deref().and_then(HeadFocusStats::of),
                 valid_loss_curves: runs
                     .iter()
                     .map(|r| r.epochs.iter().map(|e| e.valid_loss).collect())
@@ -255,23 +287,31 @@ fn markdown(r: &Report) -> String {
         );
         let _ = writeln!(
             md,
-            "| condition | chance | per head (mean ± std over seeds) |\n|---|---|---|"
+            "Heads of models trained from different seeds do not correspond, so each model's heads are ranked from most to least focused; the best and worst columns are each model's most and least focused head, over the seeds.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| condition | chance | best head | worst head | each model's heads, most to least focused |\n|---|---|---|---|---|"
         );
         for k in focus {
-            let heads: Vec<String> = k
-                .head_focus
-                .as_ref()
-                .unwrap()
+            let f = k.head_focus.as_ref().unwrap();
+            let models: Vec<String> = f
+                .per_model
                 .iter()
-                .enumerate()
-                .map(|(h, s)| format!("h{h} {}", pct(s)))
+                .map(|rates| {
+                    let rates: Vec<String> =
+                        rates.iter().map(|r| format!("{:.1}", 100.0 * r)).collect();
+                    rates.join(" ")
+                })
                 .collect();
             let _ = writeln!(
                 md,
-                "| {} | {:.1} | {} |",
+                "| {} | {:.1} | {} | {} | {} |",
                 k.name,
-                100.0 * k.head_focus_chance.unwrap_or(0.0),
-                heads.join(", ")
+                100.0 * f.chance,
+                pct(&f.best),
+                pct(&f.worst),
+                models.join(" / ")
             );
         }
         let _ = writeln!(md);
@@ -374,5 +414,28 @@ mod tests {
             contrast("valid loss", &c, &a, 1.0, ""),
             "valid loss +0.0100 (spread 0.0400: within the spread)"
         );
+    }
+
+    #[test]
+    fn heads_are_ranked_within_each_model_before_comparing_seeds() {
+        use crate::analysis::HeadFocus;
+        // Seed 1's focused head is its head 1, seed 2's its head 0: by index both would look
+        // alike (0.45 and 0.55); ranked, each model has one focused head and one that is not.
+        let seeds = [
+            HeadFocus {
+                hit_rate: vec![0.1, 0.9],
+                chance: 0.2,
+            },
+            HeadFocus {
+                hit_rate: vec![0.8, 0.2],
+                chance: 0.2,
+            },
+        ];
+        let stats = HeadFocusStats::of(&seeds.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(stats.per_model, [[0.9, 0.1], [0.8, 0.2]]);
+        assert!((stats.best.mean - 0.85).abs() < 1e-12);
+        assert!((stats.worst.mean - 0.15).abs() < 1e-12);
+        assert_eq!(stats.chance, 0.2);
+        assert!(HeadFocusStats::of(&[]).is_none());
     }
 }

@@ -354,7 +354,9 @@ fn fit(
     let path = checkpoint(best.epoch);
     let record =
         ModuleRecord::load(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let kept = model_config.init(&device).load_record(record);
+    let kept = model_config
+        .load(record, &device)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     kept.clone()
         .into_record()
         .save(out.join(files::MODEL))
@@ -450,8 +452,9 @@ fn resume_point(
     let record = ModuleRecord::load(path("model")).map_err(|e| damaged(&path("model"), &e))?;
     // A record of the wrong shapes panics inside burn; it is a damaged file all the same.
     let model_config = config.model_config(vocab_size, n_classes);
-    crate::trained::load_checked(&model_config, record, &Device::flex())
-        .ok_or_else(|| damaged(&path("model"), &"does not fit the run's model"))?;
+    model_config
+        .load(record, &Device::flex())
+        .map_err(|_| damaged(&path("model"), &"does not fit the run's model"))?;
     burn::optim::OptimizerRecord::load(path("optim")).map_err(|e| damaged(&path("optim"), &e))?;
     burn::optim::lr_scheduler::LrSchedulerRecord::load(path("scheduler"))
         .map_err(|e| damaged(&path("scheduler"), &e))?;

@@ -30,21 +30,6 @@ pub struct TrainedRun {
     pub device: Device,
 }
 
-/// `model_config`'s model with `record`'s weights, or `None` when their shapes differ (burn
-/// panics on a mismatch; the panic is caught and not printed).
-pub(crate) fn load_checked(
-    model_config: &ClassifierConfig,
-    record: ModuleRecord,
-    device: &Device,
-) -> Option<Classifier> {
-    crate::backend::silently(|| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            model_config.init(device).load_record(record)
-        }))
-    })
-    .ok()
-}
-
 /// JSON numbers compare by value (`0.5` from a file equals `0.5` computed), the rest as is.
 fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     match (a.as_f64(), b.as_f64()) {
@@ -155,7 +140,7 @@ impl TrainedRun {
         let path = dir.join(files::MODEL);
         let record = ModuleRecord::load(&path)
             .map_err(|e| anyhow::anyhow!("{}: cannot load the model: {e}", path.display()))?;
-        let model = load_checked(&model_config, record, &device).ok_or_else(|| {
+        let model = model_config.load(record, &device).map_err(|_| {
             anyhow::anyhow!(
                 "{}: the weights do not fit the model {} describes; the folder mixes two runs",
                 path.display(),
