@@ -71,7 +71,7 @@ impl SinusoidalPositionalEncodingConfig {
 /// let y = pe.forward(x); // [2, 10, 16]: row p of each sequence is the table's row p
 /// assert_eq!(y.dims(), [2, 10, 16]);
 /// // Position 0 of the second sequence: sin 0 = 0 and cos 0 = 1 in its first pair.
-/// let first: Vec<f32> = y.slice([1..2, 0..1, 0..2]).into_data().to_vec().unwrap();
+/// let first: Vec<f32> = y.slice([1..2, 0..1, 0..2]).into_data().try_into_vec_as::<f32>().unwrap();
 /// assert_eq!(first, [0.0, 1.0]);
 /// assert!(pe.try_forward(Tensor::<3>::zeros([1, 65, 16], &device)).is_err());
 /// ```

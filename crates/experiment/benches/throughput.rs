@@ -23,7 +23,7 @@ use burn::{
     optim::{AdamWConfig, GradientsParams},
 };
 use clap::{Parser, ValueEnum};
-use dataset::{Batching, PadTo, TextBatcher, TextLoader, Vocabulary, VocabularyConfig};
+use dataset::{Batching, PadTo, TextBatcher, TextLoader};
 use experiment::{
     backend,
     config::{Backend, ExperimentConfig},
@@ -112,13 +112,7 @@ fn run(args: Args) -> Result<()> {
     config.validate()?;
     let data = load_dataset(&config)?;
     let device = backend::device(config.backend)?;
-    let vocab = Vocabulary::build(
-        data.train.iter().map(|e| e.text.as_str()),
-        &VocabularyConfig {
-            min_freq: config.min_freq,
-            max_size: config.max_vocab,
-        },
-    );
+    let vocab = experiment::data::vocabulary(&config, &data);
     let items = vocab.encode_examples(&data.train);
     anyhow::ensure!(!items.is_empty(), "the training split is empty");
 

@@ -2,10 +2,10 @@
 //! measure per head how often the token it attends to most is one of them.
 
 use burn::prelude::*;
-use dataset::{TextBatcher, TextExample, TextItem, Vocabulary};
+use dataset::{TextExample, Vocabulary};
 use serde::{Deserialize, Serialize};
 
-use crate::model::Classifier;
+use crate::{data::TextEncoder, model::Classifier};
 
 /// Per-head focus on the deciding tokens.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -29,19 +29,12 @@ pub fn head_focus(
     if examples.is_empty() {
         return None;
     }
-    let batcher = TextBatcher::new(max_len);
+    let encoder = TextEncoder::new(vocab, max_len);
     let mut hits: Vec<usize> = Vec::new();
     let mut chance = 0.0;
     for chunk in examples.chunks(256) {
-        let items: Vec<TextItem> = chunk
-            .iter()
-            .map(|e| TextItem {
-                tokens: vocab.encode(&e.text),
-                label: e.label,
-            })
-            .collect();
-        let lengths: Vec<usize> = items.iter().map(|i| i.tokens.len().min(max_len)).collect();
-        let batch = burn::data::dataloader::batcher::Batcher::batch(&batcher, items, device);
+        let lengths: Vec<usize> = chunk.iter().map(|e| encoder.len(&e.text)).collect();
+        let batch = encoder.batch(chunk.iter().map(|e| (e.text.as_str(), e.label)), device);
         let out = model.forward(batch.tokens, batch.mask_padding.clone());
         let [b, heads, len, _] = out.weights.dims();
         // Attention received per key: mean over real queries (padded query rows are excluded).

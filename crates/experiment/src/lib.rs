@@ -18,6 +18,7 @@ pub mod backend;
 pub mod charts;
 pub mod compare;
 pub mod config;
+pub mod data;
 pub mod model;
 pub mod predict;
 pub mod render;

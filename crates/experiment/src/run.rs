@@ -22,20 +22,21 @@ use burn::{
         renderer::MetricsRenderer,
     },
 };
-use dataset::{
-    Batching, DatasetSpec, TextBatcher, TextDataset, TextItem, TextLoader, Vocabulary,
-    VocabularyConfig, batch_count,
-};
+use dataset::{Batching, TextBatcher, TextDataset, TextItem, TextLoader, Vocabulary, batch_count};
 use serde::{Deserialize, Serialize};
 
-pub use crate::run_dir::{files, read_labels};
 use crate::{
     backend,
     config::{Backend, ExperimentConfig, Schedule},
+    data,
     model::Classifier,
     render::{LabRenderer, Throughput},
     run_dir::{self, RunLock, forget_epochs_after, write},
     step_metrics::{StepAccuracy, StepLoss},
+};
+pub use crate::{
+    data::load_dataset,
+    run_dir::{files, read_labels},
 };
 
 /// How to run, beyond the experiment's configuration.
@@ -92,12 +93,6 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
-/// The dataset a config names.
-pub fn load_dataset(config: &ExperimentConfig) -> Result<TextDataset> {
-    let spec = DatasetSpec::parse(&config.dataset, config.data_dir.clone(), config.download);
-    Ok(spec.load()?)
-}
-
 /// Trains one model and writes its artifacts; returns the summary.
 pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
     config.validate()?;
@@ -107,13 +102,7 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
     let _lock = run_dir::claim(&options.out, options.overwrite)?;
     let out = options.out.as_path();
 
-    let vocab = Vocabulary::build(
-        data.train.iter().map(|e| e.text.as_str()),
-        &VocabularyConfig {
-            min_freq: config.min_freq,
-            max_size: config.max_vocab,
-        },
-    );
+    let vocab = data::vocabulary(config, &data);
     vocab.save(&out.join(files::VOCAB))?;
     write(out, files::CONFIG, &config.to_toml())?;
     write(

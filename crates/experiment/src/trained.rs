@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::{prelude::*, store::ModuleRecord, tensor::activation::softmax};
-use dataset::{TextBatcher, TextItem, Vocabulary};
+use dataset::Vocabulary;
 
 use crate::{
     config::ExperimentConfig,
+    data::TextEncoder,
     model::{Classifier, ClassifierConfig},
     run::files,
 };
@@ -160,17 +161,9 @@ impl TrainedRun {
 
     /// Predicts one text.
     pub fn predict(&self, text: &str) -> Prediction {
-        let mut tokens = dataset::tokenize(text);
-        tokens.truncate(self.config.max_len);
-        let ids: Vec<usize> = tokens.iter().map(|t| self.vocab.id(t)).collect();
-        let batch = burn::data::dataloader::batcher::Batcher::batch(
-            &TextBatcher::new(self.config.max_len),
-            vec![TextItem {
-                tokens: ids,
-                label: 0,
-            }],
-            &self.device,
-        );
+        let encoder = TextEncoder::new(&self.vocab, self.config.max_len);
+        let tokens = encoder.tokens(text);
+        let batch = encoder.batch([(text, 0)], &self.device);
         let out = self.model.forward(batch.tokens, batch.mask_padding);
         let probabilities = softmax(out.logits, 1)
             .into_data()

@@ -1,0 +1,249 @@
+//! The command line: clap arguments per section of the configuration, laid over the TOML file
+//! (`--config`) and the defaults.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use experiment::config::{Backend, Batching, ExperimentConfig, Schedule};
+
+/// Train a self-attention text classifier with burn and compare single-head, multi-head and
+/// positional-encoding variants. With no subcommand, `train` runs with the defaults: 4 heads,
+/// d_model 64, positional encoding, on the embedded `synthetic` dataset, on the flex CPU backend.
+#[derive(Parser, Debug)]
+#[command(name = "experiment", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train one model (the default command).
+    Train(Box<TrainArgs>),
+    /// Compare single-head, multi-head and positional encoding over several seeds.
+    Compare(Box<CompareArgs>),
+    /// Classify texts with a trained run and show each head's attention.
+    Predict(PredictArgs),
+    /// Print dataset statistics: counts, label balance, lengths, out-of-vocabulary rate.
+    Datasets(DatasetArgs),
+}
+
+/// The training recipe. Flags override the `--config` file, which overrides the defaults shown.
+#[derive(Args, Debug, Default)]
+pub struct RecipeArgs {
+    /// TOML file with any of the keys below (snake_case, e.g. `d_model = 64`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Compute backend [default: flex].
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// Train data-parallel on N devices (CPU backends: N worker threads; GPU backends: the first
+    /// N GPUs); each step's batch is split across them [default: 1].
+    #[arg(long, value_name = "N")]
+    pub devices: Option<usize>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Embedding and attention width [default: 64].
+    #[arg(long)]
+    pub d_model: Option<usize>,
+    /// Dropout after the embedding and before the output layer [default: 0.1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub dropout: Option<f64>,
+    /// Dropout on the attention weights [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub attention_dropout: Option<f64>,
+    /// Probability of dropping a whole token's embedding while training [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub token_dropout: Option<f64>,
+    /// Standard deviation of the embedding initialisation [default: 1].
+    #[arg(long)]
+    pub embedding_std: Option<f64>,
+    /// Most epochs to train (early stopping may end sooner) [default: 10].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Training batch size [default: 64].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Batches of texts of similar length (`bucket`) or random draws (`shuffle`) [default: bucket].
+    #[arg(long, value_name = "bucket|shuffle")]
+    pub batching: Option<Batching>,
+    /// Peak learning rate of AdamW [default: 0.001].
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f64>,
+    /// AdamW weight decay [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub weight_decay: Option<f64>,
+    /// Learning-rate schedule [default: constant].
+    #[arg(long, value_enum)]
+    pub schedule: Option<Schedule>,
+    /// Epochs without a lower validation loss before stopping; 0 = never stop early [default: 3].
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Longest sequence in tokens; longer texts are truncated [default: 64].
+    #[arg(long)]
+    pub max_len: Option<usize>,
+    /// Words seen fewer times in the training split become <unk> [default: 1].
+    #[arg(long)]
+    pub min_freq: Option<usize>,
+}
+
+/// One training run.
+#[derive(Args, Debug, Default)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// Attention heads; 1 is the single-head baseline with d_k = d_v = d_model [default: 4].
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// Sinusoidal positional encoding on or off [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub pe: Option<bool>,
+    /// Seed for initialisation, dropout and shuffling [default: 42].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output folder [default: experiments/runs/<dataset>-h<heads>[-pe]-s<seed>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace the output folder if it already holds a run.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Continue the interrupted run in DIR from its last checkpoint, with its own config
+    /// (only --backend and --no-tui may be given with it).
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "config", "dataset", "data_dir", "download", "devices", "d_model", "dropout", "attention_dropout",
+        "token_dropout", "embedding_std", "epochs", "batch_size", "batching", "lr", "weight_decay",
+        "schedule", "patience", "max_len", "min_freq", "heads", "pe", "seed", "out", "overwrite",
+    ])]
+    pub resume: Option<PathBuf>,
+    /// Print a compact log instead of the terminal dashboard (automatic when not a terminal).
+    #[arg(long)]
+    pub no_tui: bool,
+}
+
+/// Every condition (single head; 4 heads; 4 heads + positional encoding) × every seed with one
+/// recipe, then REPORT.md, report.json and charts in the output folder.
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// Seeds per condition (1, 2, …, N).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Also run 1, 2 and 8 heads with positional encoding (and 1 head with it).
+    #[arg(long)]
+    pub sweep_heads: bool,
+    /// Results folder [default: experiments/results/<dataset>]; finished runs in it are reused.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Train up to N runs at once, each an `experiment train` process with its share of the
+    /// cores (one run per core, or per GPU, is the usual choice).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
+}
+
+/// Predict texts with a trained run and show where each head looks.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// A run folder written by `experiment train` (holds model.bpk, vocab.json, …).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Texts to classify.
+    #[arg(required = true, value_name = "TEXT")]
+    pub texts: Vec<String>,
+    /// Write a heatmap of the first text's attention (heads × tokens, and token × token for
+    /// `--head`) to this PNG file.
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
+    /// Head shown token × token in the heatmap.
+    #[arg(long, default_value_t = 0)]
+    pub head: usize,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct DataArgs {
+    /// `synthetic` or `synthetic-long` (embedded), `sst2` (GLUE SST-2), or a folder with
+    /// train/validation[/test] .tsv|.csv|.jsonl files, plain or .gz [default: synthetic].
+    #[arg(long, value_name = "NAME|DIR")]
+    pub dataset: Option<String>,
+    /// Where named datasets are kept [default: $ATTENTION_LAB_DATA, else ~/.cache/attention-lab].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Download a named dataset (sst2) that is not in the data directory.
+    #[arg(long)]
+    pub download: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DatasetArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Vocabulary: minimum word frequency in the training split.
+    #[arg(long, default_value_t = 1)]
+    pub min_freq: usize,
+    /// Also write the dataset as a TSV folder here (train/validation[/test].tsv, labels.txt),
+    /// e.g. to feed an embedded dataset to another program; the folder must be new or empty.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
+}
+
+impl DataArgs {
+    pub fn apply(&self, config: &mut ExperimentConfig) {
+        if let Some(dataset) = &self.dataset {
+            config.dataset = dataset.clone();
+        }
+        if self.data_dir.is_some() {
+            config.data_dir = self.data_dir.clone();
+        }
+        config.download |= self.download;
+    }
+}
+
+impl RecipeArgs {
+    pub fn resolve(&self) -> Result<ExperimentConfig> {
+        let mut c = match &self.config {
+            Some(path) => ExperimentConfig::load(path)?,
+            None => ExperimentConfig::default(),
+        };
+        self.data.apply(&mut c);
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(v) = self.$field { c.$field = v; })* };
+        }
+        set!(
+            backend,
+            devices,
+            d_model,
+            dropout,
+            attention_dropout,
+            token_dropout,
+            embedding_std,
+            epochs,
+            batch_size,
+            batching,
+            lr,
+            weight_decay,
+            schedule,
+            patience,
+            max_len,
+            min_freq
+        );
+        Ok(c)
+    }
+}
+
+impl TrainArgs {
+    pub fn resolve(&self) -> Result<ExperimentConfig> {
+        let mut c = self.recipe.resolve()?;
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(v) = self.$field { c.$field = v; })* };
+        }
+        set!(heads, pe, seed);
+        c.validate()?;
+        Ok(c)
+    }
+}
