@@ -6,37 +6,16 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 
+pub use crate::report::{Condition, RunResult};
 use crate::{
-    analysis::{HeadFocus, head_focus},
+    analysis::head_focus,
     backend,
     config::ExperimentConfig,
     report::{self, Report},
-    run::{self, EpochMetrics, RunOptions, Summary},
+    run::{self, RunOptions, Summary},
     trained::TrainedRun,
 };
-
-/// One arm of the comparison.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Condition {
-    /// Short name, used for folders and the report.
-    pub name: String,
-    /// Attention heads.
-    pub heads: usize,
-    /// Sinusoidal positional encoding.
-    pub pe: bool,
-}
-
-impl Condition {
-    fn new(name: &str, heads: usize, pe: bool) -> Self {
-        Self {
-            name: name.into(),
-            heads,
-            pe,
-        }
-    }
-}
 
 /// The seed experiment's conditions, plus 1/2/8 heads with positional encoding when `sweep`.
 pub fn conditions(sweep: bool) -> Vec<Condition> {
@@ -51,19 +30,6 @@ pub fn conditions(sweep: bool) -> Vec<Condition> {
         list.push(Condition::new("8-heads-pe", 8, true));
     }
     list
-}
-
-/// One finished run of the comparison.
-#[derive(Debug, Clone)]
-pub struct RunResult {
-    /// Which condition.
-    pub condition: Condition,
-    /// Its `summary.json`.
-    pub summary: Summary,
-    /// Its per-epoch metrics.
-    pub epochs: Vec<EpochMetrics>,
-    /// Head specialisation on the validation split, where the dataset knows the deciding tokens.
-    pub focus: Option<HeadFocus>,
 }
 
 /// One run of the comparison: a condition, a seed, its configuration and folder.

@@ -16,9 +16,11 @@
 pub mod analysis;
 pub mod backend;
 pub mod charts;
+pub mod checkpoint;
 pub mod compare;
 pub mod config;
 pub mod data;
+pub mod evaluate;
 pub mod model;
 pub mod predict;
 pub mod render;

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Parser;
 use dataset::statistics;
 use experiment::{
-    backend, compare,
+    backend, charts, compare,
     config::{Backend, ExperimentConfig},
     data, predict,
     run::{self, RunOptions},
@@ -96,7 +96,7 @@ fn predict(args: &PredictArgs) -> Result<()> {
         if i == 0
             && let Some(png) = &args.png
         {
-            predict::heatmap(&prediction, args.head, png)?;
+            charts::heatmap(&prediction, args.head, png)?;
             println!("  heatmap: {}", png.display());
         }
     }

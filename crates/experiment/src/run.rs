@@ -8,13 +8,12 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use burn::{
-    data::dataloader::DataLoader,
     optim::{AdamWConfig, lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig},
     prelude::*,
     store::ModuleRecord,
     train::{
-        ExecutionStrategy, Interrupter, Learner, LearnerSummary, MetricEarlyStoppingStrategy,
-        MultiDeviceOptim, StoppingCondition, SupervisedTraining,
+        ExecutionStrategy, Interrupter, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim,
+        StoppingCondition, SupervisedTraining,
         metric::{
             AccuracyMetric, IterationSpeedMetric, LearningRateMetric, LossMetric,
             store::{Aggregate, Direction, Split},
@@ -22,21 +21,21 @@ use burn::{
         renderer::MetricsRenderer,
     },
 };
-use dataset::{Batching, TextBatcher, TextDataset, TextItem, TextLoader, Vocabulary, batch_count};
-use serde::{Deserialize, Serialize};
+use dataset::{Batching, TextDataset, TextItem, TextLoader, Vocabulary, batch_count};
 
 use crate::{
     backend,
+    checkpoint::{self, forget_epochs_after, resume_point},
     config::{Backend, ExperimentConfig, Schedule},
     data,
-    model::Classifier,
     render::{LabRenderer, Throughput},
-    run_dir::{self, RunLock, forget_epochs_after, write},
+    run_dir::{self, RunLock, write},
     step_metrics::{StepAccuracy, StepLoss},
 };
 pub use crate::{
     data::load_dataset,
-    run_dir::{files, read_labels},
+    evaluate::evaluate,
+    run_dir::{EpochMetrics, Summary, epoch_metrics, files, read_labels, read_metrics},
 };
 
 /// How to run, beyond the experiment's configuration.
@@ -48,49 +47,6 @@ pub struct RunOptions {
     pub dashboard: bool,
     /// Replace an existing output folder.
     pub overwrite: bool,
-}
-
-/// Per-epoch metrics, as written to `metrics.jsonl`. Accuracies are fractions.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct EpochMetrics {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// Mean training loss over the epoch's batches (dropout on).
-    pub train_loss: f64,
-    /// Training accuracy over the epoch (dropout on).
-    pub train_acc: f64,
-    /// Validation loss.
-    pub valid_loss: f64,
-    /// Validation accuracy.
-    pub valid_acc: f64,
-}
-
-/// What `summary.json` holds. Accuracies are fractions in `[0, 1]`; the train, validation and
-/// test numbers are the kept model's (the best validation loss), measured without dropout.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Summary {
-    pub dataset: String,
-    pub backend: String,
-    pub heads: usize,
-    pub d_model: usize,
-    pub pe: bool,
-    pub seed: u64,
-    pub params: usize,
-    pub epochs_run: usize,
-    pub best_epoch: usize,
-    pub train_loss: f64,
-    pub train_acc: f64,
-    pub valid_loss: f64,
-    pub valid_acc: f64,
-    pub test_loss: Option<f64>,
-    pub test_acc: Option<f64>,
-    pub train_samples_per_s: f64,
-    /// Training samples/s of each epoch this process trained (the first one includes a GPU's
-    /// kernel compilation and autotuning).
-    #[serde(default)]
-    pub epoch_samples_per_s: Vec<f64>,
-    pub seconds: f64,
-    pub interrupted: bool,
 }
 
 /// Trains one model and writes its artifacts; returns the summary.
@@ -317,7 +273,7 @@ fn fit(
     let epochs = epoch_metrics(out)?;
     // The kept model: the lowest validation loss among the epochs whose checkpoint is on disk
     // (burn keeps the best one and the last two).
-    let checkpoint = |epoch: usize| out.join("checkpoint").join(format!("model-{epoch}.bpk"));
+    let checkpoint = |epoch: usize| checkpoint::path(out, "model", epoch);
     let best = epochs
         .iter()
         .filter(|e| checkpoint(e.epoch).exists() && e.valid_loss.is_finite())
@@ -400,56 +356,6 @@ fn fit(
     Ok(summary)
 }
 
-/// The last epoch whose model, optimiser and scheduler checkpoints are all on disk and load; 0
-/// when there is none. A damaged newest checkpoint is an error rather than a silent step back,
-/// so the user decides whether to delete it and lose that epoch.
-fn resume_point(
-    dir: &Path,
-    config: &ExperimentConfig,
-    vocab_size: usize,
-    n_classes: usize,
-) -> Result<usize> {
-    let folder = dir.join("checkpoint");
-    let mut epochs: Vec<usize> = match std::fs::read_dir(&folder) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter_map(|name| {
-                name.strip_prefix("model-")?
-                    .strip_suffix(".bpk")?
-                    .parse()
-                    .ok()
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    epochs.sort_unstable();
-    let Some(&epoch) = epochs.last() else {
-        return Ok(0);
-    };
-    let path = |kind: &str| folder.join(format!("{kind}-{epoch}.bpk"));
-    let damaged = |path: &Path, e: &dyn std::fmt::Display| {
-        anyhow::anyhow!(
-            "{}: damaged checkpoint ({e}); delete checkpoint/*-{epoch}.bpk to resume from the epoch before",
-            path.display()
-        )
-    };
-    for kind in ["optim", "scheduler"] {
-        if !path(kind).exists() {
-            return Err(damaged(&path(kind), &"missing"));
-        }
-    }
-    let record = ModuleRecord::load(path("model")).map_err(|e| damaged(&path("model"), &e))?;
-    // A record of the wrong shapes panics inside burn; it is a damaged file all the same.
-    let model_config = config.model_config(vocab_size, n_classes);
-    model_config
-        .load(record, &Device::flex())
-        .map_err(|_| damaged(&path("model"), &"does not fit the run's model"))?;
-    burn::optim::OptimizerRecord::load(path("optim")).map_err(|e| damaged(&path("optim"), &e))?;
-    burn::optim::lr_scheduler::LrSchedulerRecord::load(path("scheduler"))
-        .map_err(|e| damaged(&path("scheduler"), &e))?;
-    Ok(epoch)
-}
-
 /// burn's dashboard, when asked for and compiled in.
 #[cfg(feature = "tui")]
 fn dashboard(wanted: bool, interrupter: &Interrupter) -> Option<Box<dyn MetricsRenderer>> {
@@ -464,85 +370,4 @@ fn dashboard(wanted: bool, interrupter: &Interrupter) -> Option<Box<dyn MetricsR
 #[cfg(not(feature = "tui"))]
 fn dashboard(_wanted: bool, _interrupter: &Interrupter) -> Option<Box<dyn MetricsRenderer>> {
     None
-}
-
-/// Per-epoch means read back from burn's metric logs in the run folder.
-pub fn epoch_metrics(out: &Path) -> Result<Vec<EpochMetrics>> {
-    let summary = LearnerSummary::new(out, &["Loss", "Accuracy"])
-        .map_err(|e| anyhow::anyhow!("reading the metric logs: {e}"))?;
-    let series = |metrics: &[burn::train::MetricSummary], name: &str| -> Vec<f64> {
-        metrics
-            .iter()
-            .find(|m| m.name == name)
-            .map(|m| m.entries.iter().map(|e| e.value).collect())
-            .unwrap_or_default()
-    };
-    let (train, valid) = (&summary.metrics.train, &summary.metrics.valid);
-    let (train_loss, train_acc) = (series(train, "Loss"), series(train, "Accuracy"));
-    let (valid_loss, valid_acc) = (series(valid, "Loss"), series(valid, "Accuracy"));
-    let n = [
-        train_loss.len(),
-        train_acc.len(),
-        valid_loss.len(),
-        valid_acc.len(),
-    ]
-    .into_iter()
-    .min()
-    .unwrap_or(0);
-    Ok((0..n)
-        .map(|i| EpochMetrics {
-            epoch: i + 1,
-            train_loss: train_loss[i],
-            train_acc: train_acc[i] / 100.0,
-            valid_loss: valid_loss[i],
-            valid_acc: valid_acc[i] / 100.0,
-        })
-        .collect())
-}
-
-/// The per-epoch metrics a finished run wrote.
-pub fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>> {
-    let path = dir.join(files::METRICS);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    text.lines()
-        .enumerate()
-        .map(|(i, line)| {
-            serde_json::from_str(line)
-                .with_context(|| format!("{}:{}: not an epoch record", path.display(), i + 1))
-        })
-        .collect()
-}
-
-/// Mean loss and accuracy of `model` over `items` (no dropout: a plain device has no tape),
-/// in batches of similar length (the result does not depend on the grouping; the time does).
-pub fn evaluate(
-    model: &Classifier,
-    items: impl Into<Arc<[TextItem]>>,
-    batcher: &TextBatcher,
-    batch_size: usize,
-    device: &Device,
-) -> (f64, f64) {
-    let loader = TextLoader::new(
-        items,
-        batcher.clone(),
-        batch_size,
-        Batching::Bucket,
-        device.clone(),
-    );
-    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-    for batch in loader.iter() {
-        let batch = batch.expect("in-memory batches cannot fail");
-        let n = batch.labels.dims()[0];
-        let out = model.classify(batch);
-        loss_sum += out.loss.into_scalar::<f32>() as f64 * n as f64;
-        let predicted = out.output.argmax(1).reshape([n]);
-        correct += predicted
-            .equal(out.targets)
-            .int()
-            .sum()
-            .into_scalar::<i64>() as usize;
-    }
-    let n = loader.num_items().max(1) as f64;
-    (loss_sum / n, correct as f64 / n)
 }

@@ -1,5 +1,6 @@
-//! The run-folder contract: the files a run leaves, the lock a training process holds on its
-//! folder, and claiming a folder for a new run.
+//! The run-folder contract: the files a run leaves (configuration, labels, per-epoch metrics,
+//! summary), the lock a training process holds on its folder, and claiming a folder for a new
+//! run. Checkpoints: [`crate::checkpoint`].
 
 use std::{
     fs::{File, OpenOptions, TryLockError},
@@ -8,6 +9,8 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use burn::train::LearnerSummary;
+use serde::{Deserialize, Serialize};
 
 /// Files a run leaves, relative to its folder.
 pub mod files {
@@ -149,26 +152,95 @@ pub fn read_labels(dir: &Path) -> Result<Vec<String>> {
         .with_context(|| format!("{}: expected a JSON list of class names", path.display()))
 }
 
-/// Removes the metric logs of epochs after `epoch` (an interrupted epoch's partial lines), so
-/// the resumed run's logs continue without gaps or duplicates.
-pub fn forget_epochs_after(dir: &Path, epoch: usize) -> Result<()> {
-    for split in ["train", "valid"] {
-        let Ok(entries) = std::fs::read_dir(dir.join(split)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let later = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("epoch-")?.parse::<usize>().ok())
-                .is_some_and(|n| n > epoch);
-            if later {
-                std::fs::remove_dir_all(entry.path())
-                    .with_context(|| format!("{}: cannot remove", entry.path().display()))?;
-            }
-        }
-    }
-    Ok(())
+/// Per-epoch metrics, as written to `metrics.jsonl`. Accuracies are fractions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches (dropout on).
+    pub train_loss: f64,
+    /// Training accuracy over the epoch (dropout on).
+    pub train_acc: f64,
+    /// Validation loss.
+    pub valid_loss: f64,
+    /// Validation accuracy.
+    pub valid_acc: f64,
+}
+
+/// What `summary.json` holds. Accuracies are fractions in `[0, 1]`; the train, validation and
+/// test numbers are the kept model's (the best validation loss), measured without dropout.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub dataset: String,
+    pub backend: String,
+    pub heads: usize,
+    pub d_model: usize,
+    pub pe: bool,
+    pub seed: u64,
+    pub params: usize,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub valid_loss: f64,
+    pub valid_acc: f64,
+    pub test_loss: Option<f64>,
+    pub test_acc: Option<f64>,
+    pub train_samples_per_s: f64,
+    /// Training samples/s of each epoch this process trained (the first one includes a GPU's
+    /// kernel compilation and autotuning).
+    #[serde(default)]
+    pub epoch_samples_per_s: Vec<f64>,
+    pub seconds: f64,
+    pub interrupted: bool,
+}
+
+/// Per-epoch means read back from burn's metric logs in the run folder.
+pub fn epoch_metrics(out: &Path) -> Result<Vec<EpochMetrics>> {
+    let summary = LearnerSummary::new(out, &["Loss", "Accuracy"])
+        .map_err(|e| anyhow::anyhow!("reading the metric logs: {e}"))?;
+    let series = |metrics: &[burn::train::MetricSummary], name: &str| -> Vec<f64> {
+        metrics
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.entries.iter().map(|e| e.value).collect())
+            .unwrap_or_default()
+    };
+    let (train, valid) = (&summary.metrics.train, &summary.metrics.valid);
+    let (train_loss, train_acc) = (series(train, "Loss"), series(train, "Accuracy"));
+    let (valid_loss, valid_acc) = (series(valid, "Loss"), series(valid, "Accuracy"));
+    let n = [
+        train_loss.len(),
+        train_acc.len(),
+        valid_loss.len(),
+        valid_acc.len(),
+    ]
+    .into_iter()
+    .min()
+    .unwrap_or(0);
+    Ok((0..n)
+        .map(|i| EpochMetrics {
+            epoch: i + 1,
+            train_loss: train_loss[i],
+            train_acc: train_acc[i] / 100.0,
+            valid_loss: valid_loss[i],
+            valid_acc: valid_acc[i] / 100.0,
+        })
+        .collect())
+}
+
+/// The per-epoch metrics a finished run wrote.
+pub fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>> {
+    let path = dir.join(files::METRICS);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .with_context(|| format!("{}:{}: not an epoch record", path.display(), i + 1))
+        })
+        .collect()
 }
 
 #[cfg(test)]

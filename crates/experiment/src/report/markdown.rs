@@ -1,0 +1,305 @@
+//! `REPORT.md`: the table, per-seed numbers, head focus, and the verdict on each contrast.
+
+use std::fmt::Write as _;
+
+use super::{ConditionReport, Report, Stat};
+
+/// The contrasts the seed experiment asks about, found by what the conditions are (heads,
+/// positional encoding), not by their names: more heads against one head with the same
+/// positions, positions against none with the same heads, and multi-head with positions
+/// against the single-head baseline.
+fn contrasts(conditions: &[ConditionReport]) -> Vec<(&ConditionReport, &ConditionReport, String)> {
+    let find = |heads: usize, pe: bool| conditions.iter().find(|k| k.heads == heads && k.pe == pe);
+    let heads = |h: usize| {
+        if h == 1 {
+            "1 head".to_string()
+        } else {
+            format!("{h} heads")
+        }
+    };
+    let positions = |pe: bool| if pe { "with positions" } else { "no positions" };
+    let mut list = Vec::new();
+    for pe in [false, true] {
+        for a in conditions.iter().filter(|k| k.heads > 1 && k.pe == pe) {
+            if let Some(b) = find(1, pe) {
+                let what = format!("{} vs 1 head ({})", heads(a.heads), positions(pe));
+                list.push((a, b, what));
+            }
+        }
+    }
+    for a in conditions.iter().filter(|k| k.pe) {
+        if let Some(b) = find(a.heads, false) {
+            list.push((
+                a,
+                b,
+                format!("positional encoding vs none ({})", heads(a.heads)),
+            ));
+        }
+    }
+    if let Some(baseline) = find(1, false) {
+        for a in conditions.iter().filter(|k| k.heads > 1 && k.pe) {
+            let what = format!(
+                "{} with positions vs the single-head baseline",
+                heads(a.heads)
+            );
+            list.push((a, baseline, what));
+        }
+    }
+    list
+}
+
+fn pct(s: &Stat) -> String {
+    format!("{:.2} ± {:.2}", 100.0 * s.mean, 100.0 * s.std)
+}
+
+fn num(s: &Stat) -> String {
+    format!("{:.4} ± {:.4}", s.mean, s.std)
+}
+
+/// `a` minus `b` on one metric, and whether the gap exceeds the seed-to-seed spread
+/// (the two standard deviations added).
+fn contrast(metric: &str, a: &Stat, b: &Stat, scale: f64, unit: &str) -> String {
+    let diff = a.mean - b.mean;
+    let spread = a.std + b.std;
+    let verdict = if diff.abs() > spread {
+        "larger than the spread"
+    } else {
+        "within the spread"
+    };
+    let digits = if unit.is_empty() { 4 } else { 2 };
+    format!(
+        "{metric} {:+.digits$}{unit} (spread {:.digits$}{unit}: {verdict})",
+        diff * scale,
+        spread * scale
+    )
+}
+
+pub(super) fn markdown(r: &Report) -> String {
+    let mut md = String::new();
+    let seeds = r.conditions.first().map_or(0, |c| c.seeds.len());
+    let _ = writeln!(md, "# Seed experiment on `{}`\n", r.dataset);
+    let _ = writeln!(
+        md,
+        "Command (re-runs it; finished runs in `runs/` are reused):\n\n```sh\n{}\n```\n",
+        r.command
+    );
+    let c = &r.recipe;
+    let _ = writeln!(
+        md,
+        "Recipe, the same for every condition: d_model {}, dropout {}, attention dropout {}, token dropout {}, embedding init std {}, AdamW lr {} ({} schedule), weight decay {}, batch {}, at most {} epochs with early stopping after {} epochs without a lower validation loss, max_len {}, backend {}. {seeds} seeds per condition. Each run keeps the epoch with the lowest validation loss; its numbers below are measured on that model without dropout. Accuracies in %, mean ± sample standard deviation over seeds.\n",
+        c.d_model,
+        c.dropout,
+        c.attention_dropout,
+        c.token_dropout,
+        c.embedding_std,
+        c.lr,
+        format!("{:?}", c.schedule).to_lowercase(),
+        c.weight_decay,
+        c.batch_size,
+        c.epochs,
+        c.patience,
+        c.max_len,
+        c.backend
+    );
+    let _ = writeln!(
+        md,
+        "| condition | heads | PE | params | train loss | train acc | valid loss | valid acc | test acc | best epoch | seconds |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for k in &r.conditions {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} |",
+            k.name,
+            k.heads,
+            if k.pe { "yes" } else { "no" },
+            k.params,
+            num(&k.train_loss),
+            pct(&k.train_acc),
+            num(&k.valid_loss),
+            pct(&k.valid_acc),
+            k.test_acc.as_ref().map_or_else(|| "–".into(), pct),
+            k.best_epoch.mean,
+            k.seconds.mean
+        );
+    }
+    let _ = writeln!(md, "\nPer seed (valid acc / valid loss / test acc):\n");
+    for k in &r.conditions {
+        let runs: Vec<String> = (0..k.seeds.len())
+            .map(|i| {
+                let test = k
+                    .test_acc
+                    .as_ref()
+                    .map_or_else(String::new, |t| format!(" / {:.2}", 100.0 * t.runs[i]));
+                format!(
+                    "seed {}: {:.2} / {:.4}{test}",
+                    k.seeds[i],
+                    100.0 * k.valid_acc.runs[i],
+                    k.valid_loss.runs[i]
+                )
+            })
+            .collect();
+        let _ = writeln!(md, "- {}: {}", k.name, runs.join("; "));
+    }
+    let _ = writeln!(
+        md,
+        "\n![validation curves](curves.png)\n\n![final numbers](final.png)\n"
+    );
+
+    let focus: Vec<&ConditionReport> = r
+        .conditions
+        .iter()
+        .filter(|k| k.head_focus.is_some())
+        .collect();
+    if !focus.is_empty() {
+        let _ = writeln!(md, "## Do heads specialise?\n");
+        let _ = writeln!(
+            md,
+            "On the validation split, for each head: how often the token it attends to most (attention received, averaged over the queries) is one of the tokens that decide the label (the deciding clause's sentiment word, its negator, the connective). A head attending to a random token would score the chance rate.\n"
+        );
+        let _ = writeln!(
+            md,
+            "Heads of models trained from different seeds do not correspond, so each model's heads are ranked from most to least focused; the best and worst columns are each model's most and least focused head, over the seeds.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| condition | chance | best head | worst head | each model's heads, most to least focused |\n|---|---|---|---|---|"
+        );
+        for k in focus {
+            let f = k.head_focus.as_ref().unwrap();
+            let models: Vec<String> = f
+                .per_model
+                .iter()
+                .map(|rates| {
+                    let rates: Vec<String> =
+                        rates.iter().map(|r| format!("{:.1}", 100.0 * r)).collect();
+                    rates.join(" ")
+                })
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} | {} | {} | {} |",
+                k.name,
+                100.0 * f.chance,
+                pct(&f.best),
+                pct(&f.worst),
+                models.join(" / ")
+            );
+        }
+        let _ = writeln!(md);
+    }
+
+    let _ = writeln!(md, "## What the numbers say\n");
+    for (a, b, what) in contrasts(&r.conditions) {
+        let _ = writeln!(
+            md,
+            "- {what}: {}; {}{}.",
+            contrast("valid acc", &a.valid_acc, &b.valid_acc, 100.0, " pt"),
+            contrast("valid loss", &a.valid_loss, &b.valid_loss, 1.0, ""),
+            match (&a.test_acc, &b.test_acc) {
+                (Some(x), Some(y)) => format!("; {}", contrast("test acc", x, y, 100.0, " pt")),
+                _ => String::new(),
+            }
+        );
+    }
+    if let Some(best) = r
+        .conditions
+        .iter()
+        .filter(|k| k.heads > 1)
+        .min_by(|a, b| a.valid_loss.mean.total_cmp(&b.valid_loss.mean))
+    {
+        let _ = writeln!(
+            md,
+            "- Best multi-head condition by validation loss: `{}`, valid acc {} %, valid loss {}{}.",
+            best.name,
+            pct(&best.valid_acc),
+            num(&best.valid_loss),
+            best.test_acc
+                .as_ref()
+                .map_or_else(String::new, |t| format!(", test acc {} %", pct(t)))
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nA difference counts as real here only when it exceeds the two conditions' standard deviations added; with {seeds} seeds that is a rough screen, not a significance test."
+    );
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contrast_says_whether_a_gap_exceeds_the_spread() {
+        let a = Stat::of(vec![0.80, 0.82, 0.84]);
+        let b = Stat::of(vec![0.70, 0.71, 0.72]);
+        assert_eq!(
+            contrast("valid acc", &a, &b, 100.0, " pt"),
+            "valid acc +11.00 pt (spread 3.00 pt: larger than the spread)"
+        );
+        let c = Stat::of(vec![0.81, 0.83, 0.85]);
+        assert_eq!(
+            contrast("valid loss", &c, &a, 1.0, ""),
+            "valid loss +0.0100 (spread 0.0400: within the spread)"
+        );
+    }
+
+    fn condition(name: &str, heads: usize, pe: bool) -> ConditionReport {
+        let stat = || Stat::of(vec![0.5]);
+        ConditionReport {
+            name: name.into(),
+            heads,
+            pe,
+            params: 0,
+            seeds: vec![1],
+            best_epoch: stat(),
+            train_loss: stat(),
+            train_acc: stat(),
+            valid_loss: stat(),
+            valid_acc: stat(),
+            test_loss: None,
+            test_acc: None,
+            seconds: stat(),
+            train_samples_per_s: stat(),
+            head_focus: None,
+            valid_loss_curves: vec![],
+            valid_acc_curves: vec![],
+        }
+    }
+
+    #[test]
+    fn contrasts_are_found_by_heads_and_positions_not_names() {
+        // Names other than the ones `compare` mints: the verdicts must not vanish.
+        let conditions = [
+            condition("baseline", 1, false),
+            condition("four", 4, false),
+            condition("four+sin", 4, true),
+            condition("one+sin", 1, true),
+        ];
+        let found: Vec<(String, String, String)> = contrasts(&conditions)
+            .into_iter()
+            .map(|(a, b, what)| (a.name.clone(), b.name.clone(), what))
+            .collect();
+        let expected = [
+            ("four", "baseline", "4 heads vs 1 head (no positions)"),
+            ("four+sin", "one+sin", "4 heads vs 1 head (with positions)"),
+            ("four+sin", "four", "positional encoding vs none (4 heads)"),
+            (
+                "one+sin",
+                "baseline",
+                "positional encoding vs none (1 head)",
+            ),
+            (
+                "four+sin",
+                "baseline",
+                "4 heads with positions vs the single-head baseline",
+            ),
+        ];
+        let expected: Vec<(String, String, String)> = expected
+            .iter()
+            .map(|(a, b, w)| (a.to_string(), b.to_string(), w.to_string()))
+            .collect();
+        assert_eq!(found, expected);
+    }
+}

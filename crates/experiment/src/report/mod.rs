@@ -1,0 +1,248 @@
+//! The comparison's report: `REPORT.md`, `report.json` and charts.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+mod markdown;
+
+use crate::{
+    analysis::HeadFocus,
+    charts,
+    config::ExperimentConfig,
+    run::{EpochMetrics, Summary},
+};
+
+/// One arm of the comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Condition {
+    /// Short name, used for folders and the report.
+    pub name: String,
+    /// Attention heads.
+    pub heads: usize,
+    /// Sinusoidal positional encoding.
+    pub pe: bool,
+}
+
+impl Condition {
+    pub fn new(name: &str, heads: usize, pe: bool) -> Self {
+        Self {
+            name: name.into(),
+            heads,
+            pe,
+        }
+    }
+}
+
+/// One finished run of the comparison.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// Which condition.
+    pub condition: Condition,
+    /// Its `summary.json`.
+    pub summary: Summary,
+    /// Its per-epoch metrics.
+    pub epochs: Vec<EpochMetrics>,
+    /// Head specialisation on the validation split, where the dataset knows the deciding tokens.
+    pub focus: Option<HeadFocus>,
+}
+
+/// Mean, sample standard deviation and the values themselves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Stat {
+    pub mean: f64,
+    pub std: f64,
+    pub runs: Vec<f64>,
+}
+
+impl Stat {
+    pub fn of(values: Vec<f64>) -> Self {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n.max(1.0);
+        let var = if values.len() > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        Self {
+            mean,
+            std: var.sqrt(),
+            runs: values,
+        }
+    }
+}
+
+/// One condition over its seeds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConditionReport {
+    pub name: String,
+    pub heads: usize,
+    pub pe: bool,
+    pub params: usize,
+    pub seeds: Vec<u64>,
+    pub best_epoch: Stat,
+    pub train_loss: Stat,
+    pub train_acc: Stat,
+    pub valid_loss: Stat,
+    pub valid_acc: Stat,
+    pub test_loss: Option<Stat>,
+    pub test_acc: Option<Stat>,
+    pub seconds: Stat,
+    pub train_samples_per_s: Stat,
+    /// How often each head's most-attended token decides the label (synthetic only).
+    pub head_focus: Option<HeadFocusStats>,
+    /// Per seed, per epoch validation loss and accuracy.
+    pub valid_loss_curves: Vec<Vec<f64>>,
+    pub valid_acc_curves: Vec<Vec<f64>>,
+}
+
+/// Head focus over the seeds of a condition. Heads of independently trained models do not
+/// correspond (head 0 of one seed is not head 0 of another), so each model's heads are ranked
+/// first and the ranks are compared across seeds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HeadFocusStats {
+    /// Per seed, its heads' hit rates from most to least focused.
+    pub per_model: Vec<Vec<f64>>,
+    /// Each model's most focused head, over the seeds.
+    pub best: Stat,
+    /// Each model's least focused head, over the seeds.
+    pub worst: Stat,
+    /// What a head attending to a random token would score.
+    pub chance: f64,
+}
+
+impl HeadFocusStats {
+    /// `None` without any model's focus.
+    pub fn of(focus: &[&HeadFocus]) -> Option<Self> {
+        let first = focus.first()?;
+        let per_model: Vec<Vec<f64>> = focus
+            .iter()
+            .map(|f| {
+                let mut rates = f.hit_rate.clone();
+                rates.sort_by(|a, b| b.total_cmp(a));
+                rates
+            })
+            .collect();
+        let rank = |pick: fn(&[f64]) -> Option<&f64>| {
+            Stat::of(per_model.iter().filter_map(|r| pick(r).copied()).collect())
+        };
+        Some(Self {
+            best: rank(<[f64]>::first),
+            worst: rank(<[f64]>::last),
+            per_model,
+            chance: first.chance,
+        })
+    }
+}
+
+/// The whole comparison. Accuracies are fractions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub dataset: String,
+    pub command: String,
+    pub recipe: ExperimentConfig,
+    pub conditions: Vec<ConditionReport>,
+}
+
+/// Aggregates the runs by condition.
+pub fn build(
+    dataset: &str,
+    command: &str,
+    recipe: &ExperimentConfig,
+    conditions: &[Condition],
+    results: &[RunResult],
+) -> Report {
+    let conditions = conditions
+        .iter()
+        .map(|c| {
+            let runs: Vec<&RunResult> = results.iter().filter(|r| r.condition == *c).collect();
+            let stat =
+                |f: &dyn Fn(&RunResult) -> f64| Stat::of(runs.iter().map(|r| f(r)).collect());
+            let optional = |f: &dyn Fn(&RunResult) -> Option<f64>| {
+                let values: Option<Vec<f64>> = runs.iter().map(|r| f(r)).collect();
+                values.map(Stat::of)
+            };
+            let focus: Option<Vec<&HeadFocus>> = runs.iter().map(|r| r.focus.as_ref()).collect();
+            ConditionReport {
+                name: c.name.clone(),
+                heads: c.heads,
+                pe: c.pe,
+                params: runs.first().map_or(0, |r| r.summary.params),
+                seeds: runs.iter().map(|r| r.summary.seed).collect(),
+                best_epoch: stat(&|r| r.summary.best_epoch as f64),
+                train_loss: stat(&|r| r.summary.train_loss),
+                train_acc: stat(&|r| r.summary.train_acc),
+                valid_loss: stat(&|r| r.summary.valid_loss),
+                valid_acc: stat(&|r| r.summary.valid_acc),
+                test_loss: optional(&|r| r.summary.test_loss),
+                test_acc: optional(&|r| r.summary.test_acc),
+                seconds: stat(&|r| r.summary.seconds),
+                train_samples_per_s: stat(&|r| r.summary.train_samples_per_s),
+                head_focus: focus.as_deref().and_then(HeadFocusStats::of),
+                valid_loss_curves: runs
+                    .iter()
+                    .map(|r| r.epochs.iter().map(|e| e.valid_loss).collect())
+                    .collect(),
+                valid_acc_curves: runs
+                    .iter()
+                    .map(|r| r.epochs.iter().map(|e| e.valid_acc).collect())
+                    .collect(),
+            }
+        })
+        .collect();
+    Report {
+        dataset: dataset.to_string(),
+        command: command.to_string(),
+        recipe: recipe.clone(),
+        conditions,
+    }
+}
+
+/// Writes `REPORT.md`, `report.json`, `curves.png` and `final.png` into `out`.
+pub fn write(report: &Report, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(out.join("report.json"), json)
+        .with_context(|| format!("{}: cannot write report.json", out.display()))?;
+    charts::curves(report, &out.join("curves.png"))?;
+    charts::finals(report, &out.join("final.png"))?;
+    std::fs::write(out.join("REPORT.md"), markdown::markdown(report))
+        .with_context(|| format!("{}: cannot write REPORT.md", out.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_is_mean_and_sample_std() {
+        let s = Stat::of(vec![0.80, 0.82, 0.84]);
+        assert!((s.mean - 0.82).abs() < 1e-12);
+        assert!((s.std - 0.02).abs() < 1e-12, "sample std, n - 1");
+        assert_eq!(Stat::of(vec![0.5]).std, 0.0);
+    }
+
+    #[test]
+    fn heads_are_ranked_within_each_model_before_comparing_seeds() {
+        // Seed 1's focused head is its head 1, seed 2's its head 0: by index both would look
+        // alike (0.45 and 0.55); ranked, each model has one focused head and one that is not.
+        let seeds = [
+            HeadFocus {
+                hit_rate: vec![0.1, 0.9],
+                chance: 0.2,
+            },
+            HeadFocus {
+                hit_rate: vec![0.8, 0.2],
+                chance: 0.2,
+            },
+        ];
+        let stats = HeadFocusStats::of(&seeds.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(stats.per_model, [[0.9, 0.1], [0.8, 0.2]]);
+        assert!((stats.best.mean - 0.85).abs() < 1e-12);
+        assert!((stats.worst.mean - 0.15).abs() < 1e-12);
+        assert_eq!(stats.chance, 0.2);
+        assert!(HeadFocusStats::of(&[]).is_none());
+    }
+}
