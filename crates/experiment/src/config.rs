@@ -10,6 +10,8 @@ pub use dataset::Batching;
 use dataset::{PadTo, TextBatcher};
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::ConfigError;
+
 /// A compute backend, chosen at run time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -130,16 +132,6 @@ impl Default for ExperimentConfig {
     }
 }
 
-/// A configuration value that cannot work, with the key to fix.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid {key}: {reason}")]
-pub struct ConfigError {
-    /// The offending key (as in the TOML file and, with dashes, the flag).
-    pub key: &'static str,
-    /// Why.
-    pub reason: String,
-}
-
 impl ExperimentConfig {
     /// Reads a TOML file; keys left out keep their defaults.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
@@ -152,48 +144,6 @@ impl ExperimentConfig {
     /// Checks every value, returning the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |key, reason: String| Err(ConfigError { key, reason });
-        if self.heads == 0 {
-            return err("heads", "must be at least 1".into());
-        }
-        if self.d_model == 0 {
-            return err("d_model", "must be at least 1".into());
-        }
-        if self.heads > 1 && !self.d_model.is_multiple_of(self.heads) {
-            return err(
-                "heads",
-                format!(
-                    "{} heads do not divide d_model = {}; pick a divisor of d_model",
-                    self.heads, self.d_model
-                ),
-            );
-        }
-        if self.pe && !self.d_model.is_multiple_of(2) {
-            return err(
-                "d_model",
-                format!(
-                    "positional encoding needs an even d_model, got {}",
-                    self.d_model
-                ),
-            );
-        }
-        for (key, p) in [
-            ("dropout", self.dropout),
-            ("attention_dropout", self.attention_dropout),
-            ("token_dropout", self.token_dropout),
-        ] {
-            if !(p.is_finite() && (0.0..1.0).contains(&p)) {
-                return err(key, format!("must be in [0, 1), got {p}"));
-            }
-        }
-        if !(self.embedding_std.is_finite() && self.embedding_std > 0.0) {
-            return err(
-                "embedding_std",
-                format!(
-                    "must be a positive finite number, got {}",
-                    self.embedding_std
-                ),
-            );
-        }
         if self.epochs == 0 {
             return err("epochs", "must be at least 1".into());
         }
@@ -230,7 +180,9 @@ impl ExperimentConfig {
                 "must be at least 3 (<pad>, <unk> and one word)".into(),
             );
         }
-        Ok(())
+        // The model's own keys are checked where the model is defined (and, below it, by the
+        // attention crate's configs); the vocabulary and class counts are not known yet.
+        self.model_config(3, 2).validate()
     }
 
     /// The classifier this configuration trains, for a vocabulary and a number of classes.
@@ -325,6 +277,17 @@ mod tests {
         assert_eq!(
             bad(|c| c.heads = 3),
             "invalid heads: 3 heads do not divide d_model = 64; pick a divisor of d_model"
+        );
+        assert_eq!(
+            bad(|c| {
+                c.heads = 1;
+                c.d_model = 63;
+            }),
+            "invalid d_model: the sinusoidal table pairs sin and cos columns, so d_model must be even and > 0, got 63"
+        );
+        assert_eq!(
+            bad(|c| c.attention_dropout = 1.0),
+            "invalid attention_dropout: must be in [0, 1), got 1"
         );
         assert_eq!(bad(|c| c.epochs = 0), "invalid epochs: must be at least 1");
         assert_eq!(

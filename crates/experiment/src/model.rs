@@ -2,8 +2,8 @@
 //! self-attention → residual + LayerNorm → masked mean → dropout → linear.
 
 use attention::{
-    AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig, SinusoidalPositionalEncoding,
-    SinusoidalPositionalEncodingConfig,
+    AttentionError, AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig,
+    SinusoidalPositionalEncoding, SinusoidalPositionalEncodingConfig,
 };
 use burn::{
     nn::{
@@ -32,11 +32,11 @@ pub struct ClassifierConfig {
     /// as many parameters as the multi-head model. Default: 4.
     #[config(default = 4)]
     pub heads: usize,
-    /// Add sinusoidal positional encoding. Default: false.
-    #[config(default = false)]
+    /// Add sinusoidal positional encoding. Default: true (as the experiment's).
+    #[config(default = true)]
     pub pe: bool,
-    /// Longest sequence the positional table covers. Default: 512.
-    #[config(default = 512)]
+    /// Longest sequence the positional table covers. Default: 64 (as the experiment's).
+    #[config(default = 64)]
     pub max_len: usize,
     /// Dropout after the embedding and before the output layer. Default: 0.1.
     #[config(default = 0.1)]
@@ -53,7 +53,91 @@ pub struct ClassifierConfig {
     pub embedding_std: f64,
 }
 
+/// A configuration value that cannot work, with the key to fix (as in the TOML file and, with
+/// dashes, the flag).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {key}: {reason}")]
+pub struct ConfigError {
+    /// The offending key.
+    pub key: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(key: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            key,
+            reason: reason.into(),
+        }
+    }
+}
+
 impl ClassifierConfig {
+    /// Checks every value without building anything: the attention and the positional
+    /// encoding through their own configs' checks (named by this config's keys), the rest here.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, p) in [
+            ("dropout", self.dropout),
+            ("token_dropout", self.token_dropout),
+        ] {
+            if !(p.is_finite() && (0.0..1.0).contains(&p)) {
+                return Err(ConfigError::new(key, format!("must be in [0, 1), got {p}")));
+            }
+        }
+        if !(self.embedding_std.is_finite() && self.embedding_std > 0.0) {
+            return Err(ConfigError::new(
+                "embedding_std",
+                format!(
+                    "must be a positive finite number, got {}",
+                    self.embedding_std
+                ),
+            ));
+        }
+        if self.vocab_size == 0 || self.n_classes == 0 {
+            return Err(ConfigError::new(
+                "vocab_size/n_classes",
+                "must be at least 1",
+            ));
+        }
+        // The attention crate names its own fields; say them as this config's keys.
+        let ours = |error: AttentionError| match error {
+            // This model has no d_k/d_v keys, so the crate's "or set d_k and d_v" is no choice.
+            AttentionError::InvalidConfig {
+                field: "n_heads",
+                reason,
+            } => ConfigError::new(
+                "heads",
+                reason.replace(
+                    "choose a divisor or set d_k and d_v explicitly",
+                    "pick a divisor of d_model",
+                ),
+            ),
+            AttentionError::InvalidConfig { field, reason } => ConfigError::new(
+                if field == "dropout" {
+                    "attention_dropout"
+                } else {
+                    field
+                },
+                reason,
+            ),
+            other => ConfigError::new("model", other.to_string()),
+        };
+        self.attention_config().validate().map_err(ours)?;
+        if self.pe {
+            self.positions_config().validate().map_err(ours)?;
+        }
+        Ok(())
+    }
+
+    fn attention_config(&self) -> MultiHeadAttentionConfig {
+        MultiHeadAttentionConfig::new(self.d_model, self.heads).with_dropout(self.attention_dropout)
+    }
+
+    fn positions_config(&self) -> SinusoidalPositionalEncodingConfig {
+        SinusoidalPositionalEncodingConfig::new(self.d_model).with_max_len(self.max_len)
+    }
+
     /// Builds the model on `device`.
     pub fn init(&self, device: &Device) -> Classifier {
         Classifier {
@@ -64,15 +148,9 @@ impl ClassifierConfig {
                 })
                 .init(device),
             token_dropout: DropoutConfig::new(self.token_dropout).init(),
-            positions: self.pe.then(|| {
-                SinusoidalPositionalEncodingConfig::new(self.d_model)
-                    .with_max_len(self.max_len)
-                    .init(device)
-            }),
+            positions: self.pe.then(|| self.positions_config().init(device)),
             // One head gets d_k = d_v = d_model: as many parameters as any head count.
-            attention: MultiHeadAttentionConfig::new(self.d_model, self.heads)
-                .with_dropout(self.attention_dropout)
-                .init(device),
+            attention: self.attention_config().init(device),
             norm: LayerNormConfig::new(self.d_model).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             output: LinearConfig::new(self.d_model, self.n_classes).init(device),
