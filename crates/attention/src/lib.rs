@@ -8,7 +8,7 @@
 //! | module | what it computes |
 //! |---|---|
 //! | [`ScaledDotProductAttention`] | `softmax(q·kᵀ / temperature)·v` on `[b, h, l, d]` tensors, with masks and dropout |
-//! | [`SingleHeadSelfAttention`] | one head with free `d_k`, `d_v`: the seed experiment's baseline |
+//! | [`SingleHeadSelfAttention`] | one head with free `d_k`, `d_v` (a one-head [`MultiHeadAttention`], weights without the head axis): the seed experiment's baseline |
 //! | [`MultiHeadAttention`] | `n_heads` heads with free `d_k`, `d_v`; self- and cross-attention; per-head weights |
 //! | [`SinusoidalPositionalEncoding`] | adds the fixed sin/cos table of *Attention Is All You Need* |
 //!

@@ -1,13 +1,8 @@
 //! Single-head self-attention: the seed experiment's baseline.
 
-use burn::{
-    nn::{Initializer, Linear, LinearConfig},
-    prelude::*,
-};
+use burn::{nn::Initializer, prelude::*};
 
-use crate::{
-    AttentionError, AttentionInput, ScaledDotProductAttention, ScaledDotProductAttentionConfig,
-};
+use crate::{AttentionError, AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig};
 
 /// Configuration of [`SingleHeadSelfAttention`].
 #[derive(Config, Debug)]
@@ -35,21 +30,20 @@ pub struct SingleHeadSelfAttentionConfig {
 }
 
 impl SingleHeadSelfAttentionConfig {
-    /// Checks the values without building anything.
-    pub fn validate(&self) -> Result<(), AttentionError> {
-        if self.d_model == 0 {
-            return Err(AttentionError::config("d_model", "must be at least 1"));
-        }
-        if self.d_k == Some(0) || self.d_v == Some(0) {
-            return Err(AttentionError::config("d_k/d_v", "must be at least 1"));
-        }
-        self.attention_config().validate()
+    /// The one-head [`MultiHeadAttentionConfig`] this is.
+    pub fn multi_head(&self) -> MultiHeadAttentionConfig {
+        MultiHeadAttentionConfig::new(self.d_model, 1)
+            .with_d_k(Some(self.d_k.unwrap_or(self.d_model)))
+            .with_d_v(Some(self.d_v.unwrap_or(self.d_model)))
+            .with_dropout(self.dropout)
+            .with_bias(self.bias)
+            .with_temperature(self.temperature)
+            .with_initializer(self.initializer.clone())
     }
 
-    fn attention_config(&self) -> ScaledDotProductAttentionConfig {
-        ScaledDotProductAttentionConfig::new()
-            .with_temperature(self.temperature)
-            .with_dropout(self.dropout)
+    /// Checks the values without building anything.
+    pub fn validate(&self) -> Result<(), AttentionError> {
+        self.multi_head().validate()
     }
 
     /// Builds the module on `device`.
@@ -60,29 +54,18 @@ impl SingleHeadSelfAttentionConfig {
         if let Err(err) = self.validate() {
             panic!("SingleHeadSelfAttentionConfig: {err}");
         }
-        let d_k = self.d_k.unwrap_or(self.d_model);
-        let d_v = self.d_v.unwrap_or(self.d_model);
-        let linear = |d_in, d_out| {
-            LinearConfig::new(d_in, d_out)
-                .with_bias(self.bias)
-                .with_initializer(self.initializer.clone())
-                .init(device)
-        };
         SingleHeadSelfAttention {
-            w_q: linear(self.d_model, d_k),
-            w_k: linear(self.d_model, d_k),
-            w_v: linear(self.d_model, d_v),
-            w_o: linear(d_v, self.d_model),
-            attention: self.attention_config().init(),
+            attention: self.multi_head().init(device),
         }
     }
 }
 
-/// One attention head over the whole model width, followed by an output projection.
+/// One attention head over the whole model width, followed by an output projection: a
+/// [`MultiHeadAttention`] with one head, whose weights come back without the head axis.
 ///
 /// With `d_k = d_v = d_model` it has exactly as many parameters as a
-/// [`MultiHeadAttention`](crate::MultiHeadAttention) of the same `d_model` with derived head
-/// widths, which makes the two directly comparable.
+/// [`MultiHeadAttention`] of the same `d_model` with derived head widths, which makes the two
+/// directly comparable.
 ///
 /// ```
 /// use attention::{AttentionInput, SingleHeadSelfAttentionConfig};
@@ -96,16 +79,8 @@ impl SingleHeadSelfAttentionConfig {
 /// ```
 #[derive(Module, Debug)]
 pub struct SingleHeadSelfAttention {
-    /// Query projection `d_model → d_k`.
-    pub w_q: Linear,
-    /// Key projection `d_model → d_k`.
-    pub w_k: Linear,
-    /// Value projection `d_model → d_v`.
-    pub w_v: Linear,
-    /// Output projection `d_v → d_model`.
-    pub w_o: Linear,
-    /// The attention itself.
-    pub attention: ScaledDotProductAttention,
+    /// The attention, with one head (its projections are `attention.w_q`, …).
+    pub attention: MultiHeadAttention,
 }
 
 /// What [`SingleHeadSelfAttention::forward`] returns.
@@ -124,40 +99,29 @@ impl SingleHeadSelfAttention {
     /// - masks: padding `[batch, l_k]`, attention `[batch, l_q, l_k]` (`true` = masked)
     /// - output `[batch, l_q, d_model]`, weights `[batch, l_q, l_k]`
     pub fn forward(&self, input: AttentionInput) -> SingleHeadOutput {
-        let mask = input.scores_mask();
-        // One head is a head axis of size 1 for the shared scaled dot-product code.
-        let q = self.w_q.forward(input.query).unsqueeze_dim::<4>(1);
-        let k = self.w_k.forward(input.key).unsqueeze_dim::<4>(1);
-        let v = self.w_v.forward(input.value).unsqueeze_dim::<4>(1);
-        let out = self.attention.forward(q, k, v, mask);
+        let out = self.attention.forward(input);
         SingleHeadOutput {
-            output: self.w_o.forward(out.context.squeeze_dim::<3>(1)),
+            output: out.output,
             weights: out.weights.squeeze_dim::<3>(1),
         }
     }
 
     /// [`forward`](Self::forward) after checking every shape.
     pub fn try_forward(&self, input: AttentionInput) -> Result<SingleHeadOutput, AttentionError> {
-        input.check(self.w_q.weight.dims()[0])?;
+        input.check(self.attention.d_model())?;
         Ok(self.forward(input))
     }
 
     /// The output alone: burn's fused attention kernel for inference, [`forward`](Self::forward)
     /// without returning the weights while training.
     pub fn forward_without_weights(&self, input: AttentionInput) -> Tensor<3> {
-        let mask = input.scores_mask();
-        let q = self.w_q.forward(input.query).unsqueeze_dim::<4>(1);
-        let k = self.w_k.forward(input.key).unsqueeze_dim::<4>(1);
-        let v = self.w_v.forward(input.value).unsqueeze_dim::<4>(1);
-        let context = self.attention.forward_context(q, k, v, mask);
-        self.w_o.forward(context.squeeze_dim::<3>(1))
+        self.attention.forward_without_weights(input)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MultiHeadAttentionConfig;
 
     #[test]
     fn same_parameter_count_as_multi_head() {
@@ -175,5 +139,23 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(err.to_string().contains("d_k"), "{err}");
+    }
+
+    #[test]
+    fn it_is_the_one_head_multi_head_config_with_every_option_kept() {
+        let config = SingleHeadSelfAttentionConfig::new(12)
+            .with_d_v(Some(5))
+            .with_dropout(0.25)
+            .with_bias(true)
+            .with_temperature(Some(2.0))
+            .multi_head();
+        assert_eq!((config.d_model, config.n_heads), (12, 1));
+        assert_eq!((config.d_k, config.d_v), (Some(12), Some(5)));
+        assert_eq!((config.dropout, config.bias), (0.25, true));
+        assert_eq!(config.temperature, Some(2.0));
+        let head = SingleHeadSelfAttentionConfig::new(12)
+            .with_d_v(Some(5))
+            .init(&Device::flex());
+        assert_eq!((head.attention.d_k, head.attention.d_v), (12, 5));
     }
 }

@@ -91,10 +91,7 @@ fn single_head_module_matches_the_reference_single_head_case() {
         .with_d_k(Some(case.module.d_k))
         .with_d_v(Some(case.module.d_v))
         .init(&device);
-    single.w_q = case.module.w_q.clone();
-    single.w_k = case.module.w_k.clone();
-    single.w_v = case.module.w_v.clone();
-    single.w_o = case.module.w_o.clone();
+    single.attention = case.module.clone();
     let out = single.forward(case.input.clone());
     assert!(max_abs_diff(&values(out.output), &case.expected_output()) < TOLERANCE);
     assert!(max_abs_diff(&values(out.weights), &case.expected_weights()) < TOLERANCE);

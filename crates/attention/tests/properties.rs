@@ -88,31 +88,6 @@ fn self_attention_is_permutation_equivariant_without_positions() {
 }
 
 #[test]
-fn one_head_multi_head_equals_single_head_with_the_same_weights() {
-    let device = Device::flex();
-    for (d_k, d_v) in [(8, 8), (3, 5)] {
-        let mha = MultiHeadAttentionConfig::new(8, 1)
-            .with_d_k(Some(d_k))
-            .with_d_v(Some(d_v))
-            .init(&device);
-        let mut single = SingleHeadSelfAttentionConfig::new(8)
-            .with_d_k(Some(d_k))
-            .with_d_v(Some(d_v))
-            .init(&device);
-        single.w_q = mha.w_q.clone();
-        single.w_k = mha.w_k.clone();
-        single.w_v = mha.w_v.clone();
-        single.w_o = mha.w_o.clone();
-        let padding = mask::padding_mask_from_lengths(&[4, 2], 4, &device);
-        let input =
-            AttentionInput::self_attention(random([2, 4, 8], &device)).mask_padding(padding);
-        let (m, s) = (mha.forward(input.clone()), single.forward(input));
-        assert!(max_abs_diff(&values(m.output), &values(s.output)) < 1e-6);
-        assert!(max_abs_diff(&values(m.weights), &values(s.weights)) < 1e-6);
-    }
-}
-
-#[test]
 fn fused_path_matches_explicit_path_with_masks() {
     let mut backends = cpu_devices();
     backends.extend(wgpu_device().map(|d| ("wgpu", d)));
