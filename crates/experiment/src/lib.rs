@@ -1,6 +1,24 @@
 //! The `experiment` binary's library: the classifier, its configuration, training with
-//! burn-train, comparisons and their reports, and predictions. The binary (`main.rs`) only parses
-//! the command line and reports errors.
+//! burn-train, comparisons and their reports, and predictions. The binary (`main.rs`, with the
+//! clap arguments in `cli.rs`) only parses the command line, dispatches and reports errors.
+//!
+//! | module | its one job |
+//! |---|---|
+//! | [`config`] | the experiment's configuration (TOML + flags) and its training keys' checks |
+//! | [`model`] | the classifier, its config and checks, loading its records |
+//! | [`data`] | dataset, vocabulary and text → batch, for every caller |
+//! | [`backend`] | backend choice and device probe |
+//! | [`run`] | `train` and `resume`: the learner set-up |
+//! | [`run_dir`] | the run-folder contract: files, lock, labels, metrics, summary |
+//! | [`checkpoint`] | checkpoint names and the point a run resumes from |
+//! | [`render`] | what the user sees while training (compact log, dashboard shield, NaN guard) |
+//! | [`step_metrics`], [`workers`] | the training step's metrics; CPU data-parallel workers |
+//! | [`evaluate`] | loss and accuracy of a kept model |
+//! | [`trained`] | a finished run loaded back; prediction |
+//! | [`compare`] | conditions × seeds, reusing finished runs |
+//! | [`analysis`] | which tokens each head attends to |
+//! | [`report`], [`charts`] | the comparison's report and every chart |
+//! | [`predict`] | terminal rendering of a prediction |
 //!
 //! ```
 //! use experiment::config::ExperimentConfig;
