@@ -5,7 +5,7 @@
 //! random lengths (every row keeps at least one key). Benchmark names are
 //! `{forward|train}/{backend}/h{heads}-l{len}/{ours|fused|burn}`:
 //! - `ours`: [`MultiHeadAttention::forward`], which also returns the attention weights;
-//! - `fused`: [`MultiHeadAttention::forward_without_weights`], burn's fused attention kernel;
+//! - `fused`: [`MultiHeadAttention::forward_context`], burn's fused attention kernel;
 //! - `burn`: `burn::nn::attention::MultiHeadAttention` (always materialises the weights).
 //!
 //! ```text
@@ -113,9 +113,9 @@ impl Case {
             "ours" => {
                 self.ours
                     .forward(AttentionInput::self_attention(x).mask_padding(self.padding.clone()))
-                    .output
+                    .context
             }
-            "fused" => self.ours.forward_without_weights(
+            "fused" => self.ours.forward_context(
                 AttentionInput::self_attention(x).mask_padding(self.padding.clone()),
             ),
             "burn" => {

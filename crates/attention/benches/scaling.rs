@@ -128,8 +128,8 @@ fn run_case(backend: &str, which: &str, mode: &str, len: usize) {
         };
         let input = AttentionInput::self_attention(x.clone()).mask_padding(padding.clone());
         let out = match which {
-            "ours" => mha.forward(input).output,
-            "fused" => mha.forward_without_weights(input),
+            "ours" => mha.forward(input).context,
+            "fused" => mha.forward_context(input),
             other => panic!("unknown implementation `{other}`"),
         };
         if mode == "train" {

@@ -58,8 +58,8 @@
 //!         let padding = mask::padding_mask_from_tokens(tokens.clone(), 0); // [b, l], true = pad
 //!         let x = self.positions.forward(self.embedding.forward(tokens));
 //!         let out = self.attention.forward(AttentionInput::self_attention(x).mask_padding(padding));
-//!         let [b, _, d] = out.output.dims();
-//!         self.head.forward(out.output.mean_dim(1).reshape([b, d]))
+//!         let [b, _, d] = out.context.dims();
+//!         self.head.forward(out.context.mean_dim(1).reshape([b, d]))
 //!     }
 //! }
 //!

@@ -99,6 +99,7 @@ impl MultiHeadAttentionConfig {
             w_v: linear(self.d_model, self.n_heads * d_v),
             w_o: linear(self.n_heads * d_v, self.d_model),
             attention: self.attention_config().init(),
+            d_model: self.d_model,
             n_heads: self.n_heads,
             d_k,
             d_v,
@@ -117,7 +118,7 @@ impl MultiHeadAttentionConfig {
 /// let x = Tensor::<3>::ones([2, 5, 16], &device);
 /// let padding = mask::padding_mask_from_lengths(&[5, 3], 5, &device);
 /// let out = mha.forward(AttentionInput::self_attention(x).mask_padding(padding));
-/// assert_eq!(out.output.dims(), [2, 5, 16]);
+/// assert_eq!(out.context.dims(), [2, 5, 16]);
 /// assert_eq!(out.weights.dims(), [2, 4, 5, 5]); // [batch, heads, l_q, l_k]
 /// assert_eq!(out.mean_weights().dims(), [2, 5, 5]);
 /// ```
@@ -133,6 +134,8 @@ pub struct MultiHeadAttention {
     pub w_o: Linear,
     /// The per-head attention.
     pub attention: ScaledDotProductAttention,
+    /// Width of the inputs and outputs.
+    pub d_model: usize,
     /// Number of heads.
     pub n_heads: usize,
     /// Query and key width per head.
@@ -248,8 +251,9 @@ impl AttentionInput {
 /// What [`MultiHeadAttention::forward`] returns.
 #[derive(Debug, Clone)]
 pub struct MultiHeadOutput {
-    /// `[batch, l_q, d_model]`
-    pub output: Tensor<3>,
+    /// `[batch, l_q, d_model]`: the heads' contexts, concatenated and projected by `w_o` (burn's
+    /// `MhaOutput::context`).
+    pub context: Tensor<3>,
     /// Per-head attention weights `[batch, heads, l_q, l_k]`; masked keys get exactly 0.
     pub weights: Tensor<4>,
 }
@@ -277,7 +281,7 @@ impl MultiHeadAttention {
         let (q, k, v) = self.project(input);
         let out = self.attention.forward(q, k, v, mask);
         MultiHeadOutput {
-            output: self.merge_heads(out.context, batch, l_q),
+            context: self.merge_heads(out.context, batch, l_q),
             weights: out.weights,
         }
     }
@@ -285,14 +289,14 @@ impl MultiHeadAttention {
     /// [`forward`](Self::forward) after checking every shape, with a clear error instead of a
     /// panic inside burn.
     pub fn try_forward(&self, input: AttentionInput) -> Result<MultiHeadOutput, AttentionError> {
-        input.check(self.d_model())?;
+        input.check(self.d_model)?;
         Ok(self.forward(input))
     }
 
     /// The output alone, `[batch, l_q, d_model]`. For inference it runs burn's fused attention
     /// kernel and never materialises the weights; while training it is [`forward`](Self::forward)
     /// without returning them (see [`ScaledDotProductAttention::forward_context`]).
-    pub fn forward_without_weights(&self, input: AttentionInput) -> Tensor<3> {
+    pub fn forward_context(&self, input: AttentionInput) -> Tensor<3> {
         let [batch, l_q, _] = input.query.dims();
         let mask = input.scores_mask();
         let (q, k, v) = self.project(input);
@@ -300,9 +304,19 @@ impl MultiHeadAttention {
         self.merge_heads(context, batch, l_q)
     }
 
-    /// Width of the inputs and outputs.
+    /// [`forward_context`](Self::forward_context), under its former name.
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed `forward_context`, as burn names the output"
+    )]
+    pub fn forward_without_weights(&self, input: AttentionInput) -> Tensor<3> {
+        self.forward_context(input)
+    }
+
+    /// The `d_model` field, under its former accessor.
+    #[deprecated(since = "0.2.0", note = "use the `d_model` field, like `n_heads`")]
     pub fn d_model(&self) -> usize {
-        self.w_q.weight.dims()[0]
+        self.d_model
     }
 
     /// Projects and splits into heads: `[batch, heads, l, d]` each.

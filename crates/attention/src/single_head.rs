@@ -74,7 +74,7 @@ impl SingleHeadSelfAttentionConfig {
 /// let device = Device::flex();
 /// let head = SingleHeadSelfAttentionConfig::new(8).with_d_k(Some(4)).init(&device);
 /// let out = head.forward(AttentionInput::self_attention(Tensor::<3>::ones([2, 5, 8], &device)));
-/// assert_eq!(out.output.dims(), [2, 5, 8]);
+/// assert_eq!(out.context.dims(), [2, 5, 8]);
 /// assert_eq!(out.weights.dims(), [2, 5, 5]);
 /// ```
 #[derive(Module, Debug)]
@@ -87,7 +87,7 @@ pub struct SingleHeadSelfAttention {
 #[derive(Debug, Clone)]
 pub struct SingleHeadOutput {
     /// `[batch, l_q, d_model]`
-    pub output: Tensor<3>,
+    pub context: Tensor<3>,
     /// `[batch, l_q, l_k]`; masked keys get exactly 0.
     pub weights: Tensor<3>,
 }
@@ -101,21 +101,30 @@ impl SingleHeadSelfAttention {
     pub fn forward(&self, input: AttentionInput) -> SingleHeadOutput {
         let out = self.attention.forward(input);
         SingleHeadOutput {
-            output: out.output,
+            context: out.context,
             weights: out.weights.squeeze_dim::<3>(1),
         }
     }
 
     /// [`forward`](Self::forward) after checking every shape.
     pub fn try_forward(&self, input: AttentionInput) -> Result<SingleHeadOutput, AttentionError> {
-        input.check(self.attention.d_model())?;
+        input.check(self.attention.d_model)?;
         Ok(self.forward(input))
     }
 
     /// The output alone: burn's fused attention kernel for inference, [`forward`](Self::forward)
     /// without returning the weights while training.
+    pub fn forward_context(&self, input: AttentionInput) -> Tensor<3> {
+        self.attention.forward_context(input)
+    }
+
+    /// [`forward_context`](Self::forward_context), under its former name.
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed `forward_context`, as burn names the output"
+    )]
     pub fn forward_without_weights(&self, input: AttentionInput) -> Tensor<3> {
-        self.attention.forward_without_weights(input)
+        self.forward_context(input)
     }
 }
 

@@ -15,7 +15,7 @@ fn check_cases_on(backend: &str, device: &Device) {
     for name in attention_cases() {
         let case = Case::load(&name, device);
         let out = case.module.forward(case.input.clone());
-        let output_err = max_abs_diff(&values(out.output), &case.expected_output());
+        let output_err = max_abs_diff(&values(out.context), &case.expected_output());
         let weights_err = max_abs_diff(&values(out.weights), &case.expected_weights());
         eprintln!("{backend} {name}: output {output_err:.2e}, weights {weights_err:.2e}");
         assert!(
@@ -28,7 +28,7 @@ fn check_cases_on(backend: &str, device: &Device) {
         );
 
         // The fused path gives the same output.
-        let fused = values(case.module.forward_without_weights(case.input.clone()));
+        let fused = values(case.module.forward_context(case.input.clone()));
         let fused_err = max_abs_diff(&fused, &case.expected_output());
         eprintln!("{backend} {name}: fused output {fused_err:.2e}");
         assert!(
@@ -86,14 +86,14 @@ fn single_head_module_matches_the_reference_single_head_case() {
     let device = Device::flex();
     let case = Case::load("single_head_b2_l5_d8", &device);
     assert_eq!(case.module.n_heads, 1);
-    let d_model = case.module.d_model();
+    let d_model = case.module.d_model;
     let mut single = SingleHeadSelfAttentionConfig::new(d_model)
         .with_d_k(Some(case.module.d_k))
         .with_d_v(Some(case.module.d_v))
         .init(&device);
     single.attention = case.module.clone();
     let out = single.forward(case.input.clone());
-    assert!(max_abs_diff(&values(out.output), &case.expected_output()) < TOLERANCE);
+    assert!(max_abs_diff(&values(out.context), &case.expected_output()) < TOLERANCE);
     assert!(max_abs_diff(&values(out.weights), &case.expected_weights()) < TOLERANCE);
 }
 

@@ -26,7 +26,7 @@ fn weights_are_normalised_over_unmasked_keys_and_zero_elsewhere() {
         let padding = mask::padding_mask_from_lengths(&LENGTHS, 6, &device);
         let out = mha.forward(AttentionInput::self_attention(x).mask_padding(padding));
         let weights = values(out.weights); // [3, 4, 6, 6]
-        let output = values(out.output);
+        let output = values(out.context);
         assert!(
             weights.iter().chain(&output).all(|v| v.is_finite()),
             "{backend}: NaN or inf"
@@ -79,10 +79,10 @@ fn self_attention_is_permutation_equivariant_without_positions() {
         .forward(AttentionInput::self_attention(
             x.clone().select(1, index.clone()),
         ))
-        .output;
+        .context;
     let then_permuted = mha
         .forward(AttentionInput::self_attention(x))
-        .output
+        .context
         .select(1, index);
     assert!(max_abs_diff(&values(permuted_then), &values(then_permuted)) < 1e-5);
 }
@@ -98,8 +98,8 @@ fn fused_path_matches_explicit_path_with_masks() {
         let input = AttentionInput::self_attention(random([3, 6, 16], &device))
             .mask_padding(padding)
             .mask_attention(mask::causal_mask(3, 6, &device));
-        let explicit = values(mha.forward(input.clone()).output);
-        let fused = values(mha.forward_without_weights(input.clone()));
+        let explicit = values(mha.forward(input.clone()).context);
+        let fused = values(mha.forward_context(input.clone()));
         assert!(
             fused.iter().all(|v| v.is_finite()),
             "{backend}: fused path gave NaN"
@@ -107,8 +107,8 @@ fn fused_path_matches_explicit_path_with_masks() {
         let err = max_abs_diff(&explicit, &fused);
         assert!(err < 1e-5, "{backend}: fused differs by {err}");
         let err = max_abs_diff(
-            &values(single.forward(input.clone()).output),
-            &values(single.forward_without_weights(input)),
+            &values(single.forward(input.clone()).context),
+            &values(single.forward_context(input)),
         );
         assert!(err < 1e-5, "{backend}: single-head fused differs by {err}");
     }
@@ -124,7 +124,7 @@ fn gradients_exist_and_are_finite_with_fully_masked_rows() {
         let x = random([3, 6, 16], &device).require_grad();
         let padding = mask::padding_mask_from_lengths(&LENGTHS, 6, &device);
         let out = mha.forward(AttentionInput::self_attention(x.clone()).mask_padding(padding));
-        let grads = out.output.sum().backward();
+        let grads = out.context.sum().backward();
         let grad_values = |grad: Option<Tensor<2>>| grad.map(values);
         for (name, grad) in [
             ("x", x.grad(&grads).map(values)),

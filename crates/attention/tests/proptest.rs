@@ -84,7 +84,7 @@ proptest! {
             AttentionInput::new(q.clone(), kv.clone(), kv.clone()).mask_attention(mask),
         );
         let weights = values(out.weights.clone());
-        let output = values(out.output.clone());
+        let output = values(out.context.clone());
         prop_assert!(output.iter().all(|v| v.is_finite()), "output not finite");
         prop_assert!(weights.iter().all(|v| v.is_finite()), "weights not finite");
         // [batch, heads, len_q, len_k]: rows sum to 1, or to 0 where every key is masked.
@@ -98,7 +98,7 @@ proptest! {
                 prop_assert!(!masked || *w == 0.0, "masked key got weight {w}");
             }
         }
-        let grads = out.output.sum().backward();
+        let grads = out.context.sum().backward();
         for (name, grad) in [("query", q.grad(&grads)), ("key/value", kv.grad(&grads))] {
             let grad = grad.expect("input gradient");
             prop_assert!(values(grad).iter().all(|v| v.is_finite()), "{name} gradient not finite");

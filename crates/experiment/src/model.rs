@@ -288,9 +288,9 @@ impl Classifier {
         let input = AttentionInput::self_attention(x.clone()).mask_padding(mask_padding.clone());
         let (context, weights) = if with_weights {
             let out = self.attention.forward(input);
-            (out.output, Some(out.weights))
+            (out.context, Some(out.weights))
         } else {
-            (self.attention.forward_without_weights(input), None)
+            (self.attention.forward_context(input), None)
         };
         let hidden = self.norm.forward(x + context);
         // Mean over real tokens only; an empty text (all padding) pools to zero.
