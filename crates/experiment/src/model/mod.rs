@@ -18,6 +18,11 @@ use dataset::TextBatch;
 
 use crate::step_metrics::StepOutput;
 
+mod fault;
+mod legacy;
+
+use legacy::LegacyClassifier;
+
 /// Configuration of [`Classifier`].
 #[derive(Config, Debug)]
 pub struct ClassifierConfig {
@@ -172,57 +177,6 @@ impl ClassifierConfig {
     }
 }
 
-/// The record layout of the classifier before it held one attention field: the single-head
-/// baseline and the multi-head model had a field each, and the weights inside are the same.
-#[derive(Module, Debug)]
-struct LegacyClassifier {
-    embedding: Embedding,
-    token_dropout: Dropout,
-    positions: Option<SinusoidalPositionalEncoding>,
-    single: Option<MultiHeadAttention>,
-    multi: Option<MultiHeadAttention>,
-    norm: LayerNorm,
-    dropout: Dropout,
-    output: Linear,
-}
-
-impl From<(Classifier, usize)> for LegacyClassifier {
-    fn from((c, heads): (Classifier, usize)) -> Self {
-        let (single, multi) = if heads == 1 {
-            (Some(c.attention), None)
-        } else {
-            (None, Some(c.attention))
-        };
-        Self {
-            embedding: c.embedding,
-            token_dropout: c.token_dropout,
-            positions: c.positions,
-            single,
-            multi,
-            norm: c.norm,
-            dropout: c.dropout,
-            output: c.output,
-        }
-    }
-}
-
-impl From<LegacyClassifier> for Classifier {
-    fn from(c: LegacyClassifier) -> Self {
-        Self {
-            embedding: c.embedding,
-            token_dropout: c.token_dropout,
-            positions: c.positions,
-            attention: c
-                .single
-                .or(c.multi)
-                .expect("built with one attention field"),
-            norm: c.norm,
-            dropout: c.dropout,
-            output: c.output,
-        }
-    }
-}
-
 /// A one-layer attention text classifier.
 #[derive(Module, Debug)]
 pub struct Classifier {
@@ -336,36 +290,6 @@ impl InferenceStep for Classifier {
 
     fn step(&self, batch: TextBatch) -> ClassificationOutput {
         self.classify(batch)
-    }
-}
-
-/// Fault injection for the reliability tests, counted in training steps of the process:
-/// - `ATTENTION_LAB_FAULT_NAN_AFTER=N` turns the training loss into NaN from the (N+1)-th step
-///   on, the way a diverging run does, so that the guard that stops training is tested end to
-///   end;
-/// - `ATTENTION_LAB_FAULT_ABORT_AFTER=N` aborts the process at the start of the (N+1)-th step
-///   (no destructors, no flushing: like a SIGKILL or a power cut), so that a resume test kills
-///   the run at a step it chooses rather than after a guessed delay.
-mod fault {
-    use std::sync::{
-        OnceLock,
-        atomic::{AtomicUsize, Ordering},
-    };
-
-    /// Counts this step and tells whether its loss must become NaN; aborts first if asked.
-    pub fn nan_loss_now() -> bool {
-        static STEPS: AtomicUsize = AtomicUsize::new(0);
-        static NAN_AFTER: OnceLock<Option<usize>> = OnceLock::new();
-        static ABORT_AFTER: OnceLock<Option<usize>> = OnceLock::new();
-        let step = STEPS.fetch_add(1, Ordering::Relaxed);
-        if setting(&ABORT_AFTER, "ATTENTION_LAB_FAULT_ABORT_AFTER").is_some_and(|n| step >= n) {
-            std::process::abort();
-        }
-        setting(&NAN_AFTER, "ATTENTION_LAB_FAULT_NAN_AFTER").is_some_and(|n| step >= n)
-    }
-
-    fn setting(cell: &'static OnceLock<Option<usize>>, name: &str) -> Option<usize> {
-        *cell.get_or_init(|| std::env::var(name).ok().and_then(|v| v.parse().ok()))
     }
 }
 
