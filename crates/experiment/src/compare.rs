@@ -13,7 +13,7 @@ use crate::{
     backend,
     config::ExperimentConfig,
     report::{self, Report},
-    run::{self, RunOptions, Summary},
+    train::{self, RunOptions, Summary},
     trained::TrainedRun,
 };
 
@@ -61,7 +61,7 @@ pub fn compare(
     if jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    let data = run::load_dataset(base)?;
+    let data = train::load_dataset(base)?;
     let total = conditions.len() * seeds.len();
     let mut plan = Vec::with_capacity(total);
     for (i, (condition, &seed)) in conditions
@@ -105,7 +105,7 @@ pub fn compare(
                 p.label,
                 started.elapsed().as_secs_f64()
             );
-            run::train(
+            train::train(
                 &p.config,
                 &RunOptions {
                     out: p.dir.clone(),
@@ -126,10 +126,10 @@ pub fn compare(
             .with_context(|| {
                 format!(
                     "{}: the run did not finish",
-                    dir.join(run::files::SUMMARY).display()
+                    dir.join(train::files::SUMMARY).display()
                 )
             })?;
-        let epochs = run::read_metrics(dir)?;
+        let epochs = train::read_metrics(dir)?;
         let trained = TrainedRun::open(dir, backend::device(config.backend)?)?;
         let focus = head_focus(
             &trained.model,
@@ -241,8 +241,8 @@ fn train_process(exe: &Path, p: &Planned, threads: &str) -> Result<()> {
 
 /// The summary of a finished run in `dir` trained with exactly `config`.
 fn finished_with(dir: &Path, config: &ExperimentConfig) -> Option<Summary> {
-    let same = std::fs::read_to_string(dir.join(run::files::CONFIG)).ok()? == config.to_toml();
-    let summary = std::fs::read_to_string(dir.join(run::files::SUMMARY)).ok()?;
+    let same = std::fs::read_to_string(dir.join(train::files::CONFIG)).ok()? == config.to_toml();
+    let summary = std::fs::read_to_string(dir.join(train::files::SUMMARY)).ok()?;
     let summary: Summary = serde_json::from_str(&summary).ok()?;
     (same && !summary.interrupted).then_some(summary)
 }

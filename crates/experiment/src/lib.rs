@@ -8,11 +8,9 @@
 //! | [`model`] | the classifier, its config and checks, loading its records |
 //! | [`data`] | dataset, vocabulary and text → batch, for every caller |
 //! | [`backend`] | backend choice and device probe |
-//! | [`run`] | `train` and `resume`: the learner set-up |
+//! | [`train`] | `train` and `resume`: the learner set-up; [`train::render`] what the user sees while training (compact log, dashboard shield, NaN guard); [`train::step_metrics`] the training step's metrics; [`train::workers`] CPU data-parallel workers |
 //! | [`run_dir`] | the run-folder contract: files, lock, labels, metrics, summary |
 //! | [`checkpoint`] | checkpoint names and the point a run resumes from |
-//! | [`render`] | what the user sees while training (compact log, dashboard shield, NaN guard) |
-//! | [`step_metrics`], [`workers`] | the training step's metrics; CPU data-parallel workers |
 //! | [`evaluate`] | loss and accuracy of a kept model |
 //! | [`trained`] | a finished run loaded back; prediction |
 //! | [`compare`] | conditions × seeds, reusing finished runs |
@@ -41,10 +39,7 @@ pub mod data;
 pub mod evaluate;
 pub mod model;
 pub mod predict;
-pub mod render;
 pub mod report;
-pub mod run;
 pub mod run_dir;
-pub mod step_metrics;
+pub mod train;
 pub mod trained;
-pub mod workers;

@@ -9,7 +9,7 @@ use experiment::{
     backend, charts, compare,
     config::{Backend, ExperimentConfig},
     data, predict,
-    run::{self, RunOptions},
+    train::{self, RunOptions},
     trained::TrainedRun,
 };
 
@@ -27,7 +27,7 @@ fn train(args: &TrainArgs) -> Result<()> {
     let dashboard = !args.no_tui && std::io::stdout().is_terminal();
     let (summary, out) = match &args.resume {
         Some(dir) => (
-            run::resume(dir, args.recipe.backend, dashboard)?,
+            train::resume(dir, args.recipe.backend, dashboard)?,
             dir.clone(),
         ),
         None => {
@@ -41,7 +41,7 @@ fn train(args: &TrainArgs) -> Result<()> {
                 dashboard,
                 overwrite: args.overwrite,
             };
-            (run::train(&config, &options)?, out)
+            (train::train(&config, &options)?, out)
         }
     };
     let test = summary
@@ -54,7 +54,7 @@ fn train(args: &TrainArgs) -> Result<()> {
         summary.valid_loss,
         100.0 * summary.valid_acc,
         summary.train_samples_per_s,
-        out.join(run::files::SUMMARY).display()
+        out.join(train::files::SUMMARY).display()
     );
     Ok(())
 }
@@ -144,7 +144,7 @@ fn parse() -> Result<Cli, ExitCode> {
 fn chosen_backend(cli: &Cli) -> Option<Backend> {
     let train = |args: &TrainArgs| match &args.resume {
         Some(dir) => args.recipe.backend.or_else(|| {
-            ExperimentConfig::load(&dir.join(run::files::CONFIG))
+            ExperimentConfig::load(&dir.join(train::files::CONFIG))
                 .ok()
                 .map(|c| c.backend)
         }),

@@ -16,7 +16,7 @@ use burn::{
 };
 use dataset::TextBatch;
 
-use crate::step_metrics::StepOutput;
+use crate::train::step_metrics::StepOutput;
 
 mod fault;
 mod legacy;
@@ -270,11 +270,11 @@ impl Classifier {
 impl TrainStep for Classifier {
     type Input = TextBatch;
     // Loss and correct count as one device tensor, read back once per batch
-    // (`crate::step_metrics`), rather than the logits and targets burn's metrics read apart.
+    // (`crate::train::step_metrics`), rather than the logits and targets burn's metrics read apart.
     type Output = StepOutput;
 
     fn step(&self, batch: TextBatch) -> TrainOutput<StepOutput> {
-        crate::workers::enter();
+        crate::train::workers::enter();
         let mut item = self.classify(batch);
         if fault::nan_loss_now() {
             item.loss = item.loss.mul_scalar(f32::NAN);

@@ -11,7 +11,7 @@ use crate::{
     analysis::HeadFocus,
     charts,
     config::ExperimentConfig,
-    run::{EpochMetrics, Summary},
+    run_dir::{EpochMetrics, Summary},
 };
 
 /// One arm of the comparison.

@@ -1,4 +1,9 @@
-//! One training run, from configuration to the artifacts it leaves in its output folder.
+//! One training run, from configuration to the artifacts it leaves in its output folder:
+//! `train` and `resume`, and the learner set-up they share.
+
+pub mod render;
+pub mod step_metrics;
+pub mod workers;
 
 use std::{
     path::{Path, PathBuf},
@@ -23,14 +28,16 @@ use burn::{
 };
 use dataset::{Batching, TextDataset, TextItem, TextLoader, Vocabulary, batch_count};
 
+use self::{
+    render::{LabRenderer, Throughput},
+    step_metrics::{StepAccuracy, StepLoss},
+};
 use crate::{
     backend,
     checkpoint::{self, forget_epochs_after, resume_point},
     config::{Backend, ExperimentConfig, Schedule},
     data,
-    render::{LabRenderer, Throughput},
     run_dir::{self, RunLock, write},
-    step_metrics::{StepAccuracy, StepLoss},
 };
 pub use crate::{
     data::load_dataset,
@@ -248,9 +255,7 @@ fn fit(
     }
     if devices.len() > 1 {
         if matches!(config.backend, Backend::Flex | Backend::Ndarray) {
-            crate::workers::set_threads_per_worker(crate::workers::threads_per_worker(
-                devices.len(),
-            ));
+            workers::set_threads_per_worker(workers::threads_per_worker(devices.len()));
         }
         let devices = devices.iter().map(|d| d.clone().autodiff()).collect();
         training = training.with_training_strategy(
