@@ -2,20 +2,23 @@
 //! burn-train, comparisons and their reports, and predictions. The binary (`main.rs`, with the
 //! clap arguments in `cli.rs`) only parses the command line, dispatches and reports errors.
 //!
+//! Dependencies run one way (cli → config → data → train → run folder; compare → train →
+//! evaluate → report): no module imports one that imports it.
+//!
 //! | module | its one job |
 //! |---|---|
 //! | [`config`] | the experiment's configuration (TOML + flags) and its training keys' checks |
 //! | [`model`] | the classifier, its config and checks, loading its records |
 //! | [`data`] | dataset, vocabulary and text → batch, for every caller |
 //! | [`backend`] | backend choice and device probe |
-//! | [`train`] | `train` and `resume`: the learner set-up; [`train::render`] what the user sees while training (compact log, dashboard shield, NaN guard); [`train::step_metrics`] the training step's metrics; [`train::workers`] CPU data-parallel workers |
+//! | [`train`] | `train` and `resume`: the learner set-up and the classifier's training step; [`train::render`] what the user sees while training (compact log, dashboard shield, NaN guard); [`train::step_metrics`] the step's metrics; [`train::workers`] CPU data-parallel workers |
 //! | [`run_dir`] | the run-folder contract: files, lock, labels, metrics, summary |
 //! | [`checkpoint`] | checkpoint names and the point a run resumes from |
 //! | [`evaluate`] | loss and accuracy of a kept model |
 //! | [`trained`] | a finished run loaded back; prediction |
 //! | [`compare`] | conditions × seeds, reusing finished runs |
 //! | [`analysis`] | which tokens each head attends to |
-//! | [`report`], [`charts`] | the comparison's report and every chart |
+//! | [`report`] | the comparison's report, and every chart ([`report::charts`]) |
 //! | [`predict`] | terminal rendering of a prediction |
 //!
 //! ```
@@ -31,7 +34,6 @@
 
 pub mod analysis;
 pub mod backend;
-pub mod charts;
 pub mod checkpoint;
 pub mod compare;
 pub mod config;

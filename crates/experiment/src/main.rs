@@ -6,9 +6,9 @@ use anyhow::Result;
 use clap::Parser;
 use dataset::statistics;
 use experiment::{
-    backend, charts, compare,
+    backend, compare,
     config::{Backend, ExperimentConfig},
-    data, predict,
+    data, predict, report,
     train::{self, RunOptions},
     trained::TrainedRun,
 };
@@ -96,7 +96,7 @@ fn predict(args: &PredictArgs) -> Result<()> {
         if i == 0
             && let Some(png) = &args.png
         {
-            charts::heatmap(&prediction, args.head, png)?;
+            report::charts::heatmap(&prediction, args.head, png)?;
             println!("  heatmap: {}", png.display());
         }
     }

@@ -10,7 +10,7 @@ use crate::{
     config::ExperimentConfig,
     data::TextEncoder,
     model::{Classifier, ClassifierConfig},
-    train::files,
+    run_dir::files,
 };
 
 /// Everything needed to use a trained model.
@@ -90,7 +90,7 @@ impl TrainedRun {
                 )
             })?;
         let vocab = Vocabulary::load(&dir.join(files::VOCAB))?;
-        let labels = crate::train::read_labels(dir)?;
+        let labels = crate::run_dir::read_labels(dir)?;
         // The model is rebuilt from config.toml (whose keys all have defaults, so older runs
         // still load); model.json only serves to check that vocabulary and labels belong to it.
         let model_path = dir.join(files::MODEL_CONFIG);

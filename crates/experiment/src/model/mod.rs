@@ -12,13 +12,10 @@ use burn::{
     },
     prelude::*,
     store::{ModuleRecord, RecordError},
-    train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep},
+    train::ClassificationOutput,
 };
 use dataset::TextBatch;
 
-use crate::train::step_metrics::StepOutput;
-
-mod fault;
 mod legacy;
 
 use legacy::LegacyClassifier;
@@ -264,32 +261,6 @@ impl Classifier {
             .init(&logits.device())
             .forward(logits.clone(), batch.labels.clone());
         ClassificationOutput::new(loss, logits, batch.labels)
-    }
-}
-
-impl TrainStep for Classifier {
-    type Input = TextBatch;
-    // Loss and correct count as one device tensor, read back once per batch
-    // (`crate::train::step_metrics`), rather than the logits and targets burn's metrics read apart.
-    type Output = StepOutput;
-
-    fn step(&self, batch: TextBatch) -> TrainOutput<StepOutput> {
-        crate::train::workers::enter();
-        let mut item = self.classify(batch);
-        if fault::nan_loss_now() {
-            item.loss = item.loss.mul_scalar(f32::NAN);
-        }
-        let stats = StepOutput::new(&item.loss, &item.output, &item.targets);
-        TrainOutput::new(self, item.loss.backward(), stats)
-    }
-}
-
-impl InferenceStep for Classifier {
-    type Input = TextBatch;
-    type Output = ClassificationOutput;
-
-    fn step(&self, batch: TextBatch) -> ClassificationOutput {
-        self.classify(batch)
     }
 }
 

@@ -5,11 +5,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+pub mod charts;
 mod markdown;
 
 use crate::{
     analysis::HeadFocus,
-    charts,
     config::ExperimentConfig,
     run_dir::{EpochMetrics, Summary},
 };

@@ -1,7 +1,9 @@
 //! One training run, from configuration to the artifacts it leaves in its output folder:
 //! `train` and `resume`, and the learner set-up they share.
 
+mod fault;
 pub mod render;
+mod step;
 pub mod step_metrics;
 pub mod workers;
 

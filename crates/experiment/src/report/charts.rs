@@ -6,10 +6,8 @@ use std::path::Path;
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
-use crate::{
-    report::{ConditionReport, Report},
-    trained::Prediction,
-};
+use super::{ConditionReport, Report};
+use crate::trained::Prediction;
 
 pub(crate) fn fonts() {
     static ONCE: std::sync::Once = std::sync::Once::new();
