@@ -48,6 +48,12 @@ pub enum Schedule {
 }
 
 /// Everything a training run depends on. Unknown keys in a file are an error.
+///
+/// The keys are flat, the model's among them, rather than a nested model config with
+/// `#[serde(flatten)]`: serde ignores `deny_unknown_fields` across a flattened struct (a
+/// misspelt `hedas = 4` would pass silently) and toml then reports a wrong value in it at line
+/// 1, column 1 instead of at its key. The model's keys are checked by
+/// [`ClassifierConfig::validate`](crate::model::ClassifierConfig::validate).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExperimentConfig {
