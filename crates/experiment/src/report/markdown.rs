@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{ConditionReport, Report, Stat};
+use crate::config::ExperimentConfig;
 
 /// The contrasts the seed experiment asks about, found by what the conditions are (heads,
 /// positional encoding), not by their names: more heads against one head with the same
@@ -74,6 +75,22 @@ fn contrast(metric: &str, a: &Stat, b: &Stat, scale: f64, unit: &str) -> String 
     )
 }
 
+/// Every key of the configuration but those a condition or the command line sets (heads,
+/// positions, seed, which dataset and where it is), as `key = value`: a key added to the
+/// configuration shows up here without a change to this code.
+fn recipe(config: &ExperimentConfig) -> String {
+    const PER_CONDITION: [&str; 6] = ["heads", "pe", "seed", "dataset", "data_dir", "download"];
+    let Ok(toml::Value::Table(table)) = toml::Value::try_from(config) else {
+        return String::new();
+    };
+    table
+        .iter()
+        .filter(|(key, _)| !PER_CONDITION.contains(&key.as_str()))
+        .map(|(key, value)| format!("`{key} = {value}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(super) fn markdown(r: &Report) -> String {
     let mut md = String::new();
     let seeds = r.conditions.first().map_or(0, |c| c.seeds.len());
@@ -83,23 +100,10 @@ pub(super) fn markdown(r: &Report) -> String {
         "Command (re-runs it; finished runs in `runs/` are reused):\n\n```sh\n{}\n```\n",
         r.command
     );
-    let c = &r.recipe;
     let _ = writeln!(
         md,
-        "Recipe, the same for every condition: d_model {}, dropout {}, attention dropout {}, token dropout {}, embedding init std {}, AdamW lr {} ({} schedule), weight decay {}, batch {}, at most {} epochs with early stopping after {} epochs without a lower validation loss, max_len {}, backend {}. {seeds} seeds per condition. Each run keeps the epoch with the lowest validation loss; its numbers below are measured on that model without dropout. Accuracies in %, mean ± sample standard deviation over seeds.\n",
-        c.d_model,
-        c.dropout,
-        c.attention_dropout,
-        c.token_dropout,
-        c.embedding_std,
-        c.lr,
-        format!("{:?}", c.schedule).to_lowercase(),
-        c.weight_decay,
-        c.batch_size,
-        c.epochs,
-        c.patience,
-        c.max_len,
-        c.backend
+        "Recipe, the same for every condition (AdamW; training stops early after `patience` epochs without a lower validation loss, 0 never): {}. {seeds} seeds per condition. Each run keeps the epoch with the lowest validation loss; its numbers below are measured on that model without dropout. Accuracies in %, mean ± sample standard deviation over seeds.\n",
+        recipe(&r.recipe)
     );
     let _ = writeln!(
         md,
@@ -301,5 +305,24 @@ mod tests {
             .map(|(a, b, w)| (a.to_string(), b.to_string(), w.to_string()))
             .collect();
         assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn the_recipe_line_names_every_key_a_condition_does_not_set() {
+        let line = recipe(&ExperimentConfig::default());
+        for key in [
+            "d_model = 64",
+            "batching = \"bucket\"",
+            "min_freq = 1",
+            "max_vocab = 30000",
+        ] {
+            assert!(
+                line.contains(&format!("`{key}`")),
+                "{key} missing from {line}"
+            );
+        }
+        for key in ["heads", "pe", "seed", "dataset"] {
+            assert!(!line.contains(&format!("`{key} =")), "{key} in {line}");
+        }
     }
 }
