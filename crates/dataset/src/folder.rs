@@ -511,8 +511,6 @@ fn resolve_label(
     path: &Path,
     line: usize,
 ) -> Result<usize, DataError> {
-    let shown = if label.is_empty() { "(empty)" } else { label };
-    let classes = labels.join(", ");
     let found = match reading {
         Reading::IdsOrNames | Reading::Ids => {
             if let Ok(id) = label.parse::<usize>() {
@@ -540,7 +538,11 @@ fn resolve_label(
             .and_then(|v| labels.iter().position(|name| name.parse() == Ok(v))),
         Reading::Names => labels.iter().position(|name| name == label),
     };
+    // Built only for the error: joining every class name for each line would cost
+    // O(classes) per example on data with many classes.
     found.ok_or_else(|| {
+        let shown = if label.is_empty() { "(empty)" } else { label };
+        let classes = labels.join(", ");
         let reason = match reading {
             Reading::IdsOrNames => {
                 format!("label `{shown}` is neither a class id nor one of the classes [{classes}]")
