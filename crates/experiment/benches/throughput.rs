@@ -27,7 +27,7 @@ use dataset::{Batching, PadTo, TextBatcher, TextLoader};
 use experiment::{
     backend,
     config::{Backend, ExperimentConfig},
-    train::load_dataset,
+    data::load_dataset,
 };
 
 // The experiment binary uses mimalloc too; glibc's allocator returns and re-faults the

@@ -7,13 +7,15 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-pub use crate::report::{Condition, RunResult};
 use crate::{
     analysis::head_focus,
     backend,
     config::ExperimentConfig,
+    data::load_dataset,
     report::{self, Report},
-    train::{self, RunOptions, Summary},
+    report::{Condition, RunResult},
+    run_dir::{self, Summary, files},
+    train::{self, RunOptions},
     trained::TrainedRun,
 };
 
@@ -61,7 +63,7 @@ pub fn compare(
     if jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    let data = train::load_dataset(base)?;
+    let data = load_dataset(base)?;
     let total = conditions.len() * seeds.len();
     let mut plan = Vec::with_capacity(total);
     for (i, (condition, &seed)) in conditions
@@ -126,10 +128,10 @@ pub fn compare(
             .with_context(|| {
                 format!(
                     "{}: the run did not finish",
-                    dir.join(train::files::SUMMARY).display()
+                    dir.join(files::SUMMARY).display()
                 )
             })?;
-        let epochs = train::read_metrics(dir)?;
+        let epochs = run_dir::read_metrics(dir)?;
         let trained = TrainedRun::open(dir, backend::device(config.backend)?)?;
         let focus = head_focus(
             &trained.model,
@@ -241,9 +243,8 @@ fn train_process(exe: &Path, p: &Planned, threads: &str) -> Result<()> {
 
 /// The summary of a finished run in `dir` trained with exactly `config`.
 fn finished_with(dir: &Path, config: &ExperimentConfig) -> Option<Summary> {
-    let same = std::fs::read_to_string(dir.join(train::files::CONFIG)).ok()? == config.to_toml();
-    let summary = std::fs::read_to_string(dir.join(train::files::SUMMARY)).ok()?;
-    let summary: Summary = serde_json::from_str(&summary).ok()?;
+    let same = std::fs::read_to_string(dir.join(files::CONFIG)).ok()? == config.to_toml();
+    let summary = run_dir::read_summary(dir).ok()?;
     (same && !summary.interrupted).then_some(summary)
 }
 

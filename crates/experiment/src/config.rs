@@ -10,7 +10,7 @@ pub use dataset::Batching;
 use dataset::{PadTo, TextBatcher};
 use serde::{Deserialize, Serialize};
 
-pub use crate::model::ConfigError;
+use crate::model::ConfigError;
 
 /// A compute backend, chosen at run time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]

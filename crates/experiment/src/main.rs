@@ -8,7 +8,7 @@ use dataset::statistics;
 use experiment::{
     backend, compare,
     config::{Backend, ExperimentConfig},
-    data, predict, report,
+    data, predict, report, run_dir,
     train::{self, RunOptions},
     trained::TrainedRun,
 };
@@ -54,7 +54,7 @@ fn train(args: &TrainArgs) -> Result<()> {
         summary.valid_loss,
         100.0 * summary.valid_acc,
         summary.train_samples_per_s,
-        out.join(train::files::SUMMARY).display()
+        out.join(run_dir::files::SUMMARY).display()
     );
     Ok(())
 }
@@ -144,7 +144,7 @@ fn parse() -> Result<Cli, ExitCode> {
 fn chosen_backend(cli: &Cli) -> Option<Backend> {
     let train = |args: &TrainArgs| match &args.resume {
         Some(dir) => args.recipe.backend.or_else(|| {
-            ExperimentConfig::load(&dir.join(train::files::CONFIG))
+            ExperimentConfig::load(&dir.join(run_dir::files::CONFIG))
                 .ok()
                 .map(|c| c.backend)
         }),

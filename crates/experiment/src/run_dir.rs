@@ -195,6 +195,14 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
+/// The `summary.json` a run in `dir` wrote.
+pub fn read_summary(dir: &Path) -> Result<Summary> {
+    let path = dir.join(files::SUMMARY);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a run summary", path.display()))
+}
+
 /// Per-epoch means read back from burn's metric logs in the run folder.
 pub fn epoch_metrics(out: &Path) -> Result<Vec<EpochMetrics>> {
     let summary = LearnerSummary::new(out, &["Loss", "Accuracy"])

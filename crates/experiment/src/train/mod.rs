@@ -38,13 +38,9 @@ use crate::{
     backend,
     checkpoint::{self, forget_epochs_after, resume_point},
     config::{Backend, ExperimentConfig, Schedule},
-    data,
-    run_dir::{self, RunLock, write},
-};
-pub use crate::{
-    data::load_dataset,
+    data::{self, load_dataset},
     evaluate::evaluate,
-    run_dir::{EpochMetrics, Summary, epoch_metrics, files, read_labels, read_metrics},
+    run_dir::{self, RunLock, Summary, epoch_metrics, files, read_labels, write},
 };
 
 /// How to run, beyond the experiment's configuration.
@@ -98,12 +94,8 @@ pub fn resume(dir: &Path, backend: Option<Backend>, dashboard: bool) -> Result<S
     config.validate()?;
     // A run stopped from the dashboard or by the NaN guard wrote a summary marked
     // `interrupted`; it is resumed like a killed one. Only a run that ran its course is not.
-    let summary_path = dir.join(files::SUMMARY);
-    if summary_path.exists() {
-        let stopped = std::fs::read_to_string(&summary_path)
-            .ok()
-            .and_then(|text| serde_json::from_str::<Summary>(&text).ok())
-            .is_some_and(|summary| summary.interrupted);
+    if dir.join(files::SUMMARY).exists() {
+        let stopped = run_dir::read_summary(dir).is_ok_and(|summary| summary.interrupted);
         if !stopped {
             bail!(
                 "{}: the run already finished ({} is there); nothing to resume",
