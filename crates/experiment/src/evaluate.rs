@@ -5,7 +5,7 @@ use std::sync::Arc;
 use burn::{data::dataloader::DataLoader, prelude::*};
 use dataset::{Batching, TextBatcher, TextItem, TextLoader};
 
-use crate::model::Classifier;
+use crate::model::{Classifier, correct_predictions};
 
 /// Mean loss and accuracy of `model` over `items` (no dropout: a plain device has no tape),
 /// in batches of similar length (the result does not depend on the grouping; the time does).
@@ -29,12 +29,7 @@ pub fn evaluate(
         let n = batch.labels.dims()[0];
         let out = model.classify(batch);
         loss_sum += out.loss.into_scalar::<f32>() as f64 * n as f64;
-        let predicted = out.output.argmax(1).reshape([n]);
-        correct += predicted
-            .equal(out.targets)
-            .int()
-            .sum()
-            .into_scalar::<i64>() as usize;
+        correct += correct_predictions(out.output, out.targets).into_scalar::<i64>() as usize;
     }
     let n = loader.num_items().max(1) as f64;
     (loss_sum / n, correct as f64 / n)

@@ -174,6 +174,16 @@ impl ClassifierConfig {
     }
 }
 
+/// How many rows of `logits` have their largest value at the target class, as a one-element
+/// tensor left on the device (read it when convenient).
+///
+/// # Shapes
+/// logits `[batch, classes]`, targets `[batch]` → `[1]`
+pub fn correct_predictions(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1, Int> {
+    let n = targets.dims()[0];
+    logits.argmax(1).reshape([n]).equal(targets).int().sum()
+}
+
 /// A one-layer attention text classifier.
 #[derive(Module, Debug)]
 pub struct Classifier {

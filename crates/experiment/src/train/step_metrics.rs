@@ -22,6 +22,8 @@ use burn::{
 };
 use burn_std::ExecutionError;
 
+use crate::model::correct_predictions;
+
 /// What a training step hands the learner's metrics.
 pub struct StepOutput {
     stats: Stats,
@@ -51,15 +53,7 @@ impl StepOutput {
     /// `loss` `[1]`, `logits` `[batch, classes]`, `targets` `[batch]`.
     pub fn new(loss: &Tensor<1>, logits: &Tensor<2>, targets: &Tensor<1, Int>) -> Self {
         let n = targets.dims()[0];
-        let correct = logits
-            .clone()
-            .detach()
-            .argmax(1)
-            .reshape([n])
-            .equal(targets.clone())
-            .int()
-            .sum()
-            .float();
+        let correct = correct_predictions(logits.clone().detach(), targets.clone()).float();
         let stats = Tensor::cat(vec![loss.clone().detach().reshape([1]), correct], 0);
         Self {
             stats: Stats::Device(Box::new(stats), n),
