@@ -16,8 +16,8 @@ epochs=${EPOCHS:-1}
 results=${RESULTS:-benches/results/cores.jsonl}
 mkdir -p "$(dirname "$results")"
 
-cargo build -p experiment --quiet
-exe=target/debug/experiment
+source benches/common.sh
+exe=$(experiment_exe)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

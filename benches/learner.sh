@@ -27,9 +27,8 @@ steps=${STEPS:-}
 results=${RESULTS:-benches/results/learner.jsonl}
 mkdir -p "$(dirname "$results")"
 
-# The dev profile: the workspace's one optimised build, shared with `cargo test` (Cargo.toml).
-cargo build -p experiment --quiet
-exe=target/debug/experiment
+source benches/common.sh
+exe=$(experiment_exe)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [[ -z "$steps" ]]; then
