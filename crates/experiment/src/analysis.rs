@@ -33,8 +33,12 @@ pub fn head_focus(
     let mut hits: Vec<usize> = Vec::new();
     let mut chance = 0.0;
     for chunk in examples.chunks(256) {
-        let lengths: Vec<usize> = chunk.iter().map(|e| encoder.len(&e.text)).collect();
-        let batch = encoder.batch(chunk.iter().map(|e| (e.text.as_str(), e.label)), device);
+        let items: Vec<_> = chunk
+            .iter()
+            .map(|e| encoder.item(&encoder.tokens(&e.text), e.label))
+            .collect();
+        let lengths: Vec<usize> = items.iter().map(|i| i.tokens.len()).collect();
+        let batch = encoder.batch(items, device);
         let out = model.forward(batch.tokens, batch.mask_padding.clone());
         let [b, heads, len, _] = out.weights.dims();
         // Attention received per key: mean over real queries (padded query rows are excluded).

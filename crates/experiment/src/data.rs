@@ -46,25 +46,17 @@ impl<'a> TextEncoder<'a> {
         tokens
     }
 
-    /// How many tokens of `text` the model sees.
-    pub fn len(&self, text: &str) -> usize {
-        self.vocab.encode(text).len().min(self.max_len)
+    /// `tokens` (from [`tokens`](Self::tokens)) as vocabulary ids, with their label.
+    pub fn item(&self, tokens: &[String], label: usize) -> TextItem {
+        TextItem {
+            tokens: tokens.iter().map(|t| self.vocab.id(t)).collect(),
+            label,
+        }
     }
 
-    /// One batch of `(text, label)` pairs on `device`: tokens `[n, len]`, padding mask
-    /// `[n, len]` (`true` = padding), labels `[n]`.
-    pub fn batch<'t>(
-        &self,
-        texts: impl IntoIterator<Item = (&'t str, usize)>,
-        device: &Device,
-    ) -> TextBatch {
-        let items = texts
-            .into_iter()
-            .map(|(text, label)| TextItem {
-                tokens: self.vocab.encode(text),
-                label,
-            })
-            .collect();
+    /// One batch of items on `device`: tokens `[n, len]`, padding mask `[n, len]`
+    /// (`true` = padding), labels `[n]`.
+    pub fn batch(&self, items: Vec<TextItem>, device: &Device) -> TextBatch {
         TextBatcher::new(self.max_len).batch(items, device)
     }
 }
@@ -86,9 +78,12 @@ mod tests {
         let config = ExperimentConfig::default();
         let vocab = vocabulary(&config, &data);
         let encoder = TextEncoder::new(&vocab, 3);
-        assert_eq!(encoder.tokens("good good good film"), ["good"; 3]);
-        assert_eq!(encoder.len("good good good film"), 3);
-        let batch = encoder.batch([("good film", 1), ("unseen", 0)], &Device::flex());
+        let tokens = encoder.tokens("good good good film");
+        assert_eq!(tokens, ["good"; 3]);
+        assert_eq!(encoder.item(&tokens, 1).tokens, [vocab.id("good"); 3]);
+        let items = [("good film", 1), ("unseen", 0)]
+            .map(|(text, label)| encoder.item(&encoder.tokens(text), label));
+        let batch = encoder.batch(items.to_vec(), &Device::flex());
         assert_eq!(batch.tokens.dims(), [2, 2]);
         let ids: Vec<i64> = batch.tokens.into_data().try_into_vec_as::<i64>().unwrap();
         let good = vocab.id("good") as i64;

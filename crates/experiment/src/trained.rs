@@ -163,7 +163,7 @@ impl TrainedRun {
     pub fn predict(&self, text: &str) -> Prediction {
         let encoder = TextEncoder::new(&self.vocab, self.config.max_len);
         let tokens = encoder.tokens(text);
-        let batch = encoder.batch([(text, 0)], &self.device);
+        let batch = encoder.batch(vec![encoder.item(&tokens, 0)], &self.device);
         let out = self.model.forward(batch.tokens, batch.mask_padding);
         let probabilities = softmax(out.logits, 1)
             .into_data()
