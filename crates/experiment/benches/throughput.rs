@@ -100,15 +100,15 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let config = ExperimentConfig {
-        dataset: args.dataset.clone(),
+    let mut config = ExperimentConfig {
         backend: args.backend,
-        heads: args.heads,
-        d_model: args.d_model,
-        batch_size: args.batch_size,
-        max_len: args.max_len,
         ..ExperimentConfig::default()
     };
+    config.data.dataset = args.dataset.clone();
+    config.data.max_len = args.max_len;
+    config.model.heads = args.heads;
+    config.model.d_model = args.d_model;
+    config.train.batch_size = args.batch_size;
     config.validate()?;
     let data = load_dataset(&config)?;
     let device = backend::device(config.backend)?;
@@ -116,7 +116,7 @@ fn run(args: Args) -> Result<()> {
     let items = vocab.encode_examples(&data.train);
     anyhow::ensure!(!items.is_empty(), "the training split is empty");
 
-    device.seed(config.seed);
+    device.seed(config.train.seed);
     let autodiff = device.clone().autodiff();
     let mut model = config
         .model_config(vocab.len(), data.n_classes())
@@ -133,7 +133,7 @@ fn run(args: Args) -> Result<()> {
     };
     let mut loader = TextLoader::new(items, batcher, args.batch_size, batching, autodiff.clone());
     if !matches!(args.batching, BenchBatching::File) {
-        loader = loader.shuffle(config.seed);
+        loader = loader.shuffle(config.train.seed);
     }
     // Epoch after epoch, each drawn afresh (as the learner's loader does).
     let mut batches = std::iter::repeat_with(|| loader.iter()).flatten();
@@ -157,7 +157,7 @@ fn run(args: Args) -> Result<()> {
         let grads = loss.backward();
         let t2 = Instant::now();
         let grads = GradientsParams::from_grads(grads, &model);
-        model = optimizer.step(config.lr, model, grads);
+        model = optimizer.step(config.train.lr, model, grads);
         let t3 = Instant::now();
         last_loss = loss.into_scalar::<f32>();
         if step >= args.warmup {

@@ -34,7 +34,9 @@ pub enum Command {
 /// The training recipe. Flags override the `--config` file, which overrides the defaults shown.
 #[derive(Args, Debug, Default)]
 pub struct RecipeArgs {
-    /// TOML file with any of the keys below (snake_case, e.g. `d_model = 64`).
+    /// TOML file with any of the keys below (snake_case) in its section: `backend` at the top,
+    /// then `[data]` (dataset … min_freq, max_vocab), `[model]` (heads, pe, d_model, the
+    /// dropouts, embedding_std), `[train]` (devices, epochs … seed).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Compute backend [default: flex].
@@ -192,15 +194,22 @@ pub struct DatasetArgs {
     pub export: Option<PathBuf>,
 }
 
+/// Lays each flag given (`Some`) over the configuration section's key of the same name.
+macro_rules! set {
+    ($args:ident, $config:ident.$section:ident: $($key:ident),*) => {
+        $(if let Some(v) = $args.$key { $config.$section.$key = v; })*
+    };
+}
+
 impl DataArgs {
     pub fn apply(&self, config: &mut ExperimentConfig) {
         if let Some(dataset) = &self.dataset {
-            config.dataset = dataset.clone();
+            config.data.dataset = dataset.clone();
         }
         if self.data_dir.is_some() {
-            config.data_dir = self.data_dir.clone();
+            config.data.data_dir = self.data_dir.clone();
         }
-        config.download |= self.download;
+        config.data.download |= self.download;
     }
 }
 
@@ -211,27 +220,12 @@ impl RecipeArgs {
             None => ExperimentConfig::default(),
         };
         self.data.apply(&mut c);
-        macro_rules! set {
-            ($($field:ident),*) => { $(if let Some(v) = self.$field { c.$field = v; })* };
+        if let Some(backend) = self.backend {
+            c.backend = backend;
         }
-        set!(
-            backend,
-            devices,
-            d_model,
-            dropout,
-            attention_dropout,
-            token_dropout,
-            embedding_std,
-            epochs,
-            batch_size,
-            batching,
-            lr,
-            weight_decay,
-            schedule,
-            patience,
-            max_len,
-            min_freq
-        );
+        set!(self, c.model: d_model, dropout, attention_dropout, token_dropout, embedding_std);
+        set!(self, c.train: devices, epochs, batch_size, batching, lr, weight_decay, schedule, patience);
+        set!(self, c.data: max_len, min_freq);
         Ok(c)
     }
 }
@@ -239,10 +233,8 @@ impl RecipeArgs {
 impl TrainArgs {
     pub fn resolve(&self) -> Result<ExperimentConfig> {
         let mut c = self.recipe.resolve()?;
-        macro_rules! set {
-            ($($field:ident),*) => { $(if let Some(v) = self.$field { c.$field = v; })* };
-        }
-        set!(heads, pe, seed);
+        set!(self, c.model: heads, pe);
+        set!(self, c.train: seed);
         c.validate()?;
         Ok(c)
     }

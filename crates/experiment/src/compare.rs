@@ -71,12 +71,10 @@ pub fn compare(
         .flat_map(|c| seeds.iter().map(move |s| (c, s)))
         .enumerate()
     {
-        let config = ExperimentConfig {
-            heads: condition.heads,
-            pe: condition.pe,
-            seed,
-            ..base.clone()
-        };
+        let mut config = base.clone();
+        config.model.heads = condition.heads;
+        config.model.pe = condition.pe;
+        config.train.seed = seed;
         config
             .validate()
             .with_context(|| format!("condition {}", condition.name))?;
@@ -137,7 +135,7 @@ pub fn compare(
             &trained.model,
             &data.validation,
             &trained.vocab,
-            config.max_len,
+            config.data.max_len,
             &trained.device,
         );
         println!(
@@ -243,7 +241,9 @@ fn train_process(exe: &Path, p: &Planned, threads: &str) -> Result<()> {
 
 /// The summary of a finished run in `dir` trained with exactly `config`.
 fn finished_with(dir: &Path, config: &ExperimentConfig) -> Option<Summary> {
-    let same = std::fs::read_to_string(dir.join(files::CONFIG)).ok()? == config.to_toml();
+    // Compared as configurations, not text: runs recorded in the flat layout of 0.1 count.
+    let text = std::fs::read_to_string(dir.join(files::CONFIG)).ok()?;
+    let same = ExperimentConfig::parse(&text).ok()?.0 == *config;
     let summary = run_dir::read_summary(dir).ok()?;
     (same && !summary.interrupted).then_some(summary)
 }

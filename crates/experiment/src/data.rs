@@ -12,7 +12,11 @@ use crate::config::ExperimentConfig;
 
 /// The dataset `config` names.
 pub fn load_dataset(config: &ExperimentConfig) -> Result<TextDataset> {
-    let spec = DatasetSpec::parse(&config.dataset, config.data_dir.clone(), config.download);
+    let spec = DatasetSpec::parse(
+        &config.data.dataset,
+        config.data.data_dir.clone(),
+        config.data.download,
+    );
     Ok(spec.load()?)
 }
 
@@ -21,8 +25,8 @@ pub fn vocabulary(config: &ExperimentConfig, data: &TextDataset) -> Vocabulary {
     Vocabulary::build(
         data.train.iter().map(|e| e.text.as_str()),
         &VocabularyConfig {
-            min_freq: config.min_freq,
-            max_size: config.max_vocab,
+            min_freq: config.data.min_freq,
+            max_size: config.data.max_vocab,
         },
     )
 }

@@ -7,8 +7,8 @@
 //!
 //! | module | its one job |
 //! |---|---|
-//! | [`config`] | the experiment's configuration (TOML + flags) and its training keys' checks |
-//! | [`model`] | the classifier, its config and checks, loading its records |
+//! | [`config`] | the experiment's configuration (TOML sections `[data]`, `[model]`, `[train]` + flags), reading 0.1's flat files ([`config::flat`]), and the data and training keys' checks |
+//! | [`model`] | the classifier, its hyperparameters (`ModelOptions`, the `[model]` section) and their checks, loading its records |
 //! | [`data`] | dataset, vocabulary and text → batch, for every caller |
 //! | [`backend`] | backend choice and device probe |
 //! | [`train`] | `train` and `resume`: the learner set-up and the classifier's training step; [`train::render`] what the user sees while training (compact log, dashboard shield, NaN guard); [`train::step_metrics`] the step's metrics; [`train::workers`] CPU data-parallel workers |
@@ -28,8 +28,14 @@
 //! let config = ExperimentConfig::default();
 //! assert_eq!(config.run_name(), "synthetic-h4-pe-s42");
 //! let model = config.model_config(178, 2); // vocabulary size, classes
-//! assert_eq!((model.heads, model.d_model, model.pe), (4, 64, true));
-//! assert!(ExperimentConfig { heads: 3, ..config }.validate().is_err()); // 3 does not divide 64
+//! assert_eq!((model.options.heads, model.options.d_model, model.options.pe), (4, 64, true));
+//! let mut three = config.clone();
+//! three.model.heads = 3;
+//! assert!(three.validate().is_err()); // 3 does not divide 64
+//!
+//! // A TOML file has a section per part ([data], [model], [train]); keys left out keep defaults.
+//! let (read, _) = ExperimentConfig::parse("[model]\nheads = 1\npe = false\n").unwrap();
+//! assert_eq!(read.run_name(), "synthetic-h1-s42");
 //! ```
 
 pub mod analysis;

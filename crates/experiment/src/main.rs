@@ -104,10 +104,8 @@ fn predict(args: &PredictArgs) -> Result<()> {
 }
 
 fn datasets(args: &DatasetArgs) -> Result<()> {
-    let mut config = ExperimentConfig {
-        min_freq: args.min_freq,
-        ..ExperimentConfig::default()
-    };
+    let mut config = ExperimentConfig::default();
+    config.data.min_freq = args.min_freq;
     args.data.apply(&mut config);
     let data = data::load_dataset(&config)?;
     let vocab = data::vocabulary(&config, &data);
@@ -144,9 +142,9 @@ fn parse() -> Result<Cli, ExitCode> {
 fn chosen_backend(cli: &Cli) -> Option<Backend> {
     let train = |args: &TrainArgs| match &args.resume {
         Some(dir) => args.recipe.backend.or_else(|| {
-            ExperimentConfig::load(&dir.join(run_dir::files::CONFIG))
+            ExperimentConfig::read(&dir.join(run_dir::files::CONFIG))
                 .ok()
-                .map(|c| c.backend)
+                .map(|(c, _)| c.backend)
         }),
         None => args.resolve().ok().map(|c| c.backend),
     };

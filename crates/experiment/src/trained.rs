@@ -32,6 +32,18 @@ pub struct TrainedRun {
 }
 
 /// JSON numbers compare by value (`0.5` from a file equals `0.5` computed), the rest as is.
+/// A model.json's keys on one level: the hyperparameters nested under `options` since 0.2 sit
+/// beside the sizes, as they did in the model.json files of earlier runs.
+fn flat_keys(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    let serde_json::Value::Object(mut map) = value else {
+        return serde_json::Map::new();
+    };
+    if let Some(serde_json::Value::Object(options)) = map.remove("options") {
+        map.extend(options);
+    }
+    map
+}
+
 fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     match (a.as_f64(), b.as_f64()) {
         (Some(x), Some(y)) => x == y,
@@ -82,22 +94,18 @@ impl TrainedRun {
             std::fs::read_to_string(&path)
                 .with_context(|| format!("{}: cannot read", path.display()))
         };
-        let config: ExperimentConfig =
-            toml::from_str(&read(files::CONFIG)?).with_context(|| {
-                format!(
-                    "{}: not a valid run configuration",
-                    dir.join(files::CONFIG).display()
-                )
-            })?;
+        let (config, _) = ExperimentConfig::read(&dir.join(files::CONFIG))
+            .context("not a valid run configuration")?;
         let vocab = Vocabulary::load(&dir.join(files::VOCAB))?;
         let labels = crate::run_dir::read_labels(dir)?;
         // The model is rebuilt from config.toml (whose keys all have defaults, so older runs
         // still load); model.json only serves to check that vocabulary and labels belong to it.
         let model_path = dir.join(files::MODEL_CONFIG);
-        let saved: serde_json::Value = serde_json::from_str(&read(files::MODEL_CONFIG)?)
-            .with_context(|| {
+        let saved = flat_keys(
+            serde_json::from_str(&read(files::MODEL_CONFIG)?).with_context(|| {
                 format!("{}: not a valid model configuration", model_path.display())
-            })?;
+            })?,
+        );
         let size = |key: &str| {
             saved
                 .get(key)
@@ -126,16 +134,13 @@ impl TrainedRun {
         let model_config = config.model_config(vocab.len(), labels.len());
         // A hyperparameter edited in config.toml after training (say, heads: the weights have
         // the same shapes for any head count) would load silently into the wrong model.
-        let expected = serde_json::to_value(&model_config)?;
-        if let (Some(saved), Some(expected)) = (saved.as_object(), expected.as_object()) {
-            for (key, value) in expected {
-                if let Some(was) = saved.get(key).filter(|was| !same_value(was, value)) {
-                    bail!(
-                        "{}: {key} = {value} but the model was trained with {key} = {was} ({}); the folder mixes two runs",
-                        dir.join(files::CONFIG).display(),
-                        files::MODEL_CONFIG
-                    );
-                }
+        for (key, value) in flat_keys(serde_json::to_value(&model_config)?) {
+            if let Some(was) = saved.get(&key).filter(|was| !same_value(was, &value)) {
+                bail!(
+                    "{}: {key} = {value} but the model was trained with {key} = {was} ({}); the folder mixes two runs",
+                    dir.join(files::CONFIG).display(),
+                    files::MODEL_CONFIG
+                );
             }
         }
         let path = dir.join(files::MODEL);
@@ -161,7 +166,7 @@ impl TrainedRun {
 
     /// Predicts one text.
     pub fn predict(&self, text: &str) -> Prediction {
-        let encoder = TextEncoder::new(&self.vocab, self.config.max_len);
+        let encoder = TextEncoder::new(&self.vocab, self.config.data.max_len);
         let tokens = encoder.tokens(text);
         let batch = encoder.batch(vec![encoder.item(&tokens, 0)], &self.device);
         let out = self.model.forward(batch.tokens, batch.mask_padding);

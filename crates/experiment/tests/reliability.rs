@@ -337,6 +337,37 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
         "\"d_model\": 16",
         "\"d_model\": 32",
     );
+    // A run folder as 0.1 wrote it: flat config.toml and model.json. It still predicts; its
+    // head count edited afterwards is still caught.
+    let flat = |dir: &Path| {
+        let config = dir.join("config.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let keys: Vec<&str> = text.lines().filter(|l| !l.starts_with('[')).collect();
+        std::fs::write(&config, keys.join("\n")).unwrap();
+        let mut model = json(&dir.join("model.json"));
+        let options = model.as_object_mut().unwrap().remove("options").unwrap();
+        model
+            .as_object_mut()
+            .unwrap()
+            .extend(options.as_object().unwrap().clone());
+        std::fs::write(dir.join("model.json"), model.to_string()).unwrap();
+    };
+    let legacy = copy("legacy");
+    flat(&legacy);
+    let predicted = Command::new(env!("CARGO_BIN_EXE_experiment"))
+        .args(["predict", "--run"])
+        .arg(&legacy)
+        .arg("text")
+        .output()
+        .unwrap();
+    assert_success(&predicted);
+    let legacy_reheaded = copy("legacy-reheaded");
+    flat(&legacy_reheaded);
+    edit(
+        &legacy_reheaded.join("config.toml"),
+        "heads = 2",
+        "heads = 4",
+    );
     let path = |p: &Path| p.display().to_string();
 
     let no_driver = vec![
@@ -408,27 +439,32 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
         ),
         case(
             "config: unknown key",
-            with_config("unknown.toml", "hedas = 4\n"),
+            with_config("unknown.toml", "[model]\nhedas = 4\n"),
             "unknown field `hedas`",
         ),
         case(
             "config: wrong type",
-            with_config("type.toml", "heads = \"four\"\n"),
+            with_config("type.toml", "[model]\nheads = \"four\"\n"),
             "invalid type: string \"four\", expected usize",
         ),
         case(
+            "config: a key both flat (0.1 layout) and in its section",
+            with_config("twice.toml", "heads = 2\n[model]\nheads = 8\n"),
+            "`heads` is given twice, at the top and under [model]",
+        ),
+        case(
             "config: heads not dividing d_model",
-            with_config("heads.toml", "heads = 3\n"),
+            with_config("heads.toml", "[model]\nheads = 3\n"),
             "3 heads do not divide d_model = 64",
         ),
         case(
             "config: negative learning rate",
-            with_config("lr.toml", "lr = -0.001\n"),
+            with_config("lr.toml", "[train]\nlr = -0.001\n"),
             "invalid lr",
         ),
         case(
             "config: zero learning rate",
-            with_config("lr0.toml", "lr = 0.0\n"),
+            with_config("lr0.toml", "[train]\nlr = 0.0\n"),
             "invalid lr",
         ),
         case(
@@ -443,12 +479,12 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
         ),
         case(
             "config: epochs 0",
-            with_config("epochs.toml", "epochs = 0\n"),
+            with_config("epochs.toml", "[train]\nepochs = 0\n"),
             "invalid epochs",
         ),
         case(
             "config: max_len 0",
-            with_config("maxlen.toml", "max_len = 0\n"),
+            with_config("maxlen.toml", "[data]\nmax_len = 0\n"),
             "invalid max_len",
         ),
         case(
@@ -507,6 +543,16 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
                 "predict".into(),
                 "--run".into(),
                 path(&reheaded),
+                "text".into(),
+            ],
+            "config.toml: heads = 4 but the model was trained with heads = 2",
+        ),
+        case(
+            "predict: head count edited in a run folder of 0.1 (flat files)",
+            vec![
+                "predict".into(),
+                "--run".into(),
+                path(&legacy_reheaded),
                 "text".into(),
             ],
             "config.toml: heads = 4 but the model was trained with heads = 2",

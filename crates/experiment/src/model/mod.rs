@@ -20,39 +20,57 @@ mod legacy;
 
 use legacy::LegacyClassifier;
 
-/// Configuration of [`Classifier`].
+/// The classifier's hyperparameters: the `[model]` section of an experiment's TOML file and
+/// the model flags of `experiment train`. A new hyperparameter is declared here once, with its
+/// default, and checked by [`ClassifierConfig::validate`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelOptions {
+    /// Embedding and attention width. Default: 64.
+    pub d_model: usize,
+    /// Attention heads; 1 builds the single-head baseline with `d_k = d_v = d_model`, which has
+    /// as many parameters as the multi-head model. Default: 4.
+    pub heads: usize,
+    /// Add sinusoidal positional encoding. Default: true.
+    pub pe: bool,
+    /// Dropout after the embedding and before the output layer. Default: 0.1.
+    pub dropout: f64,
+    /// Dropout on the attention weights. Default: 0.0.
+    pub attention_dropout: f64,
+    /// Probability of dropping a whole token's embedding while training (the survivors are
+    /// rescaled), a regulariser for small text datasets. Default: 0.0.
+    pub token_dropout: f64,
+    /// Standard deviation of the embedding initialisation. Default: 1.0 (burn's default).
+    pub embedding_std: f64,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        Self {
+            d_model: 64,
+            heads: 4,
+            pe: true,
+            dropout: 0.1,
+            attention_dropout: 0.0,
+            token_dropout: 0.0,
+            embedding_std: 1.0,
+        }
+    }
+}
+
+/// Configuration of [`Classifier`]: the sizes the data decides, and the [`ModelOptions`].
 #[derive(Config, Debug)]
 pub struct ClassifierConfig {
     /// Vocabulary size, `<pad>` and `<unk>` included.
     pub vocab_size: usize,
     /// Number of classes.
     pub n_classes: usize,
-    /// Embedding and attention width. Default: 64.
-    #[config(default = 64)]
-    pub d_model: usize,
-    /// Attention heads; 1 builds the single-head baseline with `d_k = d_v = d_model`, which has
-    /// as many parameters as the multi-head model. Default: 4.
-    #[config(default = 4)]
-    pub heads: usize,
-    /// Add sinusoidal positional encoding. Default: true (as the experiment's).
-    #[config(default = true)]
-    pub pe: bool,
-    /// Longest sequence the positional table covers. Default: 64 (as the experiment's).
+    /// Longest sequence the positional table covers (the data's `max_len`). Default: 64.
     #[config(default = 64)]
     pub max_len: usize,
-    /// Dropout after the embedding and before the output layer. Default: 0.1.
-    #[config(default = 0.1)]
-    pub dropout: f64,
-    /// Dropout on the attention weights. Default: 0.0.
-    #[config(default = 0.0)]
-    pub attention_dropout: f64,
-    /// Probability of dropping a whole token's embedding while training (the survivors are
-    /// rescaled), a regulariser for small text datasets. Default: 0.0.
-    #[config(default = 0.0)]
-    pub token_dropout: f64,
-    /// Standard deviation of the embedding initialisation. Default: 1.0 (burn's default).
-    #[config(default = 1.0)]
-    pub embedding_std: f64,
+    /// The hyperparameters. Default: [`ModelOptions::default`].
+    #[config(default = "ModelOptions::default()")]
+    pub options: ModelOptions,
 }
 
 /// A configuration value that cannot work, with the key to fix (as in the TOML file and, with
@@ -80,19 +98,19 @@ impl ClassifierConfig {
     /// encoding through their own configs' checks (named by this config's keys), the rest here.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (key, p) in [
-            ("dropout", self.dropout),
-            ("token_dropout", self.token_dropout),
+            ("dropout", self.options.dropout),
+            ("token_dropout", self.options.token_dropout),
         ] {
             if !(p.is_finite() && (0.0..1.0).contains(&p)) {
                 return Err(ConfigError::new(key, format!("must be in [0, 1), got {p}")));
             }
         }
-        if !(self.embedding_std.is_finite() && self.embedding_std > 0.0) {
+        if !(self.options.embedding_std.is_finite() && self.options.embedding_std > 0.0) {
             return Err(ConfigError::new(
                 "embedding_std",
                 format!(
                     "must be a positive finite number, got {}",
-                    self.embedding_std
+                    self.options.embedding_std
                 ),
             ));
         }
@@ -126,36 +144,40 @@ impl ClassifierConfig {
             other => ConfigError::new("model", other.to_string()),
         };
         self.attention_config().validate().map_err(ours)?;
-        if self.pe {
+        if self.options.pe {
             self.positions_config().validate().map_err(ours)?;
         }
         Ok(())
     }
 
     fn attention_config(&self) -> MultiHeadAttentionConfig {
-        MultiHeadAttentionConfig::new(self.d_model, self.heads).with_dropout(self.attention_dropout)
+        MultiHeadAttentionConfig::new(self.options.d_model, self.options.heads)
+            .with_dropout(self.options.attention_dropout)
     }
 
     fn positions_config(&self) -> SinusoidalPositionalEncodingConfig {
-        SinusoidalPositionalEncodingConfig::new(self.d_model).with_max_len(self.max_len)
+        SinusoidalPositionalEncodingConfig::new(self.options.d_model).with_max_len(self.max_len)
     }
 
     /// Builds the model on `device`.
     pub fn init(&self, device: &Device) -> Classifier {
         Classifier {
-            embedding: EmbeddingConfig::new(self.vocab_size, self.d_model)
+            embedding: EmbeddingConfig::new(self.vocab_size, self.options.d_model)
                 .with_initializer(Initializer::Normal {
                     mean: 0.0,
-                    std: self.embedding_std,
+                    std: self.options.embedding_std,
                 })
                 .init(device),
-            token_dropout: DropoutConfig::new(self.token_dropout).init(),
-            positions: self.pe.then(|| self.positions_config().init(device)),
+            token_dropout: DropoutConfig::new(self.options.token_dropout).init(),
+            positions: self
+                .options
+                .pe
+                .then(|| self.positions_config().init(device)),
             // One head gets d_k = d_v = d_model: as many parameters as any head count.
             attention: self.attention_config().init(device),
-            norm: LayerNormConfig::new(self.d_model).init(device),
-            dropout: DropoutConfig::new(self.dropout).init(),
-            output: LinearConfig::new(self.d_model, self.n_classes).init(device),
+            norm: LayerNormConfig::new(self.options.d_model).init(device),
+            dropout: DropoutConfig::new(self.options.dropout).init(),
+            output: LinearConfig::new(self.options.d_model, self.n_classes).init(device),
         }
     }
 
@@ -167,7 +189,7 @@ impl ClassifierConfig {
             Ok(model) => return Ok(model),
             Err(error) => error,
         };
-        LegacyClassifier::from((self.init(device), self.heads))
+        LegacyClassifier::from((self.init(device), self.options.heads))
             .try_load_record(record)
             .map(Classifier::from)
             .map_err(|_| error)
@@ -281,11 +303,8 @@ mod tests {
     #[test]
     fn one_head_and_four_heads_have_the_same_size() {
         let device = Device::flex();
-        let single = ClassifierConfig::new(100, 2).with_heads(1).init(&device);
-        let multi = ClassifierConfig::new(100, 2)
-            .with_heads(4)
-            .with_pe(true)
-            .init(&device);
+        let single = classifier(100, 2, 1, 64, true).init(&device);
+        let multi = classifier(100, 2, 4, 64, true).init(&device);
         assert_eq!(single.num_params(), multi.num_params());
         // embedding + 4 projections + LayerNorm + output layer
         assert_eq!(
@@ -300,9 +319,7 @@ mod tests {
         let tokens = Tensor::<2, Int>::from_data([[2, 3, 4]], &device);
         let padding = Tensor::<2, Bool>::from_data([[false, false, false]], &device);
         for heads in [1, 2] {
-            let config = ClassifierConfig::new(10, 2)
-                .with_heads(heads)
-                .with_d_model(8);
+            let config = classifier(10, 2, heads, 8, true);
             let model = config.init(&device);
             let expected = values(model.logits(tokens.clone(), padding.clone()));
             // Saved as models were before they had one attention field.
@@ -313,9 +330,24 @@ mod tests {
                 expected
             );
         }
-        let other = ClassifierConfig::new(10, 2).with_d_model(16).init(&device);
-        let small = ClassifierConfig::new(10, 2).with_d_model(8);
+        let other = classifier(10, 2, 4, 16, true).init(&device);
+        let small = classifier(10, 2, 4, 8, true);
         assert!(small.load(other.into_record(), &device).is_err());
+    }
+
+    fn classifier(
+        vocab: usize,
+        classes: usize,
+        heads: usize,
+        d_model: usize,
+        pe: bool,
+    ) -> ClassifierConfig {
+        ClassifierConfig::new(vocab, classes).with_options(ModelOptions {
+            heads,
+            d_model,
+            pe,
+            ..ModelOptions::default()
+        })
     }
 
     fn values(t: Tensor<2>) -> Vec<f32> {
@@ -325,11 +357,7 @@ mod tests {
     #[test]
     fn forward_shapes_and_padding_invariance() {
         let device = Device::flex();
-        let model = ClassifierConfig::new(20, 3)
-            .with_heads(2)
-            .with_d_model(8)
-            .with_pe(true)
-            .init(&device);
+        let model = classifier(20, 3, 2, 8, true).init(&device);
         let tokens = Tensor::<2, Int>::from_data([[4, 5, 6, 0, 0]], &device);
         let mask = tokens.clone().equal_elem(0);
         let padded = model.forward(tokens, mask);
@@ -345,10 +373,7 @@ mod tests {
     fn logits_without_weights_match_the_full_forward() {
         let device = Device::flex();
         for heads in [1, 2] {
-            let model = ClassifierConfig::new(20, 3)
-                .with_heads(heads)
-                .with_d_model(8)
-                .init(&device);
+            let model = classifier(20, 3, heads, 8, true).init(&device);
             let tokens = Tensor::<2, Int>::from_data([[4, 5, 6, 0], [7, 0, 0, 0]], &device);
             let mask = tokens.clone().equal_elem(0);
             let full = model.forward(tokens.clone(), mask.clone()).logits;

@@ -83,9 +83,12 @@ fn recipe(config: &ExperimentConfig) -> String {
     let Ok(toml::Value::Table(table)) = toml::Value::try_from(config) else {
         return String::new();
     };
-    table
-        .iter()
-        .filter(|(key, _)| !PER_CONDITION.contains(&key.as_str()))
+    // The sections' keys are unique across sections, so they are named without the section.
+    let keys = table.iter().flat_map(|(key, value)| match value {
+        toml::Value::Table(section) => section.iter().collect::<Vec<_>>(),
+        _ => vec![(key, value)],
+    });
+    keys.filter(|(key, _)| !PER_CONDITION.contains(&key.as_str()))
         .map(|(key, value)| format!("`{key} = {value}`"))
         .collect::<Vec<_>>()
         .join(", ")

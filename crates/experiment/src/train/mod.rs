@@ -59,7 +59,7 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
     config.validate()?;
     let data = load_dataset(config)?;
     // Everything that can fail on user input fails before the output folder is touched.
-    let devices = backend::devices(config.backend, config.devices)?;
+    let devices = backend::devices(config.backend, config.train.devices)?;
     let _lock = run_dir::claim(&options.out, options.overwrite)?;
     let out = options.out.as_path();
 
@@ -87,7 +87,8 @@ pub fn resume(dir: &Path, backend: Option<Backend>, dashboard: bool) -> Result<S
             files::CONFIG
         );
     }
-    let mut config = ExperimentConfig::load(&config_path)?;
+    // Run folders recorded in the flat layout of 0.1 resume without a note.
+    let mut config = ExperimentConfig::read(&config_path)?.0;
     if let Some(backend) = backend {
         config.backend = backend;
     }
@@ -110,19 +111,19 @@ pub fn resume(dir: &Path, backend: Option<Backend>, dashboard: bool) -> Result<S
     if labels != data.labels {
         bail!(
             "{}: the dataset's labels {:?} differ from the run's {:?}",
-            config.dataset,
+            config.data.dataset,
             data.labels,
             labels
         );
     }
-    let devices = backend::devices(config.backend, config.devices)?;
+    let devices = backend::devices(config.backend, config.train.devices)?;
     let _lock = RunLock::acquire(dir)?;
     let epoch = resume_point(dir, &config, vocab.len(), data.n_classes())?;
     forget_epochs_after(dir, epoch)?;
     println!(
         "resuming {} after epoch {epoch} of {}",
         dir.display(),
-        config.epochs
+        config.train.epochs
     );
     let options = RunOptions {
         out: dir.to_path_buf(),
@@ -145,7 +146,7 @@ fn fit(
     let out = options.out.as_path();
     let device = devices[0].clone();
     // A resumed run continues with fresh RNG streams rather than replaying epoch 1's.
-    let seed = config.seed + start as u64;
+    let seed = config.train.seed + start as u64;
     device.seed(seed);
     let model_config = config.model_config(vocab.len(), data.n_classes());
     model_config
@@ -166,10 +167,10 @@ fn fit(
         data.n_classes(),
         vocab.len(),
         params,
-        config.heads,
-        if config.heads == 1 { "" } else { "s" },
-        config.d_model,
-        if config.pe { "on" } else { "off" },
+        config.model.heads,
+        if config.model.heads == 1 { "" } else { "s" },
+        config.model.d_model,
+        if config.model.pe { "on" } else { "off" },
         config.backend,
     );
 
@@ -179,12 +180,12 @@ fn fit(
     let batcher = config.batcher();
     // With several devices each takes its share of every step's batch (burn-train gives each
     // device its own loader over a slice of the split and sums their gradients).
-    let device_batch = config.batch_size.div_ceil(devices.len());
+    let device_batch = config.train.batch_size.div_ceil(devices.len());
     let train_loader = TextLoader::new(
         train_items.clone(),
         batcher.clone(),
         device_batch,
-        config.batching,
+        config.train.batching,
         device.clone().autodiff(),
     )
     .shuffle(seed);
@@ -192,23 +193,23 @@ fn fit(
     let valid_loader = TextLoader::new(
         valid_items.clone(),
         batcher.clone(),
-        config.batch_size,
+        config.train.batch_size,
         Batching::Bucket,
         device.clone(),
     );
 
     let optimizer = AdamWConfig::new()
-        .with_weight_decay(config.weight_decay as f32)
+        .with_weight_decay(config.train.weight_decay as f32)
         .init();
-    let iterations = config.epochs
+    let iterations = config.train.epochs
         * batch_count(
             data.train.len().div_ceil(devices.len()),
             device_batch,
-            config.batching,
+            config.train.batching,
         );
-    let scheduler = match config.schedule {
-        Schedule::Constant => config.lr.into(),
-        Schedule::Cosine => CosineAnnealingLrSchedulerConfig::new(config.lr, iterations)
+    let scheduler = match config.train.schedule {
+        Schedule::Constant => config.train.lr.into(),
+        Schedule::Cosine => CosineAnnealingLrSchedulerConfig::new(config.train.lr, iterations)
             .init()
             .map_err(|e| anyhow::anyhow!("invalid learning-rate schedule: {e}"))?,
     };
@@ -229,17 +230,17 @@ fn fit(
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(IterationSpeedMetric::new())
         .with_default_checkpointers()
-        .num_epochs(config.epochs)
+        .num_epochs(config.train.epochs)
         .with_interrupter(interrupter)
         .renderer(Box::new(renderer));
-    if config.patience > 0 {
+    if config.train.patience > 0 {
         training = training.early_stopping(MetricEarlyStoppingStrategy::new(
             &LossMetric::new(),
             Aggregate::Mean,
             Direction::Lowest,
             Split::Valid,
             StoppingCondition::NoImprovementSince {
-                n_epochs: config.patience,
+                n_epochs: config.train.patience,
             },
         ));
     }
@@ -260,7 +261,7 @@ fn fit(
     let started = Instant::now();
     let mut interrupted = false;
     // A run killed after its last epoch's checkpoint has nothing left to train.
-    if start < config.epochs {
+    if start < config.train.epochs {
         let result = training.launch(Learner::new(model, optimizer, scheduler));
         if let Some(error) = result.error {
             bail!("training failed: {error}");
@@ -306,7 +307,7 @@ fn fit(
         .save(out.join(files::MODEL))
         .map_err(|e| anyhow::anyhow!("saving the model: {e}"))?;
 
-    let batch_size = config.batch_size.max(64);
+    let batch_size = config.train.batch_size.max(64);
     let (train_loss, train_acc) = evaluate(&kept, train_items, &batcher, batch_size, &device);
     let (valid_loss, valid_acc) = evaluate(&kept, valid_items, &batcher, batch_size, &device);
     let test = data.test.as_ref().map(|t| {
@@ -322,10 +323,10 @@ fn fit(
     let summary = Summary {
         dataset: data.name.clone(),
         backend: config.backend.to_string(),
-        heads: config.heads,
-        d_model: config.d_model,
-        pe: config.pe,
-        seed: config.seed,
+        heads: config.model.heads,
+        d_model: config.model.d_model,
+        pe: config.model.pe,
+        seed: config.train.seed,
         params,
         epochs_run: epochs.len(),
         best_epoch: best.epoch,

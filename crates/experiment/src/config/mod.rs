@@ -10,12 +10,17 @@ pub use dataset::Batching;
 use dataset::{PadTo, TextBatcher};
 use serde::{Deserialize, Serialize};
 
-use crate::model::ConfigError;
+use crate::model::{ClassifierConfig, ConfigError, ModelOptions};
+
+pub mod flat;
+
+pub use flat::Moved;
 
 /// A compute backend, chosen at run time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
+    #[default]
     /// burn's pure-Rust CPU backend (the faster CPU backend here; see the README).
     Flex,
     /// The ndarray CPU backend (deprecated upstream in burn 0.22).
@@ -47,82 +52,98 @@ pub enum Schedule {
     Cosine,
 }
 
-/// Everything a training run depends on. Unknown keys in a file are an error.
+/// Everything a training run depends on, in three TOML sections and one top-level key:
 ///
-/// The keys are flat, the model's among them, rather than a nested model config with
-/// `#[serde(flatten)]`: serde ignores `deny_unknown_fields` across a flattened struct (a
-/// misspelt `hedas = 4` would pass silently) and toml then reports a wrong value in it at line
-/// 1, column 1 instead of at its key. The model's keys are checked by
-/// [`ClassifierConfig::validate`](crate::model::ClassifierConfig::validate).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// ```toml
+/// backend = "flex"
+/// [data]
+/// dataset = "sst2"
+/// [model]
+/// heads = 4
+/// [train]
+/// lr = 0.001
+/// ```
+///
+/// Keys left out keep their defaults; unknown keys are an error. Files with the flat keys of
+/// attention-lab 0.1 (`heads = 4` at the top) are still read (see [`Self::parse`]).
+/// The model's keys are [`ModelOptions`], declared and checked where the model is defined.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExperimentConfig {
-    /// Dataset: `synthetic`, `sst2`, or a folder path.
+    /// Compute backend.
+    pub backend: Backend,
+    /// Which data, and how texts become tokens.
+    pub data: DataConfig,
+    /// The classifier's hyperparameters.
+    pub model: ModelOptions,
+    /// The optimisation.
+    pub train: TrainConfig,
+}
+
+/// The `[data]` section: the dataset and its tokenisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Dataset: `synthetic`, `sst2`, or a folder path. Default: `synthetic`.
     pub dataset: String,
     /// Where named datasets are kept (default: `$ATTENTION_LAB_DATA`, else the user cache).
     pub data_dir: Option<PathBuf>,
-    /// Fetch a named dataset that is not in `data_dir`.
+    /// Fetch a named dataset that is not in `data_dir`. Default: false.
     pub download: bool,
-    /// Compute backend.
-    pub backend: Backend,
-    /// Devices training data-parallel (burn-train's multi-device strategy): each step splits
-    /// the batch across them and sums their gradients. On a CPU backend, that many worker
-    /// threads on the one processor.
-    pub devices: usize,
-    /// Attention heads; 1 is the single-head baseline (`d_k = d_v = d_model`).
-    pub heads: usize,
-    /// Embedding and attention width.
-    pub d_model: usize,
-    /// Add sinusoidal positional encoding to the embeddings.
-    pub pe: bool,
-    /// Dropout after the embedding and before the classifier.
-    pub dropout: f64,
-    /// Dropout on the attention weights.
-    pub attention_dropout: f64,
-    /// Probability of dropping a whole token's embedding while training.
-    pub token_dropout: f64,
-    /// Standard deviation of the embedding initialisation.
-    pub embedding_std: f64,
-    /// Training epochs (the most; early stopping may end sooner).
-    pub epochs: usize,
-    /// Examples per training batch.
-    pub batch_size: usize,
-    /// How training examples are grouped into batches: texts of similar length together
-    /// (`bucket`), or random draws (`shuffle`).
-    pub batching: Batching,
-    /// Peak learning rate (AdamW).
-    pub lr: f64,
-    /// AdamW's decoupled weight decay.
-    pub weight_decay: f64,
-    /// Learning-rate schedule.
-    pub schedule: Schedule,
-    /// Stop after this many epochs without a lower validation loss; 0 never stops early.
-    pub patience: usize,
-    /// Seed for initialisation, dropout and shuffling.
-    pub seed: u64,
-    /// Longest sequence in tokens; longer texts are truncated.
+    /// Longest sequence in tokens; longer texts are truncated (and the positional table is
+    /// this long). Default: 64.
     pub max_len: usize,
-    /// Words seen fewer times in the training split become `<unk>`.
+    /// Words seen fewer times in the training split become `<unk>`. Default: 1.
     pub min_freq: usize,
-    /// Largest vocabulary, `<pad>` and `<unk>` included.
+    /// Largest vocabulary, `<pad>` and `<unk>` included. Default: 30000.
     pub max_vocab: usize,
 }
 
-impl Default for ExperimentConfig {
+impl Default for DataConfig {
     fn default() -> Self {
         Self {
             dataset: "synthetic".into(),
             data_dir: None,
             download: false,
-            backend: Backend::Flex,
+            max_len: 64,
+            min_freq: 1,
+            max_vocab: 30_000,
+        }
+    }
+}
+
+/// The `[train]` section: the optimisation and its schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Devices training data-parallel (burn-train's multi-device strategy): each step splits
+    /// the batch across them and sums their gradients. On a CPU backend, that many worker
+    /// threads on the one processor. Default: 1.
+    pub devices: usize,
+    /// Training epochs (the most; early stopping may end sooner). Default: 10.
+    pub epochs: usize,
+    /// Examples per training batch. Default: 64.
+    pub batch_size: usize,
+    /// How training examples are grouped into batches: texts of similar length together
+    /// (`bucket`), or random draws (`shuffle`). Default: bucket.
+    pub batching: Batching,
+    /// Peak learning rate (AdamW). Default: 0.001.
+    pub lr: f64,
+    /// AdamW's decoupled weight decay. Default: 0.
+    pub weight_decay: f64,
+    /// Learning-rate schedule. Default: constant.
+    pub schedule: Schedule,
+    /// Stop after this many epochs without a lower validation loss; 0 never stops early.
+    /// Default: 3.
+    pub patience: usize,
+    /// Seed for initialisation, dropout and shuffling. Default: 42.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
             devices: 1,
-            heads: 4,
-            d_model: 64,
-            pe: true,
-            dropout: 0.1,
-            attention_dropout: 0.0,
-            token_dropout: 0.0,
-            embedding_std: 1.0,
             epochs: 10,
             batch_size: 64,
             batching: Batching::Bucket,
@@ -131,56 +152,83 @@ impl Default for ExperimentConfig {
             schedule: Schedule::Constant,
             patience: 3,
             seed: 42,
-            max_len: 64,
-            min_freq: 1,
-            max_vocab: 30_000,
         }
     }
 }
 
 impl ExperimentConfig {
-    /// Reads a TOML file; keys left out keep their defaults.
+    /// Reads a TOML file the user gave; keys left out keep their defaults. A file in the flat
+    /// layout of attention-lab 0.1 is read too, with a one-line note on stderr.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let (config, moved) = Self::read(path)?;
+        if let Some((key, section)) = moved.first() {
+            eprintln!(
+                "note: {}: top-level keys such as `{key}` are read as the [data], [model] and [train] keys they became in 0.2 (`{key}` under [{section}]); the file is left as it is",
+                path.display()
+            );
+        }
+        Ok(config)
+    }
+
+    /// Reads a TOML file, in either layout, with the keys [`Self::parse`] moved; errors name
+    /// the file.
+    pub fn read(path: &Path) -> anyhow::Result<(Self, Moved)> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Parses TOML text, also in the flat layout of attention-lab 0.1 (every key at the top,
+    /// as in run folders recorded then). Returns the configuration and each flat key that was
+    /// moved into its section, as `(key, section)`. Errors are one line.
+    pub fn parse(text: &str) -> Result<(Self, Moved), String> {
+        let error = |e: toml::de::Error| one_line(&e.to_string());
+        let mut table: toml::Table = toml::from_str(text).map_err(error)?;
+        let moved = flat::into_sections(&mut table)?;
+        let config = if moved.is_empty() {
+            // From the text, so that a wrong value is reported at its line and column.
+            toml::from_str(text).map_err(error)?
+        } else {
+            table.try_into().map_err(error)?
+        };
+        Ok((config, moved))
     }
 
     /// Checks every value, returning the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |key, reason: String| Err(ConfigError { key, reason });
-        if self.epochs == 0 {
+        let train = &self.train;
+        if train.epochs == 0 {
             return err("epochs", "must be at least 1".into());
         }
-        if self.batch_size == 0 {
+        if train.batch_size == 0 {
             return err("batch_size", "must be at least 1".into());
         }
-        if self.devices == 0 {
+        if train.devices == 0 {
             return err("devices", "must be at least 1".into());
         }
-        if self.devices > self.batch_size {
+        if train.devices > train.batch_size {
             return err(
                 "devices",
                 format!(
                     "{} devices cannot split batches of {}; use at most batch_size devices",
-                    self.devices, self.batch_size
+                    train.devices, train.batch_size
                 ),
             );
         }
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
-            return err("lr", format!("must be in (0, 1], got {}", self.lr));
+        if !(train.lr.is_finite() && train.lr > 0.0 && train.lr <= 1.0) {
+            return err("lr", format!("must be in (0, 1], got {}", train.lr));
         }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+        if !(train.weight_decay.is_finite() && train.weight_decay >= 0.0) {
             return err(
                 "weight_decay",
-                format!("must be >= 0, got {}", self.weight_decay),
+                format!("must be >= 0, got {}", train.weight_decay),
             );
         }
-        if self.max_len == 0 {
+        if self.data.max_len == 0 {
             return err("max_len", "must be at least 1".into());
         }
-        if self.max_vocab < 3 {
+        if self.data.max_vocab < 3 {
             return err(
                 "max_vocab",
                 "must be at least 3 (<pad>, <unk> and one word)".into(),
@@ -192,20 +240,10 @@ impl ExperimentConfig {
     }
 
     /// The classifier this configuration trains, for a vocabulary and a number of classes.
-    pub fn model_config(
-        &self,
-        vocab_size: usize,
-        n_classes: usize,
-    ) -> crate::model::ClassifierConfig {
-        crate::model::ClassifierConfig::new(vocab_size, n_classes)
-            .with_d_model(self.d_model)
-            .with_heads(self.heads)
-            .with_pe(self.pe)
-            .with_max_len(self.max_len)
-            .with_dropout(self.dropout)
-            .with_attention_dropout(self.attention_dropout)
-            .with_token_dropout(self.token_dropout)
-            .with_embedding_std(self.embedding_std)
+    pub fn model_config(&self, vocab_size: usize, n_classes: usize) -> ClassifierConfig {
+        ClassifierConfig::new(vocab_size, n_classes)
+            .with_max_len(self.data.max_len)
+            .with_options(self.model.clone())
     }
 
     /// How batches are padded: to a short ladder of lengths on GPU backends, which compile and
@@ -220,13 +258,13 @@ impl ExperimentConfig {
 
     /// The batcher for this configuration's `max_len` and backend.
     pub fn batcher(&self) -> TextBatcher {
-        TextBatcher::new(self.max_len).with_pad_to(self.pad_to())
+        TextBatcher::new(self.data.max_len).with_pad_to(self.pad_to())
     }
 
     /// The dataset's short name: `synthetic`, `sst2`, or a folder's last component.
     pub fn dataset_name(&self) -> String {
-        Path::new(&self.dataset).file_name().map_or_else(
-            || self.dataset.clone(),
+        Path::new(&self.data.dataset).file_name().map_or_else(
+            || self.data.dataset.clone(),
             |n| n.to_string_lossy().into_owned(),
         )
     }
@@ -234,8 +272,8 @@ impl ExperimentConfig {
     /// A short run name: `synthetic-h4-pe-s42`.
     pub fn run_name(&self) -> String {
         let dataset = self.dataset_name();
-        let pe = if self.pe { "-pe" } else { "" };
-        format!("{dataset}-h{}{pe}-s{}", self.heads, self.seed)
+        let pe = if self.model.pe { "-pe" } else { "" };
+        format!("{dataset}-h{}{pe}-s{}", self.model.heads, self.train.seed)
     }
 
     /// The configuration as TOML.
@@ -281,35 +319,38 @@ mod tests {
             c.validate().unwrap_err().to_string()
         };
         assert_eq!(
-            bad(|c| c.heads = 3),
+            bad(|c| c.model.heads = 3),
             "invalid heads: 3 heads do not divide d_model = 64; pick a divisor of d_model"
         );
         assert_eq!(
             bad(|c| {
-                c.heads = 1;
-                c.d_model = 63;
+                c.model.heads = 1;
+                c.model.d_model = 63;
             }),
             "invalid d_model: the sinusoidal table pairs sin and cos columns, so d_model must be even and > 0, got 63"
         );
         assert_eq!(
-            bad(|c| c.attention_dropout = 1.0),
+            bad(|c| c.model.attention_dropout = 1.0),
             "invalid attention_dropout: must be in [0, 1), got 1"
         );
-        assert_eq!(bad(|c| c.epochs = 0), "invalid epochs: must be at least 1");
         assert_eq!(
-            bad(|c| c.token_dropout = 1.5),
+            bad(|c| c.train.epochs = 0),
+            "invalid epochs: must be at least 1"
+        );
+        assert_eq!(
+            bad(|c| c.model.token_dropout = 1.5),
             "invalid token_dropout: must be in [0, 1), got 1.5"
         );
         assert_eq!(
-            bad(|c| c.embedding_std = f64::NAN),
+            bad(|c| c.model.embedding_std = f64::NAN),
             "invalid embedding_std: must be a positive finite number, got NaN"
         );
         assert_eq!(
-            bad(|c| c.lr = -1.0),
+            bad(|c| c.train.lr = -1.0),
             "invalid lr: must be in (0, 1], got -1"
         );
         assert_eq!(
-            bad(|c| c.max_len = 0),
+            bad(|c| c.data.max_len = 0),
             "invalid max_len: must be at least 1"
         );
     }
@@ -318,14 +359,17 @@ mod tests {
     fn unknown_keys_and_wrong_types_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "heads = 2\nlearning_rate = 0.1\n").unwrap();
+        std::fs::write(&path, "[model]\nheads = 2\n[train]\nlearning_rate = 0.1\n").unwrap();
         let err = ExperimentConfig::load(&path).unwrap_err().to_string();
         assert!(
             err.contains("c.toml") && err.contains("unknown field `learning_rate`"),
             "{err}"
         );
-        std::fs::write(&path, "heads = \"two\"\n").unwrap();
+        std::fs::write(&path, "[model]\nheads = \"two\"\n").unwrap();
         let err = ExperimentConfig::load(&path).unwrap_err().to_string();
-        assert!(err.contains("invalid type") && !err.contains('\n'), "{err}");
+        assert!(
+            err.contains("invalid type") && err.contains("line 2") && !err.contains('\n'),
+            "{err}"
+        );
     }
 }
