@@ -70,19 +70,26 @@
 //! ```
 
 mod error;
+mod learned;
 pub mod mask;
 mod multi_head;
 mod positional;
+mod positions;
 mod pytorch;
 mod scaled_dot_product;
 mod single_head;
 
 pub use error::AttentionError;
+pub use learned::{LearnedPositionalEmbedding, LearnedPositionalEmbeddingConfig};
 pub use multi_head::{
     AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig, MultiHeadOutput,
 };
 pub use positional::{
     SinusoidalPositionalEncoding, SinusoidalPositionalEncodingConfig, sinusoid_table,
+};
+pub use positions::{
+    AlibiBias, AttentionPositions, PositionsInAttention, RelativePositionBias, RotaryPositions,
+    alibi_slopes, relative_position_bucket,
 };
 pub use scaled_dot_product::{
     AttentionOutput, ScaledDotProductAttention, ScaledDotProductAttentionConfig,

@@ -6,8 +6,8 @@ use burn::{
 };
 
 use crate::{
-    AttentionError, ScaledDotProductAttention, ScaledDotProductAttentionConfig,
-    mask::to_scores_mask,
+    AttentionError, AttentionPositions, PositionsInAttention, ScaledDotProductAttention,
+    ScaledDotProductAttentionConfig, mask::to_scores_mask,
 };
 
 /// Configuration of [`MultiHeadAttention`].
@@ -35,6 +35,10 @@ pub struct MultiHeadAttentionConfig {
         default = "Initializer::KaimingUniform{gain: 0.577_350_269_189_625_8, fan_out_only: false}"
     )]
     pub initializer: Initializer,
+    /// Positions inside attention: RoPE on q and k, or an ALiBi or T5 relative score bias.
+    /// Default: [`AttentionPositions::None`].
+    #[config(default = "AttentionPositions::None")]
+    pub positions: AttentionPositions,
 }
 
 impl MultiHeadAttentionConfig {
@@ -69,7 +73,8 @@ impl MultiHeadAttentionConfig {
 
     /// Checks the values without building anything.
     pub fn validate(&self) -> Result<(), AttentionError> {
-        self.head_dims()?;
+        let (d_k, _) = self.head_dims()?;
+        self.positions.validate(d_k)?;
         self.attention_config().validate()
     }
 
@@ -84,9 +89,10 @@ impl MultiHeadAttentionConfig {
     /// # Panics
     /// When [`validate`](Self::validate) fails; call it first to get the error as a value.
     pub fn init(&self, device: &Device) -> MultiHeadAttention {
-        let (d_k, d_v) = self
-            .head_dims()
-            .unwrap_or_else(|err| panic!("MultiHeadAttentionConfig: {err}"));
+        if let Err(err) = self.validate() {
+            panic!("MultiHeadAttentionConfig: {err}");
+        }
+        let (d_k, d_v) = self.head_dims().expect("validated");
         let linear = |d_in, d_out| {
             LinearConfig::new(d_in, d_out)
                 .with_bias(self.bias)
@@ -99,6 +105,7 @@ impl MultiHeadAttentionConfig {
             w_v: linear(self.d_model, self.n_heads * d_v),
             w_o: linear(self.n_heads * d_v, self.d_model),
             attention: self.attention_config().init(),
+            positions: PositionsInAttention::new(&self.positions, self.n_heads, device),
             d_model: self.d_model,
             n_heads: self.n_heads,
             d_k,
@@ -134,6 +141,8 @@ pub struct MultiHeadAttention {
     pub w_o: Linear,
     /// The per-head attention.
     pub attention: ScaledDotProductAttention,
+    /// Positions inside attention (all `None` without them).
+    pub positions: PositionsInAttention,
     /// Width of the inputs and outputs.
     pub d_model: usize,
     /// Number of heads.
@@ -158,6 +167,10 @@ pub struct AttentionInput {
     pub mask_padding: Option<Tensor<2, Bool>>,
     /// `[batch, l_q, l_k]`, `true` = masked; shared by all heads.
     pub mask_attention: Option<Tensor<3, Bool>>,
+    /// Position of the first query, for positions inside attention. Default: 0.
+    pub query_offset: usize,
+    /// Position of the first key. Default: 0.
+    pub key_offset: usize,
 }
 
 impl AttentionInput {
@@ -169,6 +182,8 @@ impl AttentionInput {
             value,
             mask_padding: None,
             mask_attention: None,
+            query_offset: 0,
+            key_offset: 0,
         }
     }
 
@@ -191,6 +206,15 @@ impl AttentionInput {
     /// Masks arbitrary (query, key) pairs, `[batch, l_q, l_k]`, `true` = masked.
     pub fn mask_attention(mut self, mask: Tensor<3, Bool>) -> Self {
         self.mask_attention = Some(mask);
+        self
+    }
+
+    /// Positions of the first query and the first key (RoPE, ALiBi and relative bias use
+    /// them): a decoder's new token at position `n` attending to a cache of `n + 1` keys is
+    /// `offsets(n, 0)`.
+    pub fn offsets(mut self, query: usize, key: usize) -> Self {
+        self.query_offset = query;
+        self.key_offset = key;
         self
     }
 
@@ -278,8 +302,8 @@ impl MultiHeadAttention {
     pub fn forward(&self, input: AttentionInput) -> MultiHeadOutput {
         let [batch, l_q, _] = input.query.dims();
         let mask = input.scores_mask();
-        let (q, k, v) = self.project(input);
-        let out = self.attention.forward(q, k, v, mask);
+        let (q, k, v, bias) = self.project(input);
+        let out = self.attention.forward_with_bias(q, k, v, mask, bias);
         MultiHeadOutput {
             context: self.merge_heads(out.context, batch, l_q),
             weights: out.weights,
@@ -299,8 +323,10 @@ impl MultiHeadAttention {
     pub fn forward_context(&self, input: AttentionInput) -> Tensor<3> {
         let [batch, l_q, _] = input.query.dims();
         let mask = input.scores_mask();
-        let (q, k, v) = self.project(input);
-        let context = self.attention.forward_context(q, k, v, mask);
+        let (q, k, v, bias) = self.project(input);
+        let context = self
+            .attention
+            .forward_context_with_bias(q, k, v, mask, bias);
         self.merge_heads(context, batch, l_q)
     }
 
@@ -319,12 +345,24 @@ impl MultiHeadAttention {
         self.d_model
     }
 
-    /// Projects and splits into heads: `[batch, heads, l, d]` each.
-    fn project(&self, input: AttentionInput) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    /// Projects and splits into heads (`[batch, heads, l, d]` each), with the positions inside
+    /// attention applied: q and k rotated (RoPE), or the score bias `[1, heads, l_q, l_k]`.
+    #[allow(clippy::type_complexity)]
+    fn project(
+        &self,
+        input: AttentionInput,
+    ) -> (Tensor<4>, Tensor<4>, Tensor<4>, Option<Tensor<4>>) {
+        let (l_q, l_k) = (input.query.dims()[1], input.key.dims()[1]);
+        let device = input.query.device();
         let q = split_heads(self.w_q.forward(input.query), self.n_heads, self.d_k);
         let k = split_heads(self.w_k.forward(input.key), self.n_heads, self.d_k);
         let v = split_heads(self.w_v.forward(input.value), self.n_heads, self.d_v);
-        (q, k, v)
+        let q = self.positions.rotate(q, input.query_offset);
+        let k = self.positions.rotate(k, input.key_offset);
+        let bias = self
+            .positions
+            .bias(l_q, l_k, input.query_offset, input.key_offset, &device);
+        (q, k, v, bias)
     }
 
     /// `[batch, heads, l_q, d_v]` → concatenated heads → `w_o` → `[batch, l_q, d_model]`.

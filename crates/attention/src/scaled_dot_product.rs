@@ -104,9 +104,28 @@ impl ScaledDotProductAttention {
         v: Tensor<4>,
         mask: Option<Tensor<4, Bool>>,
     ) -> AttentionOutput {
+        self.forward_with_bias(q, k, v, mask, None)
+    }
+
+    /// [`forward`](Self::forward) with `bias` added to the scaled scores before the softmax
+    /// (ALiBi, relative position biases); masked entries stay masked.
+    ///
+    /// # Shapes
+    /// As [`forward`](Self::forward); `bias` broadcastable to `[batch, heads, l_q, l_k]`.
+    pub fn forward_with_bias(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Option<Tensor<4, Bool>>,
+        bias: Option<Tensor<4>>,
+    ) -> AttentionOutput {
         let temperature = self.temperature_for(q.dims()[3]);
         // Scaling q rather than the scores touches d_k values per query instead of l_k.
-        let scores = q.div_scalar(temperature).matmul(k.swap_dims(2, 3));
+        let mut scores = q.div_scalar(temperature).matmul(k.swap_dims(2, 3));
+        if let Some(bias) = bias {
+            scores = scores + bias;
+        }
         let weights = self.dropout.forward(masked_softmax(scores, mask));
         let context = weights.clone().matmul(v);
         AttentionOutput { context, weights }
@@ -127,16 +146,35 @@ impl ScaledDotProductAttention {
         v: Tensor<4>,
         mask: Option<Tensor<4, Bool>>,
     ) -> Tensor<4> {
+        self.forward_context_with_bias(q, k, v, mask, None)
+    }
+
+    /// [`forward_context`](Self::forward_context) with a score bias, passed to burn's fused
+    /// kernel as its `attn_bias` (expanded to the full `[batch, heads, l_q, l_k]` it expects).
+    ///
+    /// # Shapes
+    /// As [`forward_with_bias`](Self::forward_with_bias); returns `[batch, heads, l_q, d_v]`.
+    pub fn forward_context_with_bias(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Option<Tensor<4, Bool>>,
+        bias: Option<Tensor<4>>,
+    ) -> Tensor<4> {
         if q.device().is_autodiff() {
-            return self.forward(q, k, v, mask).context;
+            return self.forward_with_bias(q, k, v, mask, bias).context;
         }
+        let [batch, heads, l_q, _] = q.dims();
+        let l_k = k.dims()[2];
+        let bias = bias.map(|b| b.expand([batch, heads, l_q, l_k]));
         let options = AttentionModuleOptions {
             // `None` lets CubeCL backends pick their flash kernels; they only take the default scale.
             scale: self.temperature.map(|t| 1.0 / t),
             softcap: None,
             is_causal: false,
         };
-        attention(q, k, v, mask, None, options)
+        attention(q, k, v, mask, bias, options)
     }
 
     /// The divisor applied to the scores for keys of width `d_k`.

@@ -107,7 +107,8 @@ fn safetensors_round_trip_keeps_names_layout_and_values() {
         case.module.save_pytorch_safetensors(&saved).unwrap();
 
         // Same names, shapes and values as the file PyTorch wrote.
-        let original = std::fs::read(fixture_path(&format!("{name}.safetensors"))).unwrap();
+        let weights = weights_file(&case.json);
+        let original = std::fs::read(fixture_path(&format!("{weights}.safetensors"))).unwrap();
         let original = safetensors::SafeTensors::deserialize(&original).unwrap();
         let written = std::fs::read(&saved).unwrap();
         let written = safetensors::SafeTensors::deserialize(&written).unwrap();

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use attention::{AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig};
+use attention::{AttentionInput, AttentionPositions, MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::prelude::*;
 use serde_json::Value;
 
@@ -112,6 +112,34 @@ pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().unwrap()
 }
 
+/// The case whose `.safetensors` holds a case's projection weights: its own, or for the
+/// `positions_*` cases the base case named by `weights_from`.
+pub fn weights_file(json: &Value) -> String {
+    json.get("weights_from")
+        .or_else(|| json.get("name"))
+        .and_then(Value::as_str)
+        .expect("a case names itself")
+        .to_string()
+}
+
+/// A case's positions inside attention (none when the JSON has no `positions`).
+pub fn positions(json: &Value) -> AttentionPositions {
+    let number = |key: &str| json[key].as_u64().unwrap() as usize;
+    match json["kind"].as_str() {
+        None | Some("none") => AttentionPositions::None,
+        Some("rope") => AttentionPositions::Rope {
+            base: json["base"].as_f64().unwrap(),
+        },
+        Some("alibi") => AttentionPositions::Alibi,
+        Some("relative") => AttentionPositions::Relative {
+            num_buckets: number("num_buckets"),
+            max_distance: number("max_distance"),
+            bidirectional: json["bidirectional"].as_bool().unwrap(),
+        },
+        Some(other) => panic!("unknown positions kind {other}"),
+    }
+}
+
 /// A reference case, ready to run on `device`.
 pub struct Case {
     pub name: String,
@@ -124,16 +152,26 @@ impl Case {
     pub fn load(name: &str, device: &Device) -> Self {
         let json = load_json(&format!("{name}.json"));
         let get = |k: &str| json[k].as_u64().unwrap() as usize;
-        let module = MultiHeadAttentionConfig::new(get("d_model"), get("n_head"))
+        let mut module = MultiHeadAttentionConfig::new(get("d_model"), get("n_head"))
             .with_d_k(Some(get("d_k")))
             .with_d_v(Some(get("d_v")))
+            .with_positions(positions(&json["positions"]))
             .init(device)
-            .load_pytorch_safetensors(fixture_path(&format!("{name}.safetensors")))
+            .load_pytorch_safetensors(fixture_path(&format!(
+                "{}.safetensors",
+                weights_file(&json)
+            )))
             .expect("reference weights load");
+        if let Some(relative) = module.positions.relative.as_mut() {
+            let table = tensor::<2>(&json["positions"]["table"], device);
+            relative.embedding.weight = burn::module::Param::from_tensor(table);
+        }
         let q = tensor::<3>(&json["q"], device);
         let k = tensor::<3>(&json["k"], device);
         let v = tensor::<3>(&json["v"], device);
-        let mut input = AttentionInput::new(q, k, v);
+        let offset = |key: &str| json[key].as_u64().unwrap_or(0) as usize;
+        let mut input =
+            AttentionInput::new(q, k, v).offsets(offset("query_offset"), offset("key_offset"));
         if !json["mask"].is_null() {
             // The reference marks keys to attend with 1; burn masks with `true`.
             let attend = tensor::<3>(&json["mask"], device);
