@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use experiment::config::{Backend, Batching, ExperimentConfig, Schedule};
+use experiment::{
+    config::{Backend, Batching, ExperimentConfig, Schedule},
+    model::Positions,
+};
 
 /// Train a self-attention text classifier with burn and compare single-head, multi-head and
 /// positional-encoding variants. With no subcommand, `train` runs with the defaults: 4 heads,
@@ -35,7 +38,7 @@ pub enum Command {
 #[derive(Args, Debug, Default)]
 pub struct RecipeArgs {
     /// TOML file with any of the keys below (snake_case) in its section: `backend` at the top,
-    /// then `[data]` (dataset … min_freq, max_vocab), `[model]` (heads, pe, d_model, the
+    /// then `[data]` (dataset … min_freq, max_vocab), `[model]` (heads, positions, d_model, the
     /// dropouts, embedding_std), `[train]` (devices, epochs … seed).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -100,8 +103,13 @@ pub struct TrainArgs {
     /// Attention heads; 1 is the single-head baseline with d_k = d_v = d_model [default: 4].
     #[arg(long)]
     pub heads: Option<usize>,
-    /// Sinusoidal positional encoding on or off [default: true].
-    #[arg(long, value_name = "BOOL")]
+    /// Where positions come from: added to the embeddings (sinusoidal, learned), inside the
+    /// attention (rope, alibi, relative: T5's bias), or none [default: sinusoidal].
+    #[arg(long, value_enum)]
+    pub positions: Option<Positions>,
+    /// Sinusoidal positional encoding on or off: `--pe true` is `--positions sinusoidal`,
+    /// `--pe false` is `--positions none`.
+    #[arg(long, value_name = "BOOL", conflicts_with = "positions")]
     pub pe: Option<bool>,
     /// Seed for initialisation, dropout and shuffling [default: 42].
     #[arg(long)]
@@ -117,7 +125,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "config", "dataset", "data_dir", "download", "devices", "d_model", "dropout", "attention_dropout",
         "token_dropout", "embedding_std", "epochs", "batch_size", "batching", "lr", "weight_decay",
-        "schedule", "patience", "max_len", "min_freq", "heads", "pe", "seed", "out", "overwrite",
+        "schedule", "patience", "max_len", "min_freq", "heads", "positions", "pe", "seed", "out", "overwrite",
     ])]
     pub resume: Option<PathBuf>,
     /// Print a compact log instead of the terminal dashboard (automatic when not a terminal).
@@ -233,7 +241,14 @@ impl RecipeArgs {
 impl TrainArgs {
     pub fn resolve(&self) -> Result<ExperimentConfig> {
         let mut c = self.recipe.resolve()?;
-        set!(self, c.model: heads, pe);
+        set!(self, c.model: heads, positions);
+        if let Some(pe) = self.pe {
+            c.model.positions = if pe {
+                Positions::Sinusoidal
+            } else {
+                Positions::None
+            };
+        }
         set!(self, c.train: seed);
         c.validate()?;
         Ok(c)

@@ -12,6 +12,7 @@ use crate::{
     backend,
     config::ExperimentConfig,
     data::load_dataset,
+    model::Positions,
     report::{self, Report},
     report::{Condition, RunResult},
     run_dir::{self, Summary, files},
@@ -73,7 +74,11 @@ pub fn compare(
     {
         let mut config = base.clone();
         config.model.heads = condition.heads;
-        config.model.pe = condition.pe;
+        config.model.positions = if condition.pe {
+            Positions::Sinusoidal
+        } else {
+            Positions::None
+        };
         config.train.seed = seed;
         config
             .validate()

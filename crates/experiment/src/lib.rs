@@ -28,14 +28,15 @@
 //! let config = ExperimentConfig::default();
 //! assert_eq!(config.run_name(), "synthetic-h4-pe-s42");
 //! let model = config.model_config(178, 2); // vocabulary size, classes
-//! assert_eq!((model.options.heads, model.options.d_model, model.options.pe), (4, 64, true));
+//! assert_eq!((model.options.heads, model.options.d_model), (4, 64));
+//! assert_eq!(model.options.positions, experiment::model::Positions::Sinusoidal);
 //! let mut three = config.clone();
 //! three.model.heads = 3;
 //! assert!(three.validate().is_err()); // 3 does not divide 64
 //!
 //! // A TOML file has a section per part ([data], [model], [train]); keys left out keep defaults.
-//! let (read, _) = ExperimentConfig::parse("[model]\nheads = 1\npe = false\n").unwrap();
-//! assert_eq!(read.run_name(), "synthetic-h1-s42");
+//! let (read, _) = ExperimentConfig::parse("[model]\nheads = 1\npositions = \"rope\"\n").unwrap();
+//! assert_eq!(read.run_name(), "synthetic-h1-rope-s42");
 //! ```
 
 pub mod analysis;

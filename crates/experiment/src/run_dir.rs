@@ -175,7 +175,12 @@ pub struct Summary {
     pub backend: String,
     pub heads: usize,
     pub d_model: usize,
+    /// Any positions (every scheme but `none`).
     pub pe: bool,
+    /// The position scheme (absent in summaries written before there was a choice, when `pe`
+    /// meant the sinusoidal table).
+    #[serde(default)]
+    pub positions: Option<crate::model::Positions>,
     pub seed: u64,
     pub params: usize,
     pub epochs_run: usize,

@@ -41,6 +41,11 @@ fn flat_keys(value: serde_json::Value) -> serde_json::Map<String, serde_json::Va
     if let Some(serde_json::Value::Object(options)) = map.remove("options") {
         map.extend(options);
     }
+    // 0.1's only position switch.
+    if let Some(serde_json::Value::Bool(pe)) = map.remove("pe") {
+        let positions = if pe { "sinusoidal" } else { "none" };
+        map.insert("positions".into(), positions.into());
+    }
     map
 }
 

@@ -184,7 +184,7 @@ fn every_flag_reaches_the_saved_configuration() {
     let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
     let expected = flags.iter().map(|(_, line)| *line).chain([
         "schedule = \"cosine\"",
-        "pe = false",
+        "positions = \"none\"",
         "heads = 2",
         "d_model = 16",
         "batch_size = 32",

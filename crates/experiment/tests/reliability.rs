@@ -342,14 +342,20 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
     let flat = |dir: &Path| {
         let config = dir.join("config.toml");
         let text = std::fs::read_to_string(&config).unwrap();
-        let keys: Vec<&str> = text.lines().filter(|l| !l.starts_with('[')).collect();
+        // 0.1 had `pe` where `positions` is now.
+        let keys: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with('['))
+            .map(|l| l.replace("positions = \"sinusoidal\"", "pe = true"))
+            .collect();
+        assert!(keys.iter().any(|l| l == "pe = true"), "{text}");
         std::fs::write(&config, keys.join("\n")).unwrap();
         let mut model = json(&dir.join("model.json"));
-        let options = model.as_object_mut().unwrap().remove("options").unwrap();
-        model
-            .as_object_mut()
-            .unwrap()
-            .extend(options.as_object().unwrap().clone());
+        let mut options = model.as_object_mut().unwrap().remove("options").unwrap();
+        let options = options.as_object_mut().unwrap();
+        options.remove("positions");
+        options.insert("pe".into(), true.into());
+        model.as_object_mut().unwrap().extend(options.clone());
         std::fs::write(dir.join("model.json"), model.to_string()).unwrap();
     };
     let legacy = copy("legacy");
@@ -471,6 +477,16 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
             "flag: token dropout 1.5",
             args(&["--token-dropout", "1.5"]),
             "invalid token_dropout: must be in [0, 1), got 1.5",
+        ),
+        case(
+            "flag: unknown position scheme",
+            args(&["--positions", "spiral"]),
+            "invalid value 'spiral' for '--positions <POSITIONS>'",
+        ),
+        case(
+            "config: unknown position scheme",
+            with_config("positions.toml", "[model]\npositions = \"spiral\"\n"),
+            "unknown variant `spiral`",
         ),
         case(
             "flag: embedding std 0",

@@ -70,12 +70,35 @@ pub(crate) fn into_sections(table: &mut toml::Table) -> Result<Moved, String> {
             moved.push(((*key).to_string(), section));
         }
     }
+    pe_to_positions(table, &mut moved)?;
     Ok(moved)
+}
+
+/// `pe = true|false` under [model] (0.1's only position switch) becomes `positions =
+/// "sinusoidal"|"none"`.
+fn pe_to_positions(table: &mut toml::Table, moved: &mut Moved) -> Result<(), String> {
+    let Some(toml::Value::Table(model)) = table.get_mut("model") else {
+        return Ok(());
+    };
+    let Some(pe) = model.remove("pe") else {
+        return Ok(());
+    };
+    let toml::Value::Boolean(pe) = pe else {
+        return Err(format!("`pe` must be true or false, got {pe}"));
+    };
+    if model.contains_key("positions") {
+        return Err("`pe` and `positions` are both given; keep `positions` (pe = true is positions = \"sinusoidal\")".into());
+    }
+    let positions = if pe { "sinusoidal" } else { "none" };
+    model.insert("positions".into(), toml::Value::String(positions.into()));
+    moved.push(("pe".into(), "model"));
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::ExperimentConfig;
+    use crate::model::Positions;
 
     #[test]
     fn flat_files_of_earlier_versions_read_into_their_sections() {
@@ -85,18 +108,27 @@ mod tests {
         let mut expected = ExperimentConfig::default();
         expected.data.dataset = "sst2".into();
         expected.model.heads = 1;
-        expected.model.pe = false;
+        expected.model.positions = Positions::None;
         expected.train.lr = 0.002;
         expected.train.seed = 7;
         assert_eq!(config, expected);
-        assert_eq!(moved.len(), 5);
+        assert_eq!(moved.len(), 6); // and `pe`, read as `positions`
         assert_eq!(moved[0], ("dataset".to_string(), "data"));
         // The sectioned text of the same configuration reads the same, and moves nothing.
         let (again, moved) = ExperimentConfig::parse(&config.to_toml()).unwrap();
         assert_eq!((again, moved.len()), (expected, 0));
         // A flat key next to its section still reads; the same key in both places is an error.
         let (mixed, _) = ExperimentConfig::parse("heads = 2\n[model]\npe = false\n").unwrap();
-        assert_eq!((mixed.model.heads, mixed.model.pe), (2, false));
+        assert_eq!(
+            (mixed.model.heads, mixed.model.positions),
+            (2, Positions::None)
+        );
+        // `pe` in [model] reads as `positions`; with `positions` too it is an error.
+        let (pe, _) = ExperimentConfig::parse("[model]\npe = true\n").unwrap();
+        assert_eq!(pe.model.positions, Positions::Sinusoidal);
+        let err =
+            ExperimentConfig::parse("[model]\npe = true\npositions = \"rope\"\n").unwrap_err();
+        assert!(err.contains("`pe` and `positions` are both given"), "{err}");
         let err = ExperimentConfig::parse("heads = 2\n[model]\nheads = 8\n").unwrap_err();
         assert!(err.contains("`heads` is given twice"), "{err}");
         // A flat misspelt key is still unknown.

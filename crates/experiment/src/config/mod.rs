@@ -10,7 +10,7 @@ pub use dataset::Batching;
 use dataset::{PadTo, TextBatcher};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ClassifierConfig, ConfigError, ModelOptions};
+use crate::model::{ClassifierConfig, ConfigError, ModelOptions, Positions};
 
 pub mod flat;
 
@@ -272,8 +272,16 @@ impl ExperimentConfig {
     /// A short run name: `synthetic-h4-pe-s42`.
     pub fn run_name(&self) -> String {
         let dataset = self.dataset_name();
-        let pe = if self.model.pe { "-pe" } else { "" };
-        format!("{dataset}-h{}{pe}-s{}", self.model.heads, self.train.seed)
+        // `-pe` for the sinusoidal table, as run folders were named before the other schemes.
+        let positions = match self.model.positions {
+            Positions::None => String::new(),
+            Positions::Sinusoidal => "-pe".into(),
+            other => format!("-{}", other.name()),
+        };
+        format!(
+            "{dataset}-h{}{positions}-s{}",
+            self.model.heads, self.train.seed
+        )
     }
 
     /// The configuration as TOML.

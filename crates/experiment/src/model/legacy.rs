@@ -48,6 +48,7 @@ impl From<LegacyClassifier> for Classifier {
             embedding: c.embedding,
             token_dropout: c.token_dropout,
             positions: c.positions,
+            learned: None,
             attention: c
                 .single
                 .or(c.multi)

@@ -2,7 +2,8 @@
 //! self-attention → residual + LayerNorm → masked mean → dropout → linear.
 
 use attention::{
-    AttentionError, AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig,
+    AttentionError, AttentionInput, AttentionPositions, LearnedPositionalEmbedding,
+    LearnedPositionalEmbeddingConfig, MultiHeadAttention, MultiHeadAttentionConfig,
     SinusoidalPositionalEncoding, SinusoidalPositionalEncodingConfig,
 };
 use burn::{
@@ -31,8 +32,9 @@ pub struct ModelOptions {
     /// Attention heads; 1 builds the single-head baseline with `d_k = d_v = d_model`, which has
     /// as many parameters as the multi-head model. Default: 4.
     pub heads: usize,
-    /// Add sinusoidal positional encoding. Default: true.
-    pub pe: bool,
+    /// Where positions come from: added to the input (`sinusoidal`, `learned`), inside the
+    /// attention (`rope`, `alibi`, `relative`), or `none`. Default: sinusoidal.
+    pub positions: Positions,
     /// Dropout after the embedding and before the output layer. Default: 0.1.
     pub dropout: f64,
     /// Dropout on the attention weights. Default: 0.0.
@@ -49,11 +51,64 @@ impl Default for ModelOptions {
         Self {
             d_model: 64,
             heads: 4,
-            pe: true,
+            positions: Positions::Sinusoidal,
             dropout: 0.1,
             attention_dropout: 0.0,
             token_dropout: 0.0,
             embedding_std: 1.0,
+        }
+    }
+}
+
+/// How the classifier encodes token positions.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Positions {
+    /// No positions: attention sees a bag of tokens.
+    None,
+    /// The fixed sin/cos table of *Attention Is All You Need*, added to the embeddings.
+    #[default]
+    Sinusoidal,
+    /// A trained vector per position, added to the embeddings (BERT, GPT-2).
+    Learned,
+    /// Rotary embeddings of each head's queries and keys (RoPE).
+    Rope,
+    /// ALiBi's per-head linear distance bias on the scores.
+    Alibi,
+    /// T5's learned per-head relative position bias on the scores.
+    Relative,
+}
+
+impl Positions {
+    /// The attention crate's scheme for positions inside attention.
+    fn in_attention(self) -> AttentionPositions {
+        match self {
+            Self::Rope => AttentionPositions::rope(),
+            Self::Alibi => AttentionPositions::Alibi,
+            Self::Relative => AttentionPositions::relative(),
+            Self::None | Self::Sinusoidal | Self::Learned => AttentionPositions::None,
+        }
+    }
+
+    /// The name used in flags, files and run names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Sinusoidal => "sinusoidal",
+            Self::Learned => "learned",
+            Self::Rope => "rope",
+            Self::Alibi => "alibi",
+            Self::Relative => "relative",
         }
     }
 }
@@ -144,19 +199,25 @@ impl ClassifierConfig {
             other => ConfigError::new("model", other.to_string()),
         };
         self.attention_config().validate().map_err(ours)?;
-        if self.options.pe {
-            self.positions_config().validate().map_err(ours)?;
+        match self.options.positions {
+            Positions::Sinusoidal => self.sinusoidal_config().validate().map_err(ours),
+            Positions::Learned => self.learned_config().validate().map_err(ours),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn attention_config(&self) -> MultiHeadAttentionConfig {
         MultiHeadAttentionConfig::new(self.options.d_model, self.options.heads)
             .with_dropout(self.options.attention_dropout)
+            .with_positions(self.options.positions.in_attention())
     }
 
-    fn positions_config(&self) -> SinusoidalPositionalEncodingConfig {
+    fn sinusoidal_config(&self) -> SinusoidalPositionalEncodingConfig {
         SinusoidalPositionalEncodingConfig::new(self.options.d_model).with_max_len(self.max_len)
+    }
+
+    fn learned_config(&self) -> LearnedPositionalEmbeddingConfig {
+        LearnedPositionalEmbeddingConfig::new(self.options.d_model).with_max_len(self.max_len)
     }
 
     /// Builds the model on `device`.
@@ -169,10 +230,10 @@ impl ClassifierConfig {
                 })
                 .init(device),
             token_dropout: DropoutConfig::new(self.options.token_dropout).init(),
-            positions: self
-                .options
-                .pe
-                .then(|| self.positions_config().init(device)),
+            positions: (self.options.positions == Positions::Sinusoidal)
+                .then(|| self.sinusoidal_config().init(device)),
+            learned: (self.options.positions == Positions::Learned)
+                .then(|| self.learned_config().init(device)),
             // One head gets d_k = d_v = d_model: as many parameters as any head count.
             attention: self.attention_config().init(device),
             norm: LayerNormConfig::new(self.options.d_model).init(device),
@@ -212,6 +273,7 @@ pub struct Classifier {
     embedding: Embedding,
     token_dropout: Dropout,
     positions: Option<SinusoidalPositionalEncoding>,
+    learned: Option<LearnedPositionalEmbedding>,
     attention: MultiHeadAttention,
     norm: LayerNorm,
     dropout: Dropout,
@@ -266,6 +328,9 @@ impl Classifier {
         }
         if let Some(positions) = &self.positions {
             x = positions.forward(x);
+        }
+        if let Some(learned) = &self.learned {
+            x = learned.forward(x);
         }
         let x = self.dropout.forward(x);
         let input = AttentionInput::self_attention(x.clone()).mask_padding(mask_padding.clone());
@@ -342,10 +407,15 @@ mod tests {
         d_model: usize,
         pe: bool,
     ) -> ClassifierConfig {
+        let positions = if pe {
+            Positions::Sinusoidal
+        } else {
+            Positions::None
+        };
         ClassifierConfig::new(vocab, classes).with_options(ModelOptions {
             heads,
             d_model,
-            pe,
+            positions,
             ..ModelOptions::default()
         })
     }

@@ -40,6 +40,7 @@ use crate::{
     config::{Backend, ExperimentConfig, Schedule},
     data::{self, load_dataset},
     evaluate::evaluate,
+    model::Positions,
     run_dir::{self, RunLock, Summary, epoch_metrics, files, read_labels, write},
 };
 
@@ -157,7 +158,7 @@ fn fit(
     let model = model_config.init(&device.clone().autodiff());
     let params = model.num_params();
     println!(
-        "{}: {} train / {} validation{} examples, {} classes, vocabulary {}; model {} parameters ({} head{}, d_model {}, positional encoding {}) on {}",
+        "{}: {} train / {} validation{} examples, {} classes, vocabulary {}; model {} parameters ({} head{}, d_model {}, positions {}) on {}",
         data.name,
         data.train.len(),
         data.validation.len(),
@@ -170,7 +171,7 @@ fn fit(
         config.model.heads,
         if config.model.heads == 1 { "" } else { "s" },
         config.model.d_model,
-        if config.model.pe { "on" } else { "off" },
+        config.model.positions.name(),
         config.backend,
     );
 
@@ -325,7 +326,8 @@ fn fit(
         backend: config.backend.to_string(),
         heads: config.model.heads,
         d_model: config.model.d_model,
-        pe: config.model.pe,
+        pe: config.model.positions != Positions::None,
+        positions: Some(config.model.positions),
         seed: config.train.seed,
         params,
         epochs_run: epochs.len(),
