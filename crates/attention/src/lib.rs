@@ -70,6 +70,7 @@
 //! ```
 
 mod error;
+mod heads;
 mod learned;
 pub mod mask;
 mod multi_head;
@@ -80,6 +81,7 @@ mod scaled_dot_product;
 mod single_head;
 
 pub use error::AttentionError;
+pub use heads::{head_entropy, head_importance};
 pub use learned::{LearnedPositionalEmbedding, LearnedPositionalEmbeddingConfig};
 pub use multi_head::{
     AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig, MultiHeadOutput,

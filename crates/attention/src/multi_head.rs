@@ -171,6 +171,10 @@ pub struct AttentionInput {
     pub query_offset: usize,
     /// Position of the first key. Default: 0.
     pub key_offset: usize,
+    /// `[n_heads]`: each head's context is multiplied by its gate before the heads are merged
+    /// (0 removes a head; the gradient with respect to the gates is the heads' importance, see
+    /// [`head_importance`](crate::head_importance)). Default: `None`, every gate 1.
+    pub head_gates: Option<Tensor<1>>,
 }
 
 impl AttentionInput {
@@ -184,6 +188,7 @@ impl AttentionInput {
             mask_attention: None,
             query_offset: 0,
             key_offset: 0,
+            head_gates: None,
         }
     }
 
@@ -215,6 +220,12 @@ impl AttentionInput {
     pub fn offsets(mut self, query: usize, key: usize) -> Self {
         self.query_offset = query;
         self.key_offset = key;
+        self
+    }
+
+    /// Gates each head's contribution, `[n_heads]` (0 masks a head, 1 keeps it).
+    pub fn head_gates(mut self, gates: Tensor<1>) -> Self {
+        self.head_gates = Some(gates);
         self
     }
 
@@ -302,10 +313,11 @@ impl MultiHeadAttention {
     pub fn forward(&self, input: AttentionInput) -> MultiHeadOutput {
         let [batch, l_q, _] = input.query.dims();
         let mask = input.scores_mask();
+        let gates = input.head_gates.clone();
         let (q, k, v, bias) = self.project(input);
         let out = self.attention.forward_with_bias(q, k, v, mask, bias);
         MultiHeadOutput {
-            context: self.merge_heads(out.context, batch, l_q),
+            context: self.merge_heads(out.context, gates, batch, l_q),
             weights: out.weights,
         }
     }
@@ -314,6 +326,15 @@ impl MultiHeadAttention {
     /// panic inside burn.
     pub fn try_forward(&self, input: AttentionInput) -> Result<MultiHeadOutput, AttentionError> {
         input.check(self.d_model)?;
+        if let Some(gates) = &input.head_gates
+            && gates.dims() != [self.n_heads]
+        {
+            return Err(AttentionError::Shape {
+                what: "head gates",
+                expected: format!("[{}]", self.n_heads),
+                got: gates.dims().to_vec(),
+            });
+        }
         Ok(self.forward(input))
     }
 
@@ -323,11 +344,12 @@ impl MultiHeadAttention {
     pub fn forward_context(&self, input: AttentionInput) -> Tensor<3> {
         let [batch, l_q, _] = input.query.dims();
         let mask = input.scores_mask();
+        let gates = input.head_gates.clone();
         let (q, k, v, bias) = self.project(input);
         let context = self
             .attention
             .forward_context_with_bias(q, k, v, mask, bias);
-        self.merge_heads(context, batch, l_q)
+        self.merge_heads(context, gates, batch, l_q)
     }
 
     /// [`forward_context`](Self::forward_context), under its former name.
@@ -365,8 +387,18 @@ impl MultiHeadAttention {
         (q, k, v, bias)
     }
 
-    /// `[batch, heads, l_q, d_v]` → concatenated heads → `w_o` → `[batch, l_q, d_model]`.
-    fn merge_heads(&self, context: Tensor<4>, batch: usize, l_q: usize) -> Tensor<3> {
+    /// `[batch, heads, l_q, d_v]` → gated → concatenated heads → `w_o` → `[batch, l_q, d_model]`.
+    fn merge_heads(
+        &self,
+        context: Tensor<4>,
+        gates: Option<Tensor<1>>,
+        batch: usize,
+        l_q: usize,
+    ) -> Tensor<3> {
+        let context = match gates {
+            Some(gates) => context * gates.reshape([1, self.n_heads, 1, 1]),
+            None => context,
+        };
         let concat = context
             .swap_dims(1, 2)
             .reshape([batch, l_q, self.n_heads * self.d_v]);

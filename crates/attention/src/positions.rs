@@ -187,8 +187,18 @@ pub fn alibi_slopes(n_heads: usize) -> Vec<f64> {
 /// ALiBi's linear distance bias (a constant: no parameters).
 #[derive(Module, Debug)]
 pub struct AlibiBias {
-    /// Heads, one slope each.
-    pub n_heads: usize,
+    /// One slope per head: [`alibi_slopes`] of the head count it was built for (a pruned
+    /// module keeps its remaining heads' slopes).
+    pub slopes: Vec<f64>,
+}
+
+impl AlibiBias {
+    /// The paper's slopes for `n_heads` heads.
+    pub fn new(n_heads: usize) -> Self {
+        Self {
+            slopes: alibi_slopes(n_heads),
+        }
+    }
 }
 
 impl AlibiBias {
@@ -209,12 +219,10 @@ impl AlibiBias {
             .collect();
         let distance = Tensor::<2>::from_data(TensorData::new(distance, [l_q, l_k]), device)
             .reshape([1, 1, l_q, l_k]);
-        let slopes: Vec<f32> = alibi_slopes(self.n_heads)
-            .iter()
-            .map(|s| -*s as f32)
-            .collect();
-        let slopes = Tensor::<1>::from_data(TensorData::new(slopes, [self.n_heads]), device)
-            .reshape([1, self.n_heads, 1, 1]);
+        let heads = self.slopes.len();
+        let slopes: Vec<f32> = self.slopes.iter().map(|s| -*s as f32).collect();
+        let slopes = Tensor::<1>::from_data(TensorData::new(slopes, [heads]), device)
+            .reshape([1, heads, 1, 1]);
         distance * slopes
     }
 }
@@ -341,7 +349,7 @@ impl PositionsInAttention {
         match *kind {
             AttentionPositions::None => {}
             AttentionPositions::Rope { base } => positions.rope = Some(RotaryPositions { base }),
-            AttentionPositions::Alibi => positions.alibi = Some(AlibiBias { n_heads }),
+            AttentionPositions::Alibi => positions.alibi = Some(AlibiBias::new(n_heads)),
             AttentionPositions::Relative {
                 num_buckets,
                 max_distance,

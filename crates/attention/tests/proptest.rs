@@ -1,9 +1,10 @@
 //! Random shapes, masks (fully masked rows included) and input scales: outputs, attention weights
 //! and every gradient stay finite, and the weights of each query sum to 1 over its unmasked keys
-//! (0 for a fully masked row). On flex, the fastest CPU backend; the fixed-case tests in
+//! (0 for a fully masked row), with every scheme of positions inside attention at random
+//! offsets. On flex, the fastest CPU backend; the fixed-case tests in
 //! `properties.rs` cover ndarray and wgpu.
 
-use attention::{AttentionInput, MultiHeadAttentionConfig};
+use attention::{AttentionInput, AttentionPositions, MultiHeadAttentionConfig};
 use burn::{prelude::*, tensor::Distribution};
 use proptest::prelude::*;
 
@@ -20,6 +21,30 @@ struct Case {
     mask: Vec<bool>,
     scale: f64,
     seed: u64,
+    /// 0 none, 1 RoPE, 2 ALiBi, 3 T5 relative bias.
+    positions: usize,
+    /// First query and first key positions.
+    offsets: (usize, usize),
+}
+
+impl Case {
+    fn positions(&self) -> AttentionPositions {
+        match self.positions {
+            0 => AttentionPositions::None,
+            1 => AttentionPositions::rope(),
+            2 => AttentionPositions::Alibi,
+            _ => AttentionPositions::relative(),
+        }
+    }
+
+    /// RoPE rotates pairs: its query/key width is even.
+    fn d_k(&self) -> usize {
+        if self.positions == 1 {
+            2 * self.d_k
+        } else {
+            self.d_k
+        }
+    }
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -40,19 +65,24 @@ fn case() -> impl Strategy<Value = Case> {
                 mask,
                 scale,
                 any::<u64>(),
+                (0..4usize, (0..1000usize, 0..1000usize)),
             )
         })
         .prop_map(
-            |((batch, heads, d_k, d_v, len_q, len_k), mask, scale, seed)| Case {
-                batch,
-                heads,
-                d_k,
-                d_v,
-                len_q,
-                len_k,
-                mask,
-                scale,
-                seed,
+            |((batch, heads, d_k, d_v, len_q, len_k), mask, scale, seed, (positions, offsets))| {
+                Case {
+                    batch,
+                    heads,
+                    d_k,
+                    d_v,
+                    len_q,
+                    len_k,
+                    mask,
+                    scale,
+                    seed,
+                    positions,
+                    offsets,
+                }
             },
         )
 }
@@ -70,8 +100,9 @@ proptest! {
         device.seed(case.seed);
         let d_model = 4 * case.heads;
         let mha = MultiHeadAttentionConfig::new(d_model, case.heads)
-            .with_d_k(Some(case.d_k))
+            .with_d_k(Some(case.d_k()))
             .with_d_v(Some(case.d_v))
+            .with_positions(case.positions())
             .init(&device);
         let normal = Distribution::Normal(0.0, case.scale);
         let q = Tensor::<3>::random([case.batch, case.len_q, d_model], normal, &device).require_grad();
@@ -81,7 +112,9 @@ proptest! {
             &device,
         );
         let out = mha.forward(
-            AttentionInput::new(q.clone(), kv.clone(), kv.clone()).mask_attention(mask),
+            AttentionInput::new(q.clone(), kv.clone(), kv.clone())
+                .mask_attention(mask)
+                .offsets(case.offsets.0, case.offsets.1),
         );
         let weights = values(out.weights.clone());
         let output = values(out.context.clone());
@@ -106,6 +139,10 @@ proptest! {
         for (name, weight) in [("w_q", &mha.w_q), ("w_k", &mha.w_k), ("w_v", &mha.w_v), ("w_o", &mha.w_o)] {
             let grad = weight.weight.val().grad(&grads).expect("weight gradient");
             prop_assert!(values(grad).iter().all(|v| v.is_finite()), "{name} gradient not finite");
+        }
+        if let Some(relative) = &mha.positions.relative {
+            let grad = relative.embedding.weight.val().grad(&grads).expect("bias gradient");
+            prop_assert!(values(grad).iter().all(|v| v.is_finite()), "relative bias gradient not finite");
         }
     }
 }
