@@ -34,6 +34,12 @@ impl MultiHeadAttention {
                 ),
             ));
         }
+        if self.n_kv_heads != self.n_heads {
+            return Err(AttentionError::config(
+                "heads",
+                "pruning heads of grouped-query attention is not supported: a key/value head is shared by a group; gate the heads instead",
+            ));
+        }
         let keep: Vec<usize> = (0..self.n_heads).filter(|h| !remove.contains(h)).collect();
         if keep.is_empty() {
             return Err(AttentionError::config(
@@ -67,6 +73,7 @@ impl MultiHeadAttention {
             bias: self.w_o.bias.clone(),
         };
         pruned.n_heads = keep.len();
+        pruned.n_kv_heads = keep.len();
         if let Some(alibi) = pruned.positions.alibi.as_mut() {
             alibi.slopes = keep.iter().map(|&h| alibi.slopes[h]).collect();
         }

@@ -69,6 +69,8 @@
 //! assert_eq!(model.forward(tokens).dims(), [2, 3]);
 //! ```
 
+mod cache;
+mod encoder;
 mod error;
 mod heads;
 mod learned;
@@ -80,6 +82,11 @@ mod pytorch;
 mod scaled_dot_product;
 mod single_head;
 
+pub use cache::KvCache;
+pub use encoder::{
+    Encoder, EncoderConfig, EncoderInput, EncoderLayer, EncoderLayerConfig, EncoderOutput,
+    FeedForward,
+};
 pub use error::AttentionError;
 pub use heads::{head_entropy, head_importance};
 pub use learned::{LearnedPositionalEmbedding, LearnedPositionalEmbeddingConfig};

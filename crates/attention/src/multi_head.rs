@@ -21,6 +21,10 @@ pub struct MultiHeadAttentionConfig {
     pub d_k: Option<usize>,
     /// Value width of each head. Default: `None`, meaning `d_model / n_heads`.
     pub d_v: Option<usize>,
+    /// Key/value heads: fewer than `n_heads` (dividing it) is grouped-query attention, 1 is
+    /// multi-query attention; consecutive groups of `n_heads / n_kv_heads` query heads share
+    /// one key/value head (as HF transformers' `repeat_kv`). Default: `None`, `n_heads`.
+    pub n_kv_heads: Option<usize>,
     /// Dropout probability on the attention weights. Default: `0.0`.
     #[config(default = 0.0)]
     pub dropout: f64,
@@ -68,7 +72,22 @@ impl MultiHeadAttentionConfig {
         if d_k == 0 || d_v == 0 {
             return Err(AttentionError::config("d_k/d_v", "must be at least 1"));
         }
+        let kv = self.kv_heads();
+        if kv == 0 || !self.n_heads.is_multiple_of(kv) {
+            return Err(AttentionError::config(
+                "n_kv_heads",
+                format!(
+                    "{kv} key/value heads do not divide {} heads; choose a divisor",
+                    self.n_heads
+                ),
+            ));
+        }
         Ok((d_k, d_v))
+    }
+
+    /// The key/value heads this config resolves to.
+    pub fn kv_heads(&self) -> usize {
+        self.n_kv_heads.unwrap_or(self.n_heads)
     }
 
     /// Checks the values without building anything.
@@ -101,13 +120,14 @@ impl MultiHeadAttentionConfig {
         };
         MultiHeadAttention {
             w_q: linear(self.d_model, self.n_heads * d_k),
-            w_k: linear(self.d_model, self.n_heads * d_k),
-            w_v: linear(self.d_model, self.n_heads * d_v),
+            w_k: linear(self.d_model, self.kv_heads() * d_k),
+            w_v: linear(self.d_model, self.kv_heads() * d_v),
             w_o: linear(self.n_heads * d_v, self.d_model),
             attention: self.attention_config().init(),
             positions: PositionsInAttention::new(&self.positions, self.n_heads, device),
             d_model: self.d_model,
             n_heads: self.n_heads,
+            n_kv_heads: self.kv_heads(),
             d_k,
             d_v,
         }
@@ -133,9 +153,9 @@ impl MultiHeadAttentionConfig {
 pub struct MultiHeadAttention {
     /// Query projection `d_model → n_heads·d_k`.
     pub w_q: Linear,
-    /// Key projection `d_model → n_heads·d_k`.
+    /// Key projection `d_model → n_kv_heads·d_k`.
     pub w_k: Linear,
-    /// Value projection `d_model → n_heads·d_v`.
+    /// Value projection `d_model → n_kv_heads·d_v`.
     pub w_v: Linear,
     /// Output projection `n_heads·d_v → d_model`.
     pub w_o: Linear,
@@ -147,6 +167,8 @@ pub struct MultiHeadAttention {
     pub d_model: usize,
     /// Number of heads.
     pub n_heads: usize,
+    /// Key/value heads (`n_heads` unless grouped-query attention).
+    pub n_kv_heads: usize,
     /// Query and key width per head.
     pub d_k: usize,
     /// Value width per head.
@@ -376,19 +398,48 @@ impl MultiHeadAttention {
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>, Option<Tensor<4>>) {
         let (l_q, l_k) = (input.query.dims()[1], input.key.dims()[1]);
         let device = input.query.device();
-        let q = split_heads(self.w_q.forward(input.query), self.n_heads, self.d_k);
-        let k = split_heads(self.w_k.forward(input.key), self.n_heads, self.d_k);
-        let v = split_heads(self.w_v.forward(input.value), self.n_heads, self.d_v);
-        let q = self.positions.rotate(q, input.query_offset);
-        let k = self.positions.rotate(k, input.key_offset);
+        let q = self.project_queries(input.query, input.query_offset);
+        let (k, v) = self.project_keys_values(input.key, input.value, input.key_offset);
         let bias = self
             .positions
             .bias(l_q, l_k, input.query_offset, input.key_offset, &device);
-        (q, k, v, bias)
+        (q, self.repeat_kv(k), self.repeat_kv(v), bias)
+    }
+
+    /// Queries `[batch, l, d_model]` → `[batch, n_heads, l, d_k]`, rotated from `offset` (RoPE).
+    pub(crate) fn project_queries(&self, query: Tensor<3>, offset: usize) -> Tensor<4> {
+        let q = split_heads(self.w_q.forward(query), self.n_heads, self.d_k);
+        self.positions.rotate(q, offset)
+    }
+
+    /// Keys and values `[batch, l, d_model]` → `[batch, n_kv_heads, l, d]`, keys rotated from
+    /// `offset` (RoPE): what a [`KvCache`](crate::KvCache) holds.
+    pub(crate) fn project_keys_values(
+        &self,
+        key: Tensor<3>,
+        value: Tensor<3>,
+        offset: usize,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let k = split_heads(self.w_k.forward(key), self.n_kv_heads, self.d_k);
+        let v = split_heads(self.w_v.forward(value), self.n_kv_heads, self.d_v);
+        (self.positions.rotate(k, offset), v)
+    }
+
+    /// `[batch, n_kv_heads, l, d]` → `[batch, n_heads, l, d]`, each key/value head repeated for
+    /// its group of query heads.
+    pub(crate) fn repeat_kv(&self, x: Tensor<4>) -> Tensor<4> {
+        let group = self.n_heads / self.n_kv_heads;
+        if group == 1 {
+            return x;
+        }
+        let [batch, kv, len, d] = x.dims();
+        x.unsqueeze_dim::<5>(2)
+            .expand([batch, kv, group, len, d])
+            .reshape([batch, kv * group, len, d])
     }
 
     /// `[batch, heads, l_q, d_v]` → gated → concatenated heads → `w_o` → `[batch, l_q, d_model]`.
-    fn merge_heads(
+    pub(crate) fn merge_heads(
         &self,
         context: Tensor<4>,
         gates: Option<Tensor<1>>,

@@ -47,3 +47,77 @@ fn pruned_heads_equal_gated_heads() {
         }
     }
 }
+
+/// Feeding a sequence through the cache (a prompt of 3, then one token at a time) gives the
+/// rows of one causal pass, for every position scheme, with and without grouped-query heads.
+#[test]
+fn cached_decoding_equals_the_full_causal_pass() {
+    for (backend, device) in devices() {
+        for positions in schemes() {
+            for kv_heads in [4, 2, 1] {
+                let mut mha = MultiHeadAttentionConfig::new(16, 4)
+                    .with_n_kv_heads(Some(kv_heads))
+                    .with_positions(positions.clone())
+                    .init(&device);
+                if let Some(relative) = mha.positions.relative.as_mut() {
+                    let table = Tensor::<2>::random([32, 4], Distribution::Default, &device);
+                    relative.embedding.weight = Param::from_tensor(table);
+                }
+                let len = 7;
+                let x = Tensor::<3>::random([2, len, 16], Distribution::Default, &device);
+                let causal = mask::causal_mask(2, len, &device);
+                let full =
+                    mha.forward(AttentionInput::self_attention(x.clone()).mask_attention(causal));
+                let mut cache = attention::KvCache::new();
+                let mut pieces = vec![
+                    mha.forward_cached(x.clone().narrow(1, 0, 3), &mut cache)
+                        .context,
+                ];
+                for t in 3..len {
+                    pieces.push(
+                        mha.forward_cached(x.clone().narrow(1, t, 1), &mut cache)
+                            .context,
+                    );
+                }
+                assert_eq!(cache.len(), len);
+                let cached = Tensor::cat(pieces, 1);
+                let diff = max_abs_diff(&values(cached), &values(full.context));
+                eprintln!("{backend} {positions:?} kv {kv_heads}: cached vs full {diff:.2e}");
+                assert!(diff < 1e-5, "{backend} {positions:?} kv {kv_heads}: {diff}");
+            }
+        }
+    }
+}
+
+/// Grouped-query attention is multi-head attention whose key/value heads are repeated: copying
+/// each shared head's projection into every head of its group gives the same output.
+#[test]
+fn grouped_query_attention_equals_mha_with_repeated_key_value_heads() {
+    for (backend, device) in devices() {
+        let gqa = MultiHeadAttentionConfig::new(16, 4)
+            .with_n_kv_heads(Some(2))
+            .init(&device);
+        assert_eq!(gqa.w_k.weight.dims(), [16, 8]); // 2 key heads of 4, not 4
+        let mut mha = MultiHeadAttentionConfig::new(16, 4).init(&device);
+        mha.w_q = gqa.w_q.clone();
+        mha.w_o = gqa.w_o.clone();
+        // Query heads 0, 1 share key/value head 0; heads 2, 3 share head 1.
+        let repeat = |w: Tensor<2>| {
+            let idx = Tensor::<1, Int>::from_data(
+                [0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7],
+                &device,
+            );
+            w.select(1, idx)
+        };
+        mha.w_k.weight = Param::from_tensor(repeat(gqa.w_k.weight.val()));
+        mha.w_v.weight = Param::from_tensor(repeat(gqa.w_v.weight.val()));
+        let x = Tensor::<3>::random([2, 5, 16], Distribution::Default, &device);
+        let a = gqa.forward(AttentionInput::self_attention(x.clone()));
+        let b = mha.forward(AttentionInput::self_attention(x));
+        let diff = max_abs_diff(&values(a.context), &values(b.context));
+        eprintln!("{backend}: GQA vs repeated MHA {diff:.2e}");
+        assert!(diff < 1e-5, "{backend}: {diff}");
+        let fewer = 2 * (16 * 16 - 16 * 8);
+        assert_eq!(mha.num_params() - gqa.num_params(), fewer);
+    }
+}
