@@ -1,7 +1,7 @@
 //! Random shapes, masks (fully masked rows included) and input scales: outputs, attention weights
 //! and every gradient stay finite, and the weights of each query sum to 1 over its unmasked keys
 //! (0 for a fully masked row), with every scheme of positions inside attention at random
-//! offsets. On flex, the fastest CPU backend; the fixed-case tests in
+//! offsets, and multi-query attention. On flex, the fastest CPU backend; the fixed-case tests in
 //! `properties.rs` cover ndarray and wgpu.
 
 use attention::{AttentionInput, AttentionPositions, MultiHeadAttentionConfig};
@@ -25,6 +25,8 @@ struct Case {
     positions: usize,
     /// First query and first key positions.
     offsets: (usize, usize),
+    /// One key/value head shared by every query head (multi-query attention).
+    multi_query: bool,
 }
 
 impl Case {
@@ -65,11 +67,17 @@ fn case() -> impl Strategy<Value = Case> {
                 mask,
                 scale,
                 any::<u64>(),
-                (0..4usize, (0..1000usize, 0..1000usize)),
+                (0..4usize, (0..1000usize, 0..1000usize), any::<bool>()),
             )
         })
         .prop_map(
-            |((batch, heads, d_k, d_v, len_q, len_k), mask, scale, seed, (positions, offsets))| {
+            |(
+                (batch, heads, d_k, d_v, len_q, len_k),
+                mask,
+                scale,
+                seed,
+                (positions, offsets, multi_query),
+            )| {
                 Case {
                     batch,
                     heads,
@@ -82,6 +90,7 @@ fn case() -> impl Strategy<Value = Case> {
                     seed,
                     positions,
                     offsets,
+                    multi_query,
                 }
             },
         )
@@ -103,6 +112,7 @@ proptest! {
             .with_d_k(Some(case.d_k()))
             .with_d_v(Some(case.d_v))
             .with_positions(case.positions())
+            .with_n_kv_heads(case.multi_query.then_some(1))
             .init(&device);
         let normal = Distribution::Normal(0.0, case.scale);
         let q = Tensor::<3>::random([case.batch, case.len_q, d_model], normal, &device).require_grad();
