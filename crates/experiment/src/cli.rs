@@ -38,7 +38,7 @@ pub enum Command {
 #[derive(Args, Debug, Default)]
 pub struct RecipeArgs {
     /// TOML file with any of the keys below (snake_case) in its section: `backend` at the top,
-    /// then `[data]` (dataset … min_freq, max_vocab), `[model]` (heads, positions, d_model, the
+    /// then `[data]` (dataset … min_freq, max_vocab), `[model]` (heads, positions, d_model, layers, the
     /// dropouts, embedding_std), `[train]` (devices, epochs … seed).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -54,6 +54,9 @@ pub struct RecipeArgs {
     /// Embedding and attention width [default: 64].
     #[arg(long)]
     pub d_model: Option<usize>,
+    /// Attention layers, each attention + residual + LayerNorm [default: 1].
+    #[arg(long, value_name = "N")]
+    pub layers: Option<usize>,
     /// Dropout after the embedding and before the output layer [default: 0.1].
     #[arg(long, allow_negative_numbers = true)]
     pub dropout: Option<f64>,
@@ -123,7 +126,7 @@ pub struct TrainArgs {
     /// Continue the interrupted run in DIR from its last checkpoint, with its own config
     /// (only --backend and --no-tui may be given with it).
     #[arg(long, value_name = "DIR", conflicts_with_all = [
-        "config", "dataset", "data_dir", "download", "devices", "d_model", "dropout", "attention_dropout",
+        "config", "dataset", "data_dir", "download", "devices", "d_model", "layers", "dropout", "attention_dropout",
         "token_dropout", "embedding_std", "epochs", "batch_size", "batching", "lr", "weight_decay",
         "schedule", "patience", "max_len", "min_freq", "heads", "positions", "pe", "seed", "out", "overwrite",
     ])]
@@ -231,7 +234,7 @@ impl RecipeArgs {
         if let Some(backend) = self.backend {
             c.backend = backend;
         }
-        set!(self, c.model: d_model, dropout, attention_dropout, token_dropout, embedding_std);
+        set!(self, c.model: d_model, layers, dropout, attention_dropout, token_dropout, embedding_std);
         set!(self, c.train: devices, epochs, batch_size, batching, lr, weight_decay, schedule, patience);
         set!(self, c.data: max_len, min_freq);
         Ok(c)

@@ -175,6 +175,9 @@ pub struct Summary {
     pub backend: String,
     pub heads: usize,
     pub d_model: usize,
+    /// Attention layers (absent before there was a choice: 1).
+    #[serde(default = "one")]
+    pub layers: usize,
     /// Any positions (every scheme but `none`).
     pub pe: bool,
     /// The position scheme (absent in summaries written before there was a choice, when `pe`
@@ -198,6 +201,10 @@ pub struct Summary {
     pub epoch_samples_per_s: Vec<f64>,
     pub seconds: f64,
     pub interrupted: bool,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The `summary.json` a run in `dir` wrote.

@@ -345,7 +345,8 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
         // 0.1 had `pe` where `positions` is now.
         let keys: Vec<String> = text
             .lines()
-            .filter(|l| !l.starts_with('['))
+            // Keys 0.1 did not have.
+            .filter(|l| !l.starts_with('[') && !l.starts_with("layers ="))
             .map(|l| l.replace("positions = \"sinusoidal\"", "pe = true"))
             .collect();
         assert!(keys.iter().any(|l| l == "pe = true"), "{text}");
@@ -354,6 +355,7 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
         let mut options = model.as_object_mut().unwrap().remove("options").unwrap();
         let options = options.as_object_mut().unwrap();
         options.remove("positions");
+        options.remove("layers");
         options.insert("pe".into(), true.into());
         model.as_object_mut().unwrap().extend(options.clone());
         std::fs::write(dir.join("model.json"), model.to_string()).unwrap();
@@ -487,6 +489,11 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
             "config: unknown position scheme",
             with_config("positions.toml", "[model]\npositions = \"spiral\"\n"),
             "unknown variant `spiral`",
+        ),
+        case(
+            "flag: zero layers",
+            args(&["--layers", "0"]),
+            "invalid layers: must be at least 1",
         ),
         case(
             "flag: embedding std 0",

@@ -278,8 +278,12 @@ impl ExperimentConfig {
             Positions::Sinusoidal => "-pe".into(),
             other => format!("-{}", other.name()),
         };
+        let layers = match self.model.layers {
+            1 => String::new(),
+            n => format!("-l{n}"),
+        };
         format!(
-            "{dataset}-h{}{positions}-s{}",
+            "{dataset}{layers}-h{}{positions}-s{}",
             self.model.heads, self.train.seed
         )
     }

@@ -49,6 +49,7 @@ impl From<LegacyClassifier> for Classifier {
             token_dropout: c.token_dropout,
             positions: c.positions,
             learned: None,
+            deeper: Vec::new(),
             attention: c
                 .single
                 .or(c.multi)

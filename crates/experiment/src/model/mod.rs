@@ -2,9 +2,10 @@
 //! self-attention → residual + LayerNorm → masked mean → dropout → linear.
 
 use attention::{
-    AttentionError, AttentionInput, AttentionPositions, LearnedPositionalEmbedding,
-    LearnedPositionalEmbeddingConfig, MultiHeadAttention, MultiHeadAttentionConfig,
-    SinusoidalPositionalEncoding, SinusoidalPositionalEncodingConfig,
+    AttentionError, AttentionInput, AttentionPositions, EncoderInput, EncoderLayer,
+    EncoderLayerConfig, LearnedPositionalEmbedding, LearnedPositionalEmbeddingConfig,
+    MultiHeadAttention, MultiHeadAttentionConfig, SinusoidalPositionalEncoding,
+    SinusoidalPositionalEncodingConfig,
 };
 use burn::{
     nn::{
@@ -29,6 +30,9 @@ use legacy::LegacyClassifier;
 pub struct ModelOptions {
     /// Embedding and attention width. Default: 64.
     pub d_model: usize,
+    /// Attention layers, each self-attention + residual + LayerNorm (post-LN, no feed-forward:
+    /// the seed's block, repeated). Default: 1.
+    pub layers: usize,
     /// Attention heads; 1 builds the single-head baseline with `d_k = d_v = d_model`, which has
     /// as many parameters as the multi-head model. Default: 4.
     pub heads: usize,
@@ -50,6 +54,7 @@ impl Default for ModelOptions {
     fn default() -> Self {
         Self {
             d_model: 64,
+            layers: 1,
             heads: 4,
             positions: Positions::Sinusoidal,
             dropout: 0.1,
@@ -198,6 +203,9 @@ impl ClassifierConfig {
             ),
             other => ConfigError::new("model", other.to_string()),
         };
+        if self.options.layers == 0 {
+            return Err(ConfigError::new("layers", "must be at least 1"));
+        }
         self.attention_config().validate().map_err(ours)?;
         match self.options.positions {
             Positions::Sinusoidal => self.sinusoidal_config().validate().map_err(ours),
@@ -209,6 +217,16 @@ impl ClassifierConfig {
     fn attention_config(&self) -> MultiHeadAttentionConfig {
         MultiHeadAttentionConfig::new(self.options.d_model, self.options.heads)
             .with_dropout(self.options.attention_dropout)
+            .with_positions(self.options.positions.in_attention())
+    }
+
+    /// Layers after the first: the same block (attention, residual, LayerNorm).
+    fn deeper_config(&self) -> EncoderLayerConfig {
+        EncoderLayerConfig::new(self.options.d_model, self.options.heads)
+            .with_feed_forward(false)
+            .with_norm_first(false)
+            .with_dropout(0.0)
+            .with_attention_dropout(self.options.attention_dropout)
             .with_positions(self.options.positions.in_attention())
     }
 
@@ -237,6 +255,9 @@ impl ClassifierConfig {
             // One head gets d_k = d_v = d_model: as many parameters as any head count.
             attention: self.attention_config().init(device),
             norm: LayerNormConfig::new(self.options.d_model).init(device),
+            deeper: (1..self.options.layers)
+                .map(|_| self.deeper_config().init(device))
+                .collect(),
             dropout: DropoutConfig::new(self.options.dropout).init(),
             output: LinearConfig::new(self.options.d_model, self.n_classes).init(device),
         }
@@ -276,6 +297,8 @@ pub struct Classifier {
     learned: Option<LearnedPositionalEmbedding>,
     attention: MultiHeadAttention,
     norm: LayerNorm,
+    /// Layers 2..N (the first is `attention` + `norm`, where records of one layer keep it).
+    deeper: Vec<EncoderLayer>,
     dropout: Dropout,
     output: Linear,
 }
@@ -285,23 +308,26 @@ pub struct Classifier {
 pub struct ClassifierOutput {
     /// `[batch, n_classes]`
     pub logits: Tensor<2>,
-    /// `[batch, heads, len, len]`
+    /// The first layer's attention, `[batch, heads, len, len]`: over the tokens themselves.
     pub weights: Tensor<4>,
+    /// Every layer's attention, first to last, `layers × [batch, heads, len, len]`.
+    pub layer_weights: Vec<Tensor<4>>,
 }
 
 impl Classifier {
     /// # Shapes
     /// - tokens `[batch, len]`, padding mask `[batch, len]` (`true` = padding)
-    /// - logits `[batch, n_classes]`, attention weights `[batch, heads, len, len]`
+    /// - logits `[batch, n_classes]`, attention weights `layers × [batch, heads, len, len]`
     pub fn forward(
         &self,
         tokens: Tensor<2, Int>,
         mask_padding: Tensor<2, Bool>,
     ) -> ClassifierOutput {
-        let (logits, weights) = self.run(tokens, mask_padding, true);
+        let (logits, layer_weights) = self.run(tokens, mask_padding, true);
         ClassifierOutput {
             logits,
-            weights: weights.expect("weights were asked for"),
+            weights: layer_weights[0].clone(),
+            layer_weights,
         }
     }
 
@@ -316,7 +342,7 @@ impl Classifier {
         tokens: Tensor<2, Int>,
         mask_padding: Tensor<2, Bool>,
         with_weights: bool,
-    ) -> (Tensor<2>, Option<Tensor<4>>) {
+    ) -> (Tensor<2>, Vec<Tensor<4>>) {
         let [batch, len] = tokens.dims();
         let mut x = self.embedding.forward(tokens);
         if self.token_dropout.prob > 0.0 {
@@ -334,13 +360,24 @@ impl Classifier {
         }
         let x = self.dropout.forward(x);
         let input = AttentionInput::self_attention(x.clone()).mask_padding(mask_padding.clone());
-        let (context, weights) = if with_weights {
+        let mut weights = Vec::with_capacity(1 + self.deeper.len());
+        let context = if with_weights {
             let out = self.attention.forward(input);
-            (out.context, Some(out.weights))
+            weights.push(out.weights);
+            out.context
         } else {
-            (self.attention.forward_context(input), None)
+            self.attention.forward_context(input)
         };
-        let hidden = self.norm.forward(x + context);
+        let mut hidden = self.norm.forward(x + context);
+        let mut deeper = EncoderInput::new(hidden.clone()).mask_padding(mask_padding.clone());
+        for layer in &self.deeper {
+            let (next, w) = layer.forward(&deeper, with_weights);
+            weights.extend(w);
+            deeper.x = next;
+        }
+        if !self.deeper.is_empty() {
+            hidden = deeper.x;
+        }
         // Mean over real tokens only; an empty text (all padding) pools to zero.
         let keep = mask_padding.bool_not().float().unsqueeze_dim::<3>(2); // [batch, len, 1]
         let pooled = (hidden * keep.clone()).sum_dim(1) / keep.sum_dim(1).clamp_min(1.0); // [batch, 1, d]
@@ -376,6 +413,29 @@ mod tests {
             single.num_params(),
             100 * 64 + 4 * 64 * 64 + 2 * 64 + 64 * 2 + 2
         );
+    }
+
+    #[test]
+    fn deeper_models_repeat_the_block_and_return_every_layers_weights() {
+        let device = Device::flex();
+        let one = classifier(20, 3, 2, 8, true);
+        let three = one.clone().with_options(ModelOptions {
+            layers: 3,
+            ..one.options.clone()
+        });
+        let (one, three) = (one.init(&device), three.init(&device));
+        // Each extra layer is one more attention (4 projections) and LayerNorm.
+        assert_eq!(
+            three.num_params() - one.num_params(),
+            2 * (4 * 8 * 8 + 2 * 8)
+        );
+        let tokens = Tensor::<2, Int>::from_data([[4, 5, 6, 0]], &device);
+        let out = three.forward(tokens.clone(), tokens.clone().equal_elem(0));
+        assert_eq!(out.layer_weights.len(), 3);
+        assert_eq!(out.layer_weights[2].dims(), [1, 2, 4, 4]);
+        let fused = three.logits(tokens.clone(), tokens.equal_elem(0));
+        let diff = (out.logits - fused).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "fused path differs by {diff}");
     }
 
     #[test]

@@ -158,7 +158,7 @@ fn fit(
     let model = model_config.init(&device.clone().autodiff());
     let params = model.num_params();
     println!(
-        "{}: {} train / {} validation{} examples, {} classes, vocabulary {}; model {} parameters ({} head{}, d_model {}, positions {}) on {}",
+        "{}: {} train / {} validation{} examples, {} classes, vocabulary {}; model {} parameters ({} layer{}, {} head{}, d_model {}, positions {}) on {}",
         data.name,
         data.train.len(),
         data.validation.len(),
@@ -168,6 +168,8 @@ fn fit(
         data.n_classes(),
         vocab.len(),
         params,
+        config.model.layers,
+        if config.model.layers == 1 { "" } else { "s" },
         config.model.heads,
         if config.model.heads == 1 { "" } else { "s" },
         config.model.d_model,
@@ -326,6 +328,7 @@ fn fit(
         backend: config.backend.to_string(),
         heads: config.model.heads,
         d_model: config.model.d_model,
+        layers: config.model.layers,
         pe: config.model.positions != Positions::None,
         positions: Some(config.model.positions),
         seed: config.train.seed,
