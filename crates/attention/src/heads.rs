@@ -48,6 +48,8 @@ impl MultiHeadAttention {
             ));
         }
         let device = self.w_q.weight.device();
+        // Detached: the pruned module's parameters are new leaves (trainable on an autodiff
+        // device), not functions of this module's.
         // The columns (or rows) of each kept head in a projection of `width` per head.
         let indices = |width: usize| {
             let idx: Vec<i64> = keep
@@ -58,18 +60,18 @@ impl MultiHeadAttention {
             Tensor::<1, Int>::from_data(TensorData::new(idx, [len]), &device)
         };
         let columns = |linear: &Linear, width: usize| Linear {
-            weight: Param::from_tensor(linear.weight.val().select(1, indices(width))),
+            weight: Param::from_tensor(linear.weight.val().select(1, indices(width)).detach()),
             bias: linear
                 .bias
                 .as_ref()
-                .map(|b| Param::from_tensor(b.val().select(0, indices(width)))),
+                .map(|b| Param::from_tensor(b.val().select(0, indices(width)).detach())),
         };
         let mut pruned = self.clone();
         pruned.w_q = columns(&self.w_q, self.d_k);
         pruned.w_k = columns(&self.w_k, self.d_k);
         pruned.w_v = columns(&self.w_v, self.d_v);
         pruned.w_o = Linear {
-            weight: Param::from_tensor(self.w_o.weight.val().select(0, indices(self.d_v))),
+            weight: Param::from_tensor(self.w_o.weight.val().select(0, indices(self.d_v)).detach()),
             bias: self.w_o.bias.clone(),
         };
         pruned.n_heads = keep.len();
@@ -78,7 +80,12 @@ impl MultiHeadAttention {
             alibi.slopes = keep.iter().map(|&h| alibi.slopes[h]).collect();
         }
         if let Some(relative) = pruned.positions.relative.as_mut() {
-            let table = relative.embedding.weight.val().select(1, indices(1));
+            let table = relative
+                .embedding
+                .weight
+                .val()
+                .select(1, indices(1))
+                .detach();
             relative.embedding.weight = Param::from_tensor(table);
         }
         Ok(pruned)

@@ -7,10 +7,14 @@
 //!
 //! | module | what it computes |
 //! |---|---|
-//! | [`ScaledDotProductAttention`] | `softmax(q·kᵀ / temperature)·v` on `[b, h, l, d]` tensors, with masks and dropout |
+//! | [`ScaledDotProductAttention`] | `softmax(q·kᵀ / temperature + bias)·v` on `[b, h, l, d]` tensors, with masks and dropout |
 //! | [`SingleHeadSelfAttention`] | one head with free `d_k`, `d_v` (a one-head [`MultiHeadAttention`], weights without the head axis): the seed experiment's baseline |
-//! | [`MultiHeadAttention`] | `n_heads` heads with free `d_k`, `d_v`; self- and cross-attention; per-head weights |
+//! | [`MultiHeadAttention`] | `n_heads` heads with free `d_k`, `d_v`; self- and cross-attention; per-head weights; positions inside attention ([`AttentionPositions`]); grouped-query / multi-query attention (`n_kv_heads`); head gates; [`prune_heads`](MultiHeadAttention::prune_heads); [`forward_cached`](MultiHeadAttention::forward_cached) with a [`KvCache`] |
 //! | [`SinusoidalPositionalEncoding`] | adds the fixed sin/cos table of *Attention Is All You Need* |
+//! | [`LearnedPositionalEmbedding`] | adds a trained vector per position (BERT, GPT-2), with offsets |
+//! | [`RotaryPositions`], [`AlibiBias`], [`RelativePositionBias`] | RoPE, ALiBi and T5's relative bias, used by [`MultiHeadAttention`] or on their own |
+//! | [`EncoderLayer`], [`Encoder`] | pre-LN or post-LN layers (attention, optional feed-forward), a stack returning every layer's weights |
+//! | [`head_importance`], [`head_entropy`] | which heads matter: `|∂loss/∂gate|` (Michel et al., 2019) and attention entropy |
 //!
 //! # Masks
 //!
@@ -67,6 +71,84 @@
 //! let model = TinyClassifier::new(100, 16, 3, &device);
 //! let tokens = Tensor::<2, Int>::from_data([[5, 6, 7, 0], [8, 9, 0, 0]], &device);
 //! assert_eq!(model.forward(tokens).dims(), [2, 3]);
+//! ```
+
+//! # Example: a small decoder with RoPE, grouped-query attention and a KV cache
+//!
+//! ```
+//! use attention::{AttentionInput, AttentionPositions, KvCache, MultiHeadAttention, MultiHeadAttentionConfig, mask};
+//! use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+//! use burn::prelude::*;
+//!
+//! #[derive(Module, Debug)]
+//! struct TinyDecoder {
+//!     embedding: Embedding,
+//!     attention: MultiHeadAttention,
+//!     head: Linear,
+//! }
+//!
+//! impl TinyDecoder {
+//!     fn new(vocab: usize, d_model: usize, device: &Device) -> Self {
+//!         Self {
+//!             embedding: EmbeddingConfig::new(vocab, d_model).init(device),
+//!             // 4 query heads sharing 2 key/value heads; positions rotate q and k.
+//!             attention: MultiHeadAttentionConfig::new(d_model, 4)
+//!                 .with_n_kv_heads(Some(2))
+//!                 .with_positions(AttentionPositions::rope())
+//!                 .init(device),
+//!             head: LinearConfig::new(d_model, vocab).init(device),
+//!         }
+//!     }
+//!
+//!     /// Training: the whole sequence with a causal mask. `tokens` `[b, l]` → logits `[b, l, vocab]`.
+//!     fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+//!         let [b, l] = tokens.dims();
+//!         let x = self.embedding.forward(tokens);
+//!         let causal = mask::causal_mask(b, l, &x.device());
+//!         let out = self.attention.forward(AttentionInput::self_attention(x).mask_attention(causal));
+//!         self.head.forward(out.context)
+//!     }
+//!
+//!     /// Generation: only the new tokens, the earlier ones' keys and values in `cache`.
+//!     fn step(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+//!         let x = self.embedding.forward(tokens);
+//!         self.head.forward(self.attention.forward_cached(x, cache).context)
+//!     }
+//! }
+//!
+//! let device = Device::flex();
+//! let model = TinyDecoder::new(50, 16, &device);
+//! let tokens = Tensor::<2, Int>::from_data([[3, 7, 9, 4]], &device);
+//! let full = model.forward(tokens.clone());
+//! let mut cache = KvCache::new();
+//! model.step(tokens.clone().narrow(1, 0, 3), &mut cache); // the prompt
+//! let last = model.step(tokens.narrow(1, 3, 1), &mut cache); // one more token
+//! let diff = (full.narrow(1, 3, 1) - last).abs().max().into_scalar::<f32>();
+//! assert!(diff < 1e-5); // the same logits as the full pass
+//! ```
+//!
+//! # Example: which heads matter
+//!
+//! ```
+//! use attention::{AttentionInput, MultiHeadAttentionConfig, head_entropy, head_importance};
+//! use burn::prelude::*;
+//!
+//! let device = Device::flex().autodiff();
+//! let mha = MultiHeadAttentionConfig::new(16, 4).init(&device);
+//! let x = Tensor::<3>::random([8, 10, 16], burn::tensor::Distribution::Default, &device);
+//! let target = Tensor::<3>::zeros([8, 10, 16], &device);
+//! // Importance: how much the loss moves when a head's gate moves (Michel et al., 2019).
+//! let importance = head_importance(4, &device, |gates| {
+//!     let out = mha.forward(AttentionInput::self_attention(x.clone()).head_gates(gates));
+//!     (out.context - target.clone()).powi_scalar(2).mean()
+//! });
+//! let least = (0..4).min_by(|&a, &b| importance[a].total_cmp(&importance[b])).unwrap();
+//! // Remove it: a smaller module equal to the gated one.
+//! let pruned = mha.prune_heads(&[least]).unwrap();
+//! assert_eq!(pruned.n_heads, 3);
+//! // Entropy of each head's attention, in nats (ln 10 would be uniform over 10 keys).
+//! let weights = mha.forward(AttentionInput::self_attention(x)).weights;
+//! assert_eq!(head_entropy(weights).dims(), [4]);
 //! ```
 
 mod cache;
