@@ -168,6 +168,9 @@ impl ScaledDotProductAttention {
         let [batch, heads, l_q, _] = q.dims();
         let l_k = k.dims()[2];
         let bias = bias.map(|b| b.expand([batch, heads, l_q, l_k]));
+        // Full shape too: wgpu's fused kernel in burn 0.22.1 misreads a mask broadcast over the
+        // queries (a `[batch, 1, 1, l_k]` padding mask gave outputs off by ~0.08; tested).
+        let mask = mask.map(|m| m.expand([batch, heads, l_q, l_k]));
         let options = AttentionModuleOptions {
             // `None` lets CubeCL backends pick their flash kernels; they only take the default scale.
             scale: self.temperature.map(|t| 1.0 / t),

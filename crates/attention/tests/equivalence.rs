@@ -121,3 +121,76 @@ fn grouped_query_attention_equals_mha_with_repeated_key_value_heads() {
         assert_eq!(mha.num_params() - gqa.num_params(), fewer);
     }
 }
+
+/// The same encoder stack (pre-LN and post-LN, RoPE inside) and the same head importances on
+/// every backend: the modules moved from flex give flex's numbers.
+#[test]
+fn encoder_and_head_importance_agree_across_backends() {
+    use attention::{EncoderConfig, EncoderInput, EncoderLayerConfig, head_importance};
+    let flex = Device::flex();
+    for norm_first in [true, false] {
+        let encoder = EncoderConfig::new(
+            EncoderLayerConfig::new(16, 4)
+                .with_norm_first(norm_first)
+                .with_positions(AttentionPositions::rope()),
+            2,
+        )
+        .init(&flex);
+        let x = Tensor::<3>::random([2, 6, 16], Distribution::Default, &flex);
+        let lengths = [6, 3];
+        let run = |device: &Device| {
+            let encoder = encoder.clone().to_device(device);
+            let x = x.clone().to_device(device);
+            let padding = mask::padding_mask_from_lengths(&lengths, 6, device);
+            let input = EncoderInput::new(x.clone()).mask_padding(padding.clone());
+            let out = encoder.forward(input.clone());
+            let fused = encoder.forward_context(input);
+            let fused_diff = max_abs_diff(&values(fused), &values(out.hidden.clone()));
+            assert!(fused_diff < 1e-5, "fused path differs by {fused_diff}");
+            // Importance of the first layer's heads for a squared-output loss.
+            let ad = device.clone().autodiff();
+            let attention = encoder.layers[0].attention.clone().to_device(&ad);
+            let x = x.to_device(&ad);
+            let padding = padding.to_device(&ad);
+            let importance = head_importance(4, &ad, |gates| {
+                let input = AttentionInput::self_attention(x.clone())
+                    .mask_padding(padding.clone())
+                    .head_gates(gates);
+                attention.forward(input).context.powi_scalar(2).mean()
+            });
+            (values(out.hidden), importance)
+        };
+        let (expected, importance) = run(&flex);
+        for (backend, device) in devices().into_iter().skip(1) {
+            let (hidden, got) = run(&device);
+            let diff = max_abs_diff(&hidden, &expected);
+            let imp = max_abs_diff(&got, &importance);
+            eprintln!(
+                "{backend} norm_first={norm_first}: encoder {diff:.2e}, importance {imp:.2e}"
+            );
+            assert!(diff < 1e-5 && imp < 1e-5, "{backend}: {diff}, {imp}");
+        }
+    }
+}
+
+/// The fused inference path equals the explicit one under a padding mask (`[batch, l_k]`,
+/// broadcast over heads and queries) on every backend. On wgpu it did not before the mask was
+/// expanded to full shape: burn 0.22.1's fused kernel misread the broadcast mask.
+#[test]
+fn the_fused_path_honours_padding_masks_on_every_backend() {
+    for (backend, device) in devices() {
+        for positions in schemes() {
+            let mha = MultiHeadAttentionConfig::new(16, 4)
+                .with_positions(positions.clone())
+                .init(&device);
+            let x = Tensor::<3>::random([3, 6, 16], Distribution::Default, &device);
+            let padding = mask::padding_mask_from_lengths(&[6, 3, 1], 6, &device);
+            let input = AttentionInput::self_attention(x).mask_padding(padding);
+            let explicit = mha.forward(input.clone()).context;
+            let fused = mha.forward_context(input);
+            let diff = max_abs_diff(&values(fused), &values(explicit));
+            eprintln!("{backend} {positions:?}: fused vs explicit {diff:.2e}");
+            assert!(diff < 1e-5, "{backend} {positions:?}: {diff}");
+        }
+    }
+}

@@ -156,3 +156,52 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Encoder stacks of random depth, either norm placement, with padding masks (a fully
+    /// padded sequence included): finite outputs and gradients, and each layer's weight rows
+    /// sum to 1 over real keys (0 where a sequence has none).
+    #[test]
+    fn encoder_stacks_stay_finite_and_normalised(
+        layers in 1..4usize,
+        heads in 1..4usize,
+        norm_first in any::<bool>(),
+        feed_forward in any::<bool>(),
+        lengths in prop::collection::vec(0..6usize, 1..4),
+        len in 1..6usize,
+        seed in any::<u64>(),
+    ) {
+        use attention::{EncoderConfig, EncoderInput, EncoderLayerConfig, mask};
+        let device = Device::flex().autodiff();
+        device.seed(seed);
+        let d_model = 4 * heads;
+        let encoder = EncoderConfig::new(
+            EncoderLayerConfig::new(d_model, heads)
+                .with_norm_first(norm_first)
+                .with_feed_forward(feed_forward)
+                .with_dropout(0.0),
+            layers,
+        )
+        .init(&device);
+        let lengths: Vec<usize> = lengths.iter().map(|l| (*l).min(len)).collect();
+        let batch = lengths.len();
+        let padding = mask::padding_mask_from_lengths(&lengths, len, &device);
+        let x = Tensor::<3>::random([batch, len, d_model], Distribution::Default, &device).require_grad();
+        let out = encoder.forward(EncoderInput::new(x.clone()).mask_padding(padding));
+        prop_assert!(values(out.hidden.clone()).iter().all(|v| v.is_finite()), "hidden not finite");
+        prop_assert_eq!(out.weights.len(), layers);
+        for weights in &out.weights {
+            for (i, row) in values(weights.clone()).chunks(len).enumerate() {
+                let b = i / (heads * len);
+                let sum: f32 = row.iter().sum();
+                let expected = if lengths[b] == 0 { 0.0 } else { 1.0 };
+                prop_assert!((sum - expected).abs() < 1e-4, "row {i} sums to {sum}");
+            }
+        }
+        let grads = out.hidden.sum().backward();
+        let grad = x.grad(&grads).expect("input gradient");
+        prop_assert!(values(grad).iter().all(|v| v.is_finite()), "input gradient not finite");
+    }
+}
