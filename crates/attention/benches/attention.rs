@@ -27,47 +27,11 @@ use burn::{
 };
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
+mod common;
+
 const BATCH: usize = 64;
 const D_MODEL: usize = 64;
 const HEADS: [usize; 3] = [1, 4, 8];
-
-#[allow(deprecated)] // `Device::ndarray` is deprecated upstream but still shipped.
-fn devices() -> Vec<(String, Device)> {
-    let wanted =
-        std::env::var("ATTENTION_BENCH_BACKENDS").unwrap_or_else(|_| "flex,ndarray,wgpu".into());
-    wanted
-        .split(',')
-        .filter_map(|name| {
-            let device = match name.trim() {
-                "flex" => Device::flex(),
-                "ndarray" => Device::ndarray(),
-                "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
-                other => panic!("ATTENTION_BENCH_BACKENDS: unknown backend `{other}`"),
-            };
-            answers(&device).then(|| (name.trim().to_string(), device))
-        })
-        .collect()
-}
-
-/// Whether the device runs one operation (wgpu panics on its own thread without an adapter).
-fn answers(device: &Device) -> bool {
-    let probe = device.clone();
-    std::thread::spawn(move || Tensor::<1>::ones([1], &probe).into_data())
-        .join()
-        .is_ok()
-}
-
-fn lens() -> Vec<usize> {
-    std::env::var("ATTENTION_BENCH_LENS")
-        .unwrap_or_else(|_| "32,128,512".into())
-        .split(',')
-        .map(|l| {
-            l.trim()
-                .parse()
-                .expect("ATTENTION_BENCH_LENS: comma-separated lengths")
-        })
-        .collect()
-}
 
 /// Both modules with the same weights, and an input with its padding mask.
 struct Case {
@@ -131,8 +95,8 @@ impl Case {
 const IMPLS: [&str; 3] = ["ours", "fused", "burn"];
 
 fn bench(c: &mut Criterion) {
-    for (backend, device) in devices() {
-        for len in lens() {
+    for (backend, device) in common::devices("flex,ndarray,wgpu") {
+        for len in common::lens("32,128,512") {
             for heads in HEADS {
                 let shape = format!("h{heads}-l{len}");
                 let case = Case::new(heads, len, &device);
@@ -185,11 +149,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Few, short samples: a 512-long case takes seconds per iteration on one CPU core.
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(std::time::Duration::from_secs(1))
-        .measurement_time(std::time::Duration::from_secs(3));
+    config = common::criterion();
     targets = bench
 }
 criterion_main!(benches);

@@ -23,41 +23,11 @@ use attention::{
 use burn::{prelude::*, tensor::Distribution};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
+mod common;
+
 const BATCH: usize = 64;
 const D_MODEL: usize = 64;
 const HEADS: usize = 8;
-
-fn devices() -> Vec<(String, Device)> {
-    let wanted = std::env::var("ATTENTION_BENCH_BACKENDS").unwrap_or_else(|_| "flex,wgpu".into());
-    wanted
-        .split(',')
-        .filter_map(|name| {
-            let device = match name.trim() {
-                "flex" => Device::flex(),
-                "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
-                other => panic!("ATTENTION_BENCH_BACKENDS: flex or wgpu, not `{other}`"),
-            };
-            let probe = device.clone();
-            // wgpu panics on its own thread without an adapter.
-            let answers = std::thread::spawn(move || Tensor::<1>::ones([1], &probe).into_data())
-                .join()
-                .is_ok();
-            answers.then(|| (name.trim().to_string(), device))
-        })
-        .collect()
-}
-
-fn lens() -> Vec<usize> {
-    std::env::var("ATTENTION_BENCH_LENS")
-        .unwrap_or_else(|_| "32,128".into())
-        .split(',')
-        .map(|l| {
-            l.trim()
-                .parse()
-                .expect("ATTENTION_BENCH_LENS: comma-separated lengths")
-        })
-        .collect()
-}
 
 const VARIANTS: [&str; 6] = ["mha", "rope", "alibi", "relative", "gqa2", "mqa"];
 
@@ -86,8 +56,8 @@ fn input(len: usize, device: &Device) -> (Tensor<3>, Tensor<2, Bool>) {
 }
 
 fn bench(c: &mut Criterion) {
-    for (backend, device) in devices() {
-        for len in lens() {
+    for (backend, device) in common::devices("flex,wgpu") {
+        for len in common::lens("32,128") {
             let (x, padding) = input(len, &device);
             let attend = |m: &MultiHeadAttention, x: Tensor<3>| {
                 m.forward_context(AttentionInput::self_attention(x).mask_padding(padding.clone()))
@@ -142,10 +112,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(std::time::Duration::from_secs(1))
-        .measurement_time(std::time::Duration::from_secs(3));
+    config = common::criterion();
     targets = bench
 }
 criterion_main!(benches);
