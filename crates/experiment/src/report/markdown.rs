@@ -79,7 +79,14 @@ fn contrast(metric: &str, a: &Stat, b: &Stat, scale: f64, unit: &str) -> String 
 /// positions, seed, which dataset and where it is), as `key = value`: a key added to the
 /// configuration shows up here without a change to this code.
 fn recipe(config: &ExperimentConfig) -> String {
-    const PER_CONDITION: [&str; 6] = ["heads", "pe", "seed", "dataset", "data_dir", "download"];
+    const PER_CONDITION: [&str; 6] = [
+        "heads",
+        "positions",
+        "seed",
+        "dataset",
+        "data_dir",
+        "download",
+    ];
     let Ok(toml::Value::Table(table)) = toml::Value::try_from(config) else {
         return String::new();
     };
@@ -324,7 +331,7 @@ mod tests {
                 "{key} missing from {line}"
             );
         }
-        for key in ["heads", "pe", "seed", "dataset"] {
+        for key in ["heads", "positions", "seed", "dataset"] {
             assert!(!line.contains(&format!("`{key} =")), "{key} in {line}");
         }
     }
