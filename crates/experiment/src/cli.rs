@@ -54,9 +54,6 @@ pub struct RecipeArgs {
     /// Embedding and attention width [default: 64].
     #[arg(long)]
     pub d_model: Option<usize>,
-    /// Attention layers, each attention + residual + LayerNorm [default: 1].
-    #[arg(long, value_name = "N")]
-    pub layers: Option<usize>,
     /// Dropout after the embedding and before the output layer [default: 0.1].
     #[arg(long, allow_negative_numbers = true)]
     pub dropout: Option<f64>,
@@ -106,6 +103,9 @@ pub struct TrainArgs {
     /// Attention heads; 1 is the single-head baseline with d_k = d_v = d_model [default: 4].
     #[arg(long)]
     pub heads: Option<usize>,
+    /// Attention layers, each attention + residual + LayerNorm [default: 1].
+    #[arg(long, value_name = "N")]
+    pub layers: Option<usize>,
     /// Where positions come from: added to the embeddings (sinusoidal, learned), inside the
     /// attention (rope, alibi, relative: T5's bias), or none [default: sinusoidal].
     #[arg(long, value_enum)]
@@ -146,8 +146,18 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
     /// Also run 1, 2 and 8 heads with positional encoding (and 1 head with it).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["heads", "positions", "layers"])]
     pub sweep_heads: bool,
+    /// Vary the heads over these counts (with --positions/--layers: every combination)
+    /// [default without any axis: the seed's conditions; with another axis: 1,4].
+    #[arg(long, value_delimiter = ',', value_name = "N,N,…")]
+    pub heads: Vec<usize>,
+    /// Vary the positions over these schemes [with another axis: none,sinusoidal].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SCHEME,…")]
+    pub positions: Vec<Positions>,
+    /// Vary the depth over these layer counts [with another axis: 1].
+    #[arg(long, value_delimiter = ',', value_name = "N,N,…")]
+    pub layers: Vec<usize>,
     /// Results folder [default: experiments/results/<dataset>]; finished runs in it are reused.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -234,17 +244,44 @@ impl RecipeArgs {
         if let Some(backend) = self.backend {
             c.backend = backend;
         }
-        set!(self, c.model: d_model, layers, dropout, attention_dropout, token_dropout, embedding_std);
+        set!(self, c.model: d_model, dropout, attention_dropout, token_dropout, embedding_std);
         set!(self, c.train: devices, epochs, batch_size, batching, lr, weight_decay, schedule, patience);
         set!(self, c.data: max_len, min_freq);
         Ok(c)
     }
 }
 
+impl CompareArgs {
+    /// The seed's conditions (`--sweep-heads`: and its head sweep), or every combination of
+    /// the axes given, the others at their defaults.
+    pub fn conditions(&self) -> Vec<experiment::report::Condition> {
+        if self.heads.is_empty() && self.positions.is_empty() && self.layers.is_empty() {
+            return experiment::compare::conditions(self.sweep_heads);
+        }
+        let or = |given: &[usize], default: &[usize]| {
+            if given.is_empty() {
+                default.to_vec()
+            } else {
+                given.to_vec()
+            }
+        };
+        let positions = if self.positions.is_empty() {
+            vec![Positions::None, Positions::Sinusoidal]
+        } else {
+            self.positions.clone()
+        };
+        experiment::compare::grid(
+            &or(&self.heads, &[1, 4]),
+            &positions,
+            &or(&self.layers, &[1]),
+        )
+    }
+}
+
 impl TrainArgs {
     pub fn resolve(&self) -> Result<ExperimentConfig> {
         let mut c = self.recipe.resolve()?;
-        set!(self, c.model: heads, positions);
+        set!(self, c.model: heads, layers, positions);
         if let Some(pe) = self.pe {
             c.model.positions = if pe {
                 Positions::Sinusoidal

@@ -22,15 +22,33 @@ use crate::{
 
 /// The seed experiment's conditions, plus 1/2/8 heads with positional encoding when `sweep`.
 pub fn conditions(sweep: bool) -> Vec<Condition> {
+    let (none, sinusoidal) = (Positions::None, Positions::Sinusoidal);
     let mut list = vec![
-        Condition::new("single-head", 1, false),
-        Condition::new("multi-head", 4, false),
-        Condition::new("multi-head-pe", 4, true),
+        Condition::new(1, none, 1),
+        Condition::new(4, none, 1),
+        Condition::new(4, sinusoidal, 1),
     ];
     if sweep {
-        list.insert(2, Condition::new("single-head-pe", 1, true));
-        list.push(Condition::new("2-heads-pe", 2, true));
-        list.push(Condition::new("8-heads-pe", 8, true));
+        list.insert(2, Condition::new(1, sinusoidal, 1));
+        list.push(Condition::new(2, sinusoidal, 1));
+        list.push(Condition::new(8, sinusoidal, 1));
+    }
+    list
+}
+
+/// Every combination of the axes: heads × positions × layers, in that order.
+pub fn grid(heads: &[usize], positions: &[Positions], layers: &[usize]) -> Vec<Condition> {
+    let mut list = Vec::new();
+    for &l in layers {
+        for &p in positions {
+            for &h in heads {
+                let condition = Condition::new(h, p, l);
+                // `--heads 4,4` asks for one condition, not two runs into one folder.
+                if !list.contains(&condition) {
+                    list.push(condition);
+                }
+            }
+        }
     }
     list
 }
@@ -74,11 +92,8 @@ pub fn compare(
     {
         let mut config = base.clone();
         config.model.heads = condition.heads;
-        config.model.positions = if condition.pe {
-            Positions::Sinusoidal
-        } else {
-            Positions::None
-        };
+        config.model.positions = condition.positions;
+        config.model.layers = condition.layers;
         config.train.seed = seed;
         config
             .validate()

@@ -72,7 +72,7 @@ fn compare(args: &CompareArgs) -> Result<()> {
         .join(" ");
     let report = compare::compare(
         &config,
-        &compare::conditions(args.sweep_heads),
+        &args.conditions(),
         &seeds,
         &out,
         &command,

@@ -533,7 +533,7 @@ fn compare_writes_report_and_charts_and_reuses_finished_runs() {
     }
     let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
     for needle in [
-        "| condition | heads | PE | params |",
+        "| condition | heads | positions | layers | params |",
         "## What the numbers say",
         "4 heads vs 1 head",
         "experiment compare",
@@ -580,6 +580,67 @@ fn compare_writes_report_and_charts_and_reuses_finished_runs() {
     };
     assert_eq!(conditions_of(&parallel), conditions_of(&out));
     assert!(parallel.join("runs/multi-head-pe-s2.log").exists());
+}
+
+#[test]
+fn compare_varies_the_axes_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let out = dir.path().join("results");
+    let output = binary()
+        .args([
+            "compare",
+            "--epochs",
+            "1",
+            "--seeds",
+            "1",
+            "--d-model",
+            "16",
+        ])
+        .args([
+            "--heads",
+            "2",
+            "--positions",
+            "none,rope",
+            "--layers",
+            "1,2",
+        ])
+        .arg("--dataset")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let conditions = report["conditions"].as_array().unwrap();
+    let names: Vec<&str> = conditions
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["2-heads", "2-heads-rope", "2-heads-l2", "2-heads-rope-l2"]
+    );
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("runs/2-heads-rope-l2-s1/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (summary["layers"].as_u64(), summary["positions"].as_str()),
+        (Some(2), Some("rope"))
+    );
+    // A second layer is one more attention and LayerNorm: 4·16·16 + 2·16 parameters.
+    let params = |i: usize| conditions[i]["params"].as_u64().unwrap();
+    assert_eq!(params(2) - params(0), 4 * 16 * 16 + 2 * 16);
+    let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    for needle in [
+        "rope positions vs none (2 heads)",
+        "2 layers vs 1 (2 heads, no positions)",
+    ] {
+        assert!(md.contains(needle), "REPORT.md lacks {needle}:\n{md}");
+    }
 }
 
 #[test]

@@ -3,14 +3,18 @@
 use std::fmt::Write as _;
 
 use super::{ConditionReport, Report, Stat};
-use crate::config::ExperimentConfig;
+use crate::{config::ExperimentConfig, model::Positions};
 
 /// The contrasts the seed experiment asks about, found by what the conditions are (heads,
-/// positional encoding), not by their names: more heads against one head with the same
-/// positions, positions against none with the same heads, and multi-head with positions
-/// against the single-head baseline.
+/// positions, layers), not by their names: more heads against one head, positions against
+/// none, more layers against one, each with everything else the same; and multi-head with
+/// positions against the single-head baseline (one layer, no positions).
 fn contrasts(conditions: &[ConditionReport]) -> Vec<(&ConditionReport, &ConditionReport, String)> {
-    let find = |heads: usize, pe: bool| conditions.iter().find(|k| k.heads == heads && k.pe == pe);
+    let find = |heads: usize, positions: Positions, layers: usize| {
+        conditions
+            .iter()
+            .find(|k| k.heads == heads && k.positions == positions && k.layers == layers)
+    };
     let heads = |h: usize| {
         if h == 1 {
             "1 head".to_string()
@@ -18,30 +22,74 @@ fn contrasts(conditions: &[ConditionReport]) -> Vec<(&ConditionReport, &Conditio
             format!("{h} heads")
         }
     };
-    let positions = |pe: bool| if pe { "with positions" } else { "no positions" };
+    let positions = |p: Positions| match p {
+        Positions::None => "no positions".to_string(),
+        Positions::Sinusoidal => "with positions".to_string(),
+        other => format!("{} positions", other.name()),
+    };
+    let layers = |l: usize| {
+        if l == 1 {
+            String::new()
+        } else {
+            format!(", {l} layers")
+        }
+    };
     let mut list = Vec::new();
-    for pe in [false, true] {
-        for a in conditions.iter().filter(|k| k.heads > 1 && k.pe == pe) {
-            if let Some(b) = find(1, pe) {
-                let what = format!("{} vs 1 head ({})", heads(a.heads), positions(pe));
+    let mut schemes: Vec<Positions> = Vec::new();
+    for k in conditions {
+        if !schemes.contains(&k.positions) {
+            schemes.push(k.positions);
+        }
+    }
+    for &p in &schemes {
+        for a in conditions
+            .iter()
+            .filter(|k| k.heads > 1 && k.positions == p)
+        {
+            if let Some(b) = find(1, p, a.layers) {
+                let what = format!(
+                    "{} vs 1 head ({}{})",
+                    heads(a.heads),
+                    positions(p),
+                    layers(a.layers)
+                );
                 list.push((a, b, what));
             }
         }
     }
-    for a in conditions.iter().filter(|k| k.pe) {
-        if let Some(b) = find(a.heads, false) {
-            list.push((
-                a,
-                b,
-                format!("positional encoding vs none ({})", heads(a.heads)),
-            ));
+    for a in conditions.iter().filter(|k| k.positions != Positions::None) {
+        if let Some(b) = find(a.heads, Positions::None, a.layers) {
+            let what = match a.positions {
+                Positions::Sinusoidal => "positional encoding".to_string(),
+                other => format!("{} positions", other.name()),
+            };
+            let what = format!("{what} vs none ({}{})", heads(a.heads), layers(a.layers));
+            list.push((a, b, what));
         }
     }
-    if let Some(baseline) = find(1, false) {
-        for a in conditions.iter().filter(|k| k.heads > 1 && k.pe) {
+    for a in conditions.iter().filter(|k| k.layers > 1) {
+        if let Some(b) = find(a.heads, a.positions, 1) {
             let what = format!(
-                "{} with positions vs the single-head baseline",
-                heads(a.heads)
+                "{} layers vs 1 ({}, {})",
+                a.layers,
+                heads(a.heads),
+                positions(a.positions)
+            );
+            list.push((a, b, what));
+        }
+    }
+    if let Some(baseline) = find(1, Positions::None, 1) {
+        for a in conditions
+            .iter()
+            .filter(|k| k.heads > 1 && k.positions != Positions::None && k.layers == 1)
+        {
+            let what = format!(
+                "{} with {} vs the single-head baseline",
+                heads(a.heads),
+                match a.positions {
+                    Positions::Sinusoidal => "positions".to_string(),
+                    other => other.name().to_string(),
+                }
             );
             list.push((a, baseline, what));
         }
@@ -117,16 +165,17 @@ pub(super) fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         md,
-        "| condition | heads | PE | params | train loss | train acc | valid loss | valid acc | test acc | best epoch | seconds |"
+        "| condition | heads | positions | layers | params | train loss | train acc | valid loss | valid acc | test acc | best epoch | seconds |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for k in &r.conditions {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} |",
             k.name,
             k.heads,
-            if k.pe { "yes" } else { "no" },
+            k.positions.name(),
+            k.layers,
             k.params,
             num(&k.train_loss),
             pct(&k.train_acc),
@@ -260,11 +309,21 @@ mod tests {
     }
 
     fn condition(name: &str, heads: usize, pe: bool) -> ConditionReport {
+        let positions = if pe {
+            Positions::Sinusoidal
+        } else {
+            Positions::None
+        };
+        with(name, heads, positions, 1)
+    }
+
+    fn with(name: &str, heads: usize, positions: Positions, layers: usize) -> ConditionReport {
         let stat = || Stat::of(vec![0.5]);
         ConditionReport {
             name: name.into(),
             heads,
-            pe,
+            positions,
+            layers,
             params: 0,
             seeds: vec![1],
             best_epoch: stat(),
@@ -280,6 +339,31 @@ mod tests {
             valid_loss_curves: vec![],
             valid_acc_curves: vec![],
         }
+    }
+
+    #[test]
+    fn contrasts_cover_every_axis() {
+        let conditions = [
+            with("a", 1, Positions::None, 1),
+            with("b", 4, Positions::Rope, 1),
+            with("c", 4, Positions::None, 1),
+            with("d", 4, Positions::Rope, 2),
+            with("e", 1, Positions::Rope, 2),
+        ];
+        let found: Vec<String> = contrasts(&conditions)
+            .into_iter()
+            .map(|(a, b, what)| format!("{} vs {}: {what}", a.name, b.name))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "c vs a: 4 heads vs 1 head (no positions)",
+                "d vs e: 4 heads vs 1 head (rope positions, 2 layers)",
+                "b vs c: rope positions vs none (4 heads)",
+                "d vs b: 2 layers vs 1 (4 heads, rope positions)",
+                "b vs a: 4 heads with rope vs the single-head baseline",
+            ]
+        );
     }
 
     #[test]

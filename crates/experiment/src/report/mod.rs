@@ -11,6 +11,7 @@ mod markdown;
 use crate::{
     analysis::HeadFocus,
     config::ExperimentConfig,
+    model::Positions,
     run_dir::{EpochMetrics, Summary},
 };
 
@@ -21,16 +22,38 @@ pub struct Condition {
     pub name: String,
     /// Attention heads.
     pub heads: usize,
-    /// Sinusoidal positional encoding.
-    pub pe: bool,
+    /// Where positions come from.
+    pub positions: Positions,
+    /// Attention layers.
+    pub layers: usize,
 }
 
 impl Condition {
-    pub fn new(name: &str, heads: usize, pe: bool) -> Self {
+    /// A condition named by what it is, in the seed experiment's words where they exist:
+    /// `single-head`, `multi-head` (4 heads) or `8-heads`; `-pe` for the sinusoidal table,
+    /// `-rope` and so on for the others; `-l2` for two layers.
+    pub fn new(heads: usize, positions: Positions, layers: usize) -> Self {
+        let mut name = match heads {
+            1 => "single-head".to_string(),
+            4 => "multi-head".to_string(),
+            h => format!("{h}-heads"),
+        };
+        match positions {
+            Positions::None => {}
+            Positions::Sinusoidal => name.push_str("-pe"),
+            other => {
+                name.push('-');
+                name.push_str(other.name());
+            }
+        }
+        if layers > 1 {
+            name.push_str(&format!("-l{layers}"));
+        }
         Self {
-            name: name.into(),
+            name,
             heads,
-            pe,
+            positions,
+            layers,
         }
     }
 }
@@ -78,7 +101,8 @@ impl Stat {
 pub struct ConditionReport {
     pub name: String,
     pub heads: usize,
-    pub pe: bool,
+    pub positions: Positions,
+    pub layers: usize,
     pub params: usize,
     pub seeds: Vec<u64>,
     pub best_epoch: Stat,
@@ -167,7 +191,8 @@ pub fn build(
             ConditionReport {
                 name: c.name.clone(),
                 heads: c.heads,
-                pe: c.pe,
+                positions: c.positions,
+                layers: c.layers,
                 params: runs.first().map_or(0, |r| r.summary.params),
                 seeds: runs.iter().map(|r| r.summary.seed).collect(),
                 best_epoch: stat(&|r| r.summary.best_epoch as f64),
