@@ -12,6 +12,7 @@ use crate::{
     backend,
     config::ExperimentConfig,
     data::load_dataset,
+    heads::{HeadAnalysis, analyse_heads},
     model::Positions,
     report::{self, Report},
     report::{Condition, RunResult},
@@ -165,11 +166,13 @@ pub fn compare(
             summary.best_epoch,
             if reused { " (reused)" } else { "" }
         );
+        let heads = heads_of(dir, &trained, &data.validation, config)?;
         results.push(RunResult {
             condition: condition.clone(),
             summary,
             epochs,
             focus,
+            heads,
         });
     }
     let report = report::build(&data.name, command, base, conditions, &results);
@@ -260,6 +263,31 @@ fn train_process(exe: &Path, p: &Planned, threads: &str) -> Result<()> {
 }
 
 /// The summary of a finished run in `dir` trained with exactly `config`.
+/// Which heads matter in the run in `dir`: read from its `heads.json`, else measured on
+/// `validation` and written there.
+fn heads_of(
+    dir: &Path,
+    trained: &TrainedRun,
+    validation: &[dataset::TextExample],
+    config: &ExperimentConfig,
+) -> Result<Option<HeadAnalysis>> {
+    let path = dir.join(files::HEADS);
+    if let Some(cached) = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+    {
+        return Ok(Some(cached));
+    }
+    let items: std::sync::Arc<[dataset::TextItem]> =
+        trained.vocab.encode_examples(validation).into();
+    let analysis = analyse_heads(&trained.model, &items, &config.batcher(), &trained.device);
+    if let Some(analysis) = &analysis {
+        std::fs::write(&path, serde_json::to_string_pretty(analysis)?)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    Ok(analysis)
+}
+
 fn finished_with(dir: &Path, config: &ExperimentConfig) -> Option<Summary> {
     // Compared as configurations, not text: runs recorded in the flat layout of 0.1 count.
     let text = std::fs::read_to_string(dir.join(files::CONFIG)).ok()?;

@@ -16,6 +16,18 @@ pub fn evaluate(
     batch_size: usize,
     device: &Device,
 ) -> (f64, f64) {
+    evaluate_gated(model, items, batcher, batch_size, device, None)
+}
+
+/// [`evaluate`] with the first layer's heads gated, `gates` `[heads]` (0 masks a head).
+pub fn evaluate_gated(
+    model: &Classifier,
+    items: impl Into<Arc<[TextItem]>>,
+    batcher: &TextBatcher,
+    batch_size: usize,
+    device: &Device,
+    gates: Option<Tensor<1>>,
+) -> (f64, f64) {
     let loader = TextLoader::new(
         items,
         batcher.clone(),
@@ -27,7 +39,7 @@ pub fn evaluate(
     for batch in loader.iter() {
         let batch = batch.expect("in-memory batches cannot fail");
         let n = batch.labels.dims()[0];
-        let out = model.classify(batch);
+        let out = model.classify_gated(batch, gates.clone());
         loss_sum += out.loss.into_scalar::<f32>() as f64 * n as f64;
         correct += correct_predictions(out.output, out.targets).into_scalar::<i64>() as usize;
     }

@@ -18,6 +18,7 @@
 //! | [`trained`] | a finished run loaded back; prediction |
 //! | [`compare`] | conditions × seeds, reusing finished runs |
 //! | [`analysis`] | which tokens each head attends to |
+//! | [`heads`] | which heads matter: masking, importance, pruning curve, entropy |
 //! | [`report`] | the comparison's report, and every chart ([`report::charts`]) |
 //! | [`predict`] | terminal rendering of a prediction |
 //!
@@ -46,6 +47,7 @@ pub mod compare;
 pub mod config;
 pub mod data;
 pub mod evaluate;
+pub mod heads;
 pub mod model;
 pub mod predict;
 pub mod report;

@@ -21,6 +21,9 @@ pub mod files {
     pub const MODEL: &str = "model.bpk";
     pub const METRICS: &str = "metrics.jsonl";
     pub const SUMMARY: &str = "summary.json";
+    /// Which heads matter on the validation split, written by `compare` (a cache: deleting it
+    /// only costs its recomputation).
+    pub const HEADS: &str = "heads.json";
 }
 
 /// `run.lock` in a run folder, held while a process trains into it: an operating-system file

@@ -537,10 +537,23 @@ fn compare_writes_report_and_charts_and_reuses_finished_runs() {
         "## What the numbers say",
         "4 heads vs 1 head",
         "experiment compare",
+        "## Which heads matter",
+        "| multi-head-pe | ",
     ] {
         assert!(md.contains(needle), "REPORT.md lacks {needle}");
     }
-    for png in ["curves.png", "final.png"] {
+    // Each multi-head run's analysis is kept beside it; single-head runs have none.
+    let heads: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("runs/multi-head-s1/heads.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(heads["masked_accuracy"].as_array().unwrap().len(), 4);
+    assert_eq!(heads["pruning_accuracy"].as_array().unwrap().len(), 4);
+    assert!(!out.join("runs/single-head-s1/heads.json").exists());
+    let stats = &conditions[1]["head_analysis"];
+    assert_eq!(stats["pruning_curves"].as_array().unwrap().len(), 2, "{stats}");
+    assert!(conditions[0]["head_analysis"].is_null());
+    for png in ["curves.png", "final.png", "pruning.png"] {
         let bytes = std::fs::read(out.join(png)).unwrap();
         assert!(
             bytes.starts_with(b"\x89PNG") && bytes.len() > 5_000,

@@ -323,7 +323,7 @@ impl Classifier {
         tokens: Tensor<2, Int>,
         mask_padding: Tensor<2, Bool>,
     ) -> ClassifierOutput {
-        let (logits, layer_weights) = self.run(tokens, mask_padding, true);
+        let (logits, layer_weights) = self.run(tokens, mask_padding, true, None);
         ClassifierOutput {
             logits,
             weights: layer_weights[0].clone(),
@@ -334,7 +334,23 @@ impl Classifier {
     /// The logits alone, `[batch, n_classes]`: for inference this takes burn's fused attention
     /// kernel, which skips the `[batch, heads, len, len]` weights.
     pub fn logits(&self, tokens: Tensor<2, Int>, mask_padding: Tensor<2, Bool>) -> Tensor<2> {
-        self.run(tokens, mask_padding, false).0
+        self.run(tokens, mask_padding, false, None).0
+    }
+
+    /// The logits with the first layer's heads gated, `gates` `[heads]` (0 removes a head):
+    /// what [`attention::head_importance`] differentiates and head masking evaluates.
+    pub fn logits_gated(
+        &self,
+        tokens: Tensor<2, Int>,
+        mask_padding: Tensor<2, Bool>,
+        gates: Tensor<1>,
+    ) -> Tensor<2> {
+        self.run(tokens, mask_padding, false, Some(gates)).0
+    }
+
+    /// The first layer's attention heads.
+    pub fn heads(&self) -> usize {
+        self.attention.n_heads
     }
 
     fn run(
@@ -342,6 +358,7 @@ impl Classifier {
         tokens: Tensor<2, Int>,
         mask_padding: Tensor<2, Bool>,
         with_weights: bool,
+        gates: Option<Tensor<1>>,
     ) -> (Tensor<2>, Vec<Tensor<4>>) {
         let [batch, len] = tokens.dims();
         let mut x = self.embedding.forward(tokens);
@@ -359,7 +376,9 @@ impl Classifier {
             x = learned.forward(x);
         }
         let x = self.dropout.forward(x);
-        let input = AttentionInput::self_attention(x.clone()).mask_padding(mask_padding.clone());
+        let mut input =
+            AttentionInput::self_attention(x.clone()).mask_padding(mask_padding.clone());
+        input.head_gates = gates;
         let mut weights = Vec::with_capacity(1 + self.deeper.len());
         let context = if with_weights {
             let out = self.attention.forward(input);
@@ -390,7 +409,17 @@ impl Classifier {
 
     /// Logits, loss and targets of a batch.
     pub fn classify(&self, batch: TextBatch) -> ClassificationOutput {
-        let logits = self.logits(batch.tokens, batch.mask_padding);
+        self.classify_gated(batch, None)
+    }
+
+    /// [`classify`](Self::classify) with the first layer's heads gated (see
+    /// [`logits_gated`](Self::logits_gated)).
+    pub fn classify_gated(
+        &self,
+        batch: TextBatch,
+        gates: Option<Tensor<1>>,
+    ) -> ClassificationOutput {
+        let (logits, _) = self.run(batch.tokens, batch.mask_padding, false, gates);
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.labels.clone());

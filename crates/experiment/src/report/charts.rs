@@ -40,14 +40,15 @@ fn draw_err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing a chart: {e}")
 }
 
-/// Mean over seeds at each epoch (seeds that stopped early drop out of later epochs).
-fn mean_curve(curves: &[Vec<f64>], scale: f64) -> Vec<(f64, f64)> {
+/// Mean over seeds at each step (seeds that stopped early drop out of later steps); the first
+/// step is at `first`.
+fn mean_curve(curves: &[Vec<f64>], scale: f64, first: f64) -> Vec<(f64, f64)> {
     let longest = curves.iter().map(Vec::len).max().unwrap_or(0);
     (0..longest)
         .map(|e| {
             let values: Vec<f64> = curves.iter().filter_map(|c| c.get(e)).copied().collect();
             (
-                (e + 1) as f64,
+                e as f64 + first,
                 scale * values.iter().sum::<f64>() / values.len() as f64,
             )
         })
@@ -67,37 +68,58 @@ pub fn curves(report: &Report, path: &Path) -> Result<()> {
         SeriesLabelPosition::UpperRight,
         SeriesLabelPosition::LowerRight,
     );
-    panel(&left, "loss", report, |c| &c.valid_loss_curves, 1.0, upper)?;
-    panel(
-        &right,
-        "accuracy (%)",
-        report,
-        |c| &c.valid_acc_curves,
-        100.0,
-        lower,
-    )?;
+    let epochs = |pick: fn(&ConditionReport) -> &Vec<Vec<f64>>, scale| {
+        report
+            .conditions
+            .iter()
+            .map(|c| (c.name.as_str(), mean_curve(pick(c), scale, 1.0)))
+            .collect::<Vec<_>>()
+    };
+    let loss = epochs(|c| &c.valid_loss_curves, 1.0);
+    panel(&left, ("epoch", "loss"), loss, upper)?;
+    let accuracy = epochs(|c| &c.valid_acc_curves, 100.0);
+    panel(&right, ("epoch", "accuracy (%)"), accuracy, lower)?;
     root.present().map_err(draw_err)
 }
 
-fn panel(
-    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
-    label: &str,
-    report: &Report,
-    pick: fn(&ConditionReport) -> &Vec<Vec<f64>>,
-    scale: f64,
-    legend: SeriesLabelPosition,
-) -> Result<()> {
-    let series: Vec<(&str, Vec<(f64, f64)>)> = report
+/// Validation accuracy as heads are masked from least to most important, one line per
+/// multi-head condition (mean over seeds).
+pub fn pruning(report: &Report, path: &Path) -> Result<()> {
+    fonts();
+    let root = BitMapBackend::new(path, (700, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_err)?;
+    let title = format!("{}: pruning heads, least important first", report.dataset);
+    let root = root.titled(&title, ("sans-serif", 22)).map_err(draw_err)?;
+    let series = report
         .conditions
         .iter()
-        .map(|c| (c.name.as_str(), mean_curve(pick(c), scale)))
+        .filter_map(|c| {
+            let h = c.head_analysis.as_ref()?;
+            Some((c.name.as_str(), mean_curve(&h.pruning_curves, 100.0, 0.0)))
+        })
         .collect();
+    let axes = ("heads masked", "validation accuracy (%)");
+    panel(&root, axes, series, SeriesLabelPosition::LowerLeft)?;
+    root.present().map_err(draw_err)
+}
+
+/// Lines with markers, `(x description, y description)`, x at whole steps.
+fn panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    (x_desc, label): (&str, &str),
+    series: Vec<(&str, Vec<(f64, f64)>)>,
+    legend: SeriesLabelPosition,
+) -> Result<()> {
     let points = series.iter().flat_map(|(_, p)| p.iter());
-    let (mut lo, mut hi, mut epochs) = (f64::MAX, f64::MIN, 1.0f64);
+    let (mut lo, mut hi, mut first, mut epochs) = (f64::MAX, f64::MIN, f64::MAX, 1.0f64);
     for &(x, y) in points {
         lo = lo.min(y);
         hi = hi.max(y);
+        first = first.min(x);
         epochs = epochs.max(x);
+    }
+    if first > epochs {
+        first = 1.0;
     }
     if lo > hi {
         (lo, hi) = (0.0, 1.0);
@@ -107,13 +129,13 @@ fn panel(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.8..epochs + 0.2, (lo - pad)..(hi + pad))
+        .build_cartesian_2d(first - 0.2..epochs + 0.2, (lo - pad)..(hi + pad))
         .map_err(draw_err)?;
     chart
         .configure_mesh()
-        .x_desc("epoch")
+        .x_desc(x_desc)
         .y_desc(label)
-        .x_labels(epochs as usize + 1)
+        .x_labels((epochs - first) as usize + 2)
         .x_label_formatter(&|x| {
             if (x - x.round()).abs() < 1e-9 {
                 format!("{x:.0}")

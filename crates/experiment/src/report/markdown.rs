@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ConditionReport, Report, Stat};
+use super::{ConditionReport, HeadStats, Report, Stat};
 use crate::{config::ExperimentConfig, model::Positions};
 
 /// The contrasts the seed experiment asks about, found by what the conditions are (heads,
@@ -95,6 +95,69 @@ fn contrasts(conditions: &[ConditionReport]) -> Vec<(&ConditionReport, &Conditio
         }
     }
     list
+}
+
+/// "Which heads matter": importance, masking, pruning and entropy per multi-head condition.
+fn heads_section(md: &mut String, r: &Report) {
+    let analysed: Vec<(&ConditionReport, &HeadStats)> = r
+        .conditions
+        .iter()
+        .filter_map(|k| k.head_analysis.as_ref().map(|h| (k, h)))
+        .collect();
+    if analysed.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## Which heads matter\n");
+    let _ = writeln!(
+        md,
+        "On the validation split, for the first layer's heads of each multi-head model: importance is `|∂loss/∂gate|` of each head's gate (Michel et al., 2019), normalised to sum to 1 and ranked within each model; *masking* sets one head's gate to 0; the pruning curve (`pruning.png`) masks heads from least to most important. Entropy is the heads' mean attention entropy over that of uniform attention (1 = uniform). Means over seeds; accuracy drops in points.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| condition | importance, most to least | masking the most important head | masking the least important | accuracy with 0, 1, … heads pruned | entropy / uniform |\n|---|---|---|---|---|---|"
+    );
+    let mean_of = |rows: &[Vec<f64>], scale: f64| -> String {
+        let len = rows.iter().map(Vec::len).max().unwrap_or(0);
+        (0..len)
+            .map(|i| {
+                let v: Vec<f64> = rows.iter().filter_map(|r| r.get(i)).copied().collect();
+                format!(
+                    "{:.1}",
+                    scale * v.iter().sum::<f64>() / v.len().max(1) as f64
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (k, h) in &analysed {
+        let entropy = Stat::of(h.entropy_ratio.clone());
+        let _ = writeln!(
+            md,
+            "| {} | {} % | −{:.2} ± {:.2} | −{:.2} ± {:.2} | {} | {:.2} ± {:.2} |",
+            k.name,
+            mean_of(&h.importance, 100.0),
+            100.0 * h.drop_most.mean,
+            100.0 * h.drop_most.std,
+            100.0 * h.drop_least.mean,
+            100.0 * h.drop_least.std,
+            mean_of(&h.pruning_curves, 100.0),
+            entropy.mean,
+            entropy.std,
+        );
+    }
+    let _ = writeln!(md);
+    for (k, h) in &analysed {
+        let uniform = h.nearly_uniform();
+        if uniform > 0 {
+            let _ = writeln!(
+                md,
+                "> **Warning:** `{}`: in {uniform} of {} seeds the heads attend nearly uniformly (entropy above {:.0} % of uniform): attention barely selects tokens there, and its head statistics say little.\n",
+                k.name,
+                h.entropy_ratio.len(),
+                100.0 * crate::heads::NEARLY_UNIFORM
+            );
+        }
+    }
 }
 
 fn pct(s: &Stat) -> String {
@@ -252,6 +315,7 @@ pub(super) fn markdown(r: &Report) -> String {
         let _ = writeln!(md);
     }
 
+    heads_section(&mut md, r);
     let _ = writeln!(md, "## What the numbers say\n");
     for (a, b, what) in contrasts(&r.conditions) {
         let _ = writeln!(
@@ -336,6 +400,7 @@ mod tests {
             seconds: stat(),
             train_samples_per_s: stat(),
             head_focus: None,
+            head_analysis: None,
             valid_loss_curves: vec![],
             valid_acc_curves: vec![],
         }

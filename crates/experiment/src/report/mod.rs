@@ -11,6 +11,7 @@ mod markdown;
 use crate::{
     analysis::HeadFocus,
     config::ExperimentConfig,
+    heads::HeadAnalysis,
     model::Positions,
     run_dir::{EpochMetrics, Summary},
 };
@@ -69,6 +70,8 @@ pub struct RunResult {
     pub epochs: Vec<EpochMetrics>,
     /// Head specialisation on the validation split, where the dataset knows the deciding tokens.
     pub focus: Option<HeadFocus>,
+    /// Which heads matter, on the validation split (multi-head models).
+    pub heads: Option<HeadAnalysis>,
 }
 
 /// Mean, sample standard deviation and the values themselves.
@@ -116,6 +119,9 @@ pub struct ConditionReport {
     pub train_samples_per_s: Stat,
     /// How often each head's most-attended token decides the label (synthetic only).
     pub head_focus: Option<HeadFocusStats>,
+    /// Which heads matter, over the seeds (multi-head conditions).
+    #[serde(default)]
+    pub head_analysis: Option<HeadStats>,
     /// Per seed, per epoch validation loss and accuracy.
     pub valid_loss_curves: Vec<Vec<f64>>,
     pub valid_acc_curves: Vec<Vec<f64>>,
@@ -160,6 +166,63 @@ impl HeadFocusStats {
     }
 }
 
+/// Which heads matter, over the seeds of a condition. As with [`HeadFocusStats`], each model's
+/// heads are ranked before seeds are compared.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HeadStats {
+    /// Per seed, its heads' importance from most to least important (fractions summing to 1).
+    pub importance: Vec<Vec<f64>>,
+    /// Validation accuracy lost by masking each model's most important head (fraction).
+    pub drop_most: Stat,
+    /// Validation accuracy lost by masking each model's least important head.
+    pub drop_least: Stat,
+    /// Per seed: validation accuracy with the `k` least important heads masked, `k = 0..heads`.
+    pub pruning_curves: Vec<Vec<f64>>,
+    /// Per seed: mean entropy ratio of its heads (1 = uniform attention).
+    pub entropy_ratio: Vec<f64>,
+}
+
+impl HeadStats {
+    /// `None` without any model's analysis.
+    pub fn of(analyses: &[&HeadAnalysis]) -> Option<Self> {
+        if analyses.is_empty() {
+            return None;
+        }
+        let drop = |a: &HeadAnalysis, pick: fn(&[usize]) -> Option<&usize>| {
+            pick(&a.pruning_order).map_or(0.0, |&h| a.accuracy - a.masked_accuracy[h])
+        };
+        Some(Self {
+            importance: analyses
+                .iter()
+                .map(|a| {
+                    let mut ranked = a.importance.clone();
+                    ranked.sort_by(|x, y| y.total_cmp(x));
+                    ranked
+                })
+                .collect(),
+            drop_most: Stat::of(analyses.iter().map(|a| drop(a, <[usize]>::last)).collect()),
+            drop_least: Stat::of(analyses.iter().map(|a| drop(a, <[usize]>::first)).collect()),
+            pruning_curves: analyses
+                .iter()
+                .map(|a| a.pruning_accuracy.clone())
+                .collect(),
+            entropy_ratio: analyses
+                .iter()
+                .map(|a| a.entropy_ratio.iter().sum::<f64>() / a.entropy_ratio.len().max(1) as f64)
+                .collect(),
+        })
+    }
+
+    /// Seeds whose model attends nearly uniformly (mean entropy ratio above
+    /// [`NEARLY_UNIFORM`](crate::heads::NEARLY_UNIFORM)).
+    pub fn nearly_uniform(&self) -> usize {
+        self.entropy_ratio
+            .iter()
+            .filter(|&&r| r > crate::heads::NEARLY_UNIFORM)
+            .count()
+    }
+}
+
 /// The whole comparison. Accuracies are fractions.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Report {
@@ -188,6 +251,7 @@ pub fn build(
                 values.map(Stat::of)
             };
             let focus: Option<Vec<&HeadFocus>> = runs.iter().map(|r| r.focus.as_ref()).collect();
+            let heads: Option<Vec<&HeadAnalysis>> = runs.iter().map(|r| r.heads.as_ref()).collect();
             ConditionReport {
                 name: c.name.clone(),
                 heads: c.heads,
@@ -205,6 +269,7 @@ pub fn build(
                 seconds: stat(&|r| r.summary.seconds),
                 train_samples_per_s: stat(&|r| r.summary.train_samples_per_s),
                 head_focus: focus.as_deref().and_then(HeadFocusStats::of),
+                head_analysis: heads.as_deref().and_then(HeadStats::of),
                 valid_loss_curves: runs
                     .iter()
                     .map(|r| r.epochs.iter().map(|e| e.valid_loss).collect())
@@ -232,6 +297,9 @@ pub fn write(report: &Report, out: &Path) -> Result<()> {
         .with_context(|| format!("{}: cannot write report.json", out.display()))?;
     charts::curves(report, &out.join("curves.png"))?;
     charts::finals(report, &out.join("final.png"))?;
+    if report.conditions.iter().any(|c| c.head_analysis.is_some()) {
+        charts::pruning(report, &out.join("pruning.png"))?;
+    }
     std::fs::write(out.join("REPORT.md"), markdown::markdown(report))
         .with_context(|| format!("{}: cannot write REPORT.md", out.display()))?;
     Ok(())
