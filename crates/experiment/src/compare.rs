@@ -175,7 +175,14 @@ pub fn compare(
             heads,
         });
     }
-    let report = report::build(&data.name, command, base, conditions, &results);
+    let report = report::build(
+        &data.name,
+        &data.labels,
+        command,
+        base,
+        conditions,
+        &results,
+    );
     report::write(&report, out)?;
     Ok(report)
 }

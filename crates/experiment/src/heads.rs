@@ -48,7 +48,8 @@ pub fn analyse_heads(
     const BATCH: usize = 128;
     let gated = |gates: Vec<f32>| {
         let gates = Tensor::<1>::from_data(TensorData::new(gates, [heads]), device);
-        evaluate_gated(model, items.clone(), batcher, BATCH, device, Some(gates))
+        let e = evaluate_gated(model, items.clone(), batcher, BATCH, device, Some(gates));
+        (e.loss, e.accuracy)
     };
     let (_, accuracy) = gated(vec![1.0; heads]);
     let (mut masked_loss, mut masked_accuracy) = (Vec::new(), Vec::new());

@@ -197,6 +197,16 @@ pub struct Summary {
     pub valid_acc: f64,
     pub test_loss: Option<f64>,
     pub test_acc: Option<f64>,
+    /// Macro-F1 of the kept model (absent in summaries written before it was measured).
+    #[serde(default)]
+    pub valid_macro_f1: Option<f64>,
+    #[serde(default)]
+    pub test_macro_f1: Option<f64>,
+    /// `confusion[true][predicted]` counts, classes in `labels.json` order.
+    #[serde(default)]
+    pub valid_confusion: Option<Vec<Vec<usize>>>,
+    #[serde(default)]
+    pub test_confusion: Option<Vec<Vec<usize>>>,
     pub train_samples_per_s: f64,
     /// Training samples/s of each epoch this process trained (the first one includes a GPU's
     /// kernel compilation and autotuning).

@@ -551,7 +551,11 @@ fn compare_writes_report_and_charts_and_reuses_finished_runs() {
     assert_eq!(heads["pruning_accuracy"].as_array().unwrap().len(), 4);
     assert!(!out.join("runs/single-head-s1/heads.json").exists());
     let stats = &conditions[1]["head_analysis"];
-    assert_eq!(stats["pruning_curves"].as_array().unwrap().len(), 2, "{stats}");
+    assert_eq!(
+        stats["pruning_curves"].as_array().unwrap().len(),
+        2,
+        "{stats}"
+    );
     assert!(conditions[0]["head_analysis"].is_null());
     for png in ["curves.png", "final.png", "pruning.png"] {
         let bytes = std::fs::read(out.join(png)).unwrap();

@@ -353,6 +353,11 @@ impl Classifier {
         self.attention.n_heads
     }
 
+    /// The number of classes.
+    pub fn classes(&self) -> usize {
+        self.output.weight.dims()[1]
+    }
+
     fn run(
         &self,
         tokens: Tensor<2, Int>,

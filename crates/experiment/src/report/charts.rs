@@ -383,3 +383,70 @@ pub fn heatmap(p: &Prediction, head: usize, path: &Path) -> Result<()> {
     )?;
     root.present().map_err(|e| draw_err(&e))
 }
+
+/// A confusion matrix: rows are the true classes, columns the predicted ones, each cell the
+/// count, shaded by its share of the row (the recall of the diagonal).
+pub fn confusion(matrix: &[Vec<usize>], labels: &[String], title: &str, path: &Path) -> Result<()> {
+    fonts();
+    let n = matrix.len();
+    let cell = 70u32;
+    let size = (n as u32 * cell + 220, n as u32 * cell + 200);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_err)?;
+    let name = |i: usize| labels.get(i).cloned().unwrap_or_else(|| i.to_string());
+    let centre = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) => Some(*i),
+        _ => None,
+    };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(50)
+        .y_label_area_size(120)
+        .build_cartesian_2d(
+            (0..n.saturating_sub(1)).into_segmented(),
+            (0..n.saturating_sub(1)).into_segmented(),
+        )
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(n)
+        .y_labels(n)
+        .x_desc("predicted")
+        .y_desc("true")
+        .x_label_formatter(&|x| centre(x).map(name).unwrap_or_default())
+        // Row 0 at the top.
+        .y_label_formatter(&|y| centre(y).map(|i| name(n - 1 - i)).unwrap_or_default())
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(draw_err)?;
+    let corner = |x, y| (SegmentValue::Exact(x), SegmentValue::Exact(y));
+    for (t, row) in matrix.iter().enumerate() {
+        let total = row.iter().sum::<usize>().max(1) as f64;
+        let y = n - 1 - t;
+        for (p, &count) in row.iter().enumerate() {
+            let share = count as f64 / total;
+            let shade = RGBColor(
+                255 - (share * 200.0) as u8,
+                255 - (share * 120.0) as u8,
+                255 - (share * 30.0) as u8,
+            );
+            chart
+                .draw_series([Rectangle::new(
+                    [corner(p, y), corner(p + 1, y + 1)],
+                    shade.filled(),
+                )])
+                .map_err(draw_err)?;
+            let colour = if share > 0.6 { WHITE } else { BLACK };
+            chart
+                .draw_series([Text::new(
+                    count.to_string(),
+                    (SegmentValue::CenterOf(p), SegmentValue::CenterOf(y)),
+                    ("sans-serif", 16).into_font().color(&colour),
+                )])
+                .map_err(draw_err)?;
+        }
+    }
+    root.present().map_err(draw_err)
+}

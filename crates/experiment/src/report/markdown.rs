@@ -160,6 +160,42 @@ fn heads_section(md: &mut String, r: &Report) {
     }
 }
 
+/// The multi-head condition with the lowest mean validation loss.
+pub(super) fn best(r: &Report) -> Option<&ConditionReport> {
+    r.conditions
+        .iter()
+        .filter(|k| k.heads > 1)
+        .min_by(|a, b| a.valid_loss.mean.total_cmp(&b.valid_loss.mean))
+}
+
+/// Per-class precision, recall and F1 of the best condition, where there are more than two
+/// classes (with two, accuracy and macro-F1 in the table say it).
+fn classes_section(md: &mut String, r: &Report) {
+    let Some(best) = best(r).filter(|_| r.labels.len() > 2) else {
+        return;
+    };
+    let Some(confusion) = &best.valid_confusion else {
+        return;
+    };
+    let _ = writeln!(md, "## Per class: `{}`\n", best.name);
+    let _ = writeln!(
+        md,
+        "The best multi-head condition by validation loss, on the validation split, its seeds' predictions pooled; the confusion matrix is `confusion.png`.\n\n| class | precision | recall | F1 | examples |\n|---|---|---|---|---|"
+    );
+    for (c, f) in crate::evaluate::per_class(confusion).iter().enumerate() {
+        let name = r.labels.get(c).map_or("?", String::as_str);
+        let _ = writeln!(
+            md,
+            "| {name} | {:.1} | {:.1} | {:.1} | {} |",
+            100.0 * f.precision,
+            100.0 * f.recall,
+            100.0 * f.f1,
+            f.support
+        );
+    }
+    let _ = writeln!(md);
+}
+
 fn pct(s: &Stat) -> String {
     format!("{:.2} ± {:.2}", 100.0 * s.mean, 100.0 * s.std)
 }
@@ -228,13 +264,13 @@ pub(super) fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         md,
-        "| condition | heads | positions | layers | params | train loss | train acc | valid loss | valid acc | test acc | best epoch | seconds |"
+        "| condition | heads | positions | layers | params | train loss | train acc | valid loss | valid acc | valid macro-F1 | test acc | best epoch | seconds |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for k in &r.conditions {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} |",
             k.name,
             k.heads,
             k.positions.name(),
@@ -244,6 +280,7 @@ pub(super) fn markdown(r: &Report) -> String {
             pct(&k.train_acc),
             num(&k.valid_loss),
             pct(&k.valid_acc),
+            k.valid_macro_f1.as_ref().map_or_else(|| "–".into(), pct),
             k.test_acc.as_ref().map_or_else(|| "–".into(), pct),
             k.best_epoch.mean,
             k.seconds.mean
@@ -315,6 +352,7 @@ pub(super) fn markdown(r: &Report) -> String {
         let _ = writeln!(md);
     }
 
+    classes_section(&mut md, r);
     heads_section(&mut md, r);
     let _ = writeln!(md, "## What the numbers say\n");
     for (a, b, what) in contrasts(&r.conditions) {
@@ -329,12 +367,7 @@ pub(super) fn markdown(r: &Report) -> String {
             }
         );
     }
-    if let Some(best) = r
-        .conditions
-        .iter()
-        .filter(|k| k.heads > 1)
-        .min_by(|a, b| a.valid_loss.mean.total_cmp(&b.valid_loss.mean))
-    {
+    if let Some(best) = best(r) {
         let _ = writeln!(
             md,
             "- Best multi-head condition by validation loss: `{}`, valid acc {} %, valid loss {}{}.",
@@ -397,6 +430,10 @@ mod tests {
             valid_acc: stat(),
             test_loss: None,
             test_acc: None,
+            valid_macro_f1: None,
+            test_macro_f1: None,
+            valid_confusion: None,
+            test_confusion: None,
             seconds: stat(),
             train_samples_per_s: stat(),
             head_focus: None,
@@ -404,6 +441,37 @@ mod tests {
             valid_loss_curves: vec![],
             valid_acc_curves: vec![],
         }
+    }
+
+    #[test]
+    fn more_than_two_classes_get_per_class_figures_and_a_confusion_matrix() {
+        let mut best = with("multi-head", 4, Positions::None, 1);
+        best.valid_loss = Stat::of(vec![0.3]);
+        best.valid_confusion = Some(vec![vec![5, 1, 0], vec![0, 4, 0], vec![2, 0, 0]]);
+        let report = Report {
+            dataset: "three".into(),
+            labels: vec!["ABBR".into(), "DESC".into(), "NUM".into()],
+            command: "experiment compare".into(),
+            recipe: ExperimentConfig::default(),
+            conditions: vec![with("single-head", 1, Positions::None, 1), best],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        super::super::write(&report, dir.path()).unwrap();
+        let md = std::fs::read_to_string(dir.path().join("REPORT.md")).unwrap();
+        assert!(md.contains("## Per class: `multi-head`"), "{md}");
+        // DESC: 4 of 4 found, 4 of 5 predicted right; NUM: never found.
+        assert!(md.contains("| DESC | 80.0 | 100.0 | 88.9 | 4 |"), "{md}");
+        assert!(md.contains("| NUM | 0.0 | 0.0 | 0.0 | 2 |"), "{md}");
+        let png = std::fs::read(dir.path().join("confusion.png")).unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        // Two classes: no per-class section, no matrix.
+        let two = Report {
+            labels: vec!["neg".into(), "pos".into()],
+            ..report
+        };
+        let dir = tempfile::tempdir().unwrap();
+        super::super::write(&two, dir.path()).unwrap();
+        assert!(!dir.path().join("confusion.png").exists());
     }
 
     #[test]

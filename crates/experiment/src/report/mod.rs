@@ -115,6 +115,16 @@ pub struct ConditionReport {
     pub valid_acc: Stat,
     pub test_loss: Option<Stat>,
     pub test_acc: Option<Stat>,
+    /// Macro-F1 (absent for runs recorded before it was measured).
+    #[serde(default)]
+    pub valid_macro_f1: Option<Stat>,
+    #[serde(default)]
+    pub test_macro_f1: Option<Stat>,
+    /// `confusion[true][predicted]`, summed over the seeds.
+    #[serde(default)]
+    pub valid_confusion: Option<Vec<Vec<usize>>>,
+    #[serde(default)]
+    pub test_confusion: Option<Vec<Vec<usize>>>,
     pub seconds: Stat,
     pub train_samples_per_s: Stat,
     /// How often each head's most-attended token decides the label (synthetic only).
@@ -227,14 +237,43 @@ impl HeadStats {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Report {
     pub dataset: String,
+    /// Class names, in the order of the confusion matrices.
+    #[serde(default)]
+    pub labels: Vec<String>,
     pub command: String,
     pub recipe: ExperimentConfig,
     pub conditions: Vec<ConditionReport>,
 }
 
+/// The element-wise sum of the matrices, `None` if any is missing or they differ in shape.
+fn summed<'a>(
+    matrices: impl Iterator<Item = Option<&'a Vec<Vec<usize>>>>,
+) -> Option<Vec<Vec<usize>>> {
+    let mut total: Option<Vec<Vec<usize>>> = None;
+    for m in matrices {
+        let m = m?;
+        match &mut total {
+            None => total = Some(m.clone()),
+            Some(t) => {
+                if t.len() != m.len() {
+                    return None;
+                }
+                for (row, add) in t.iter_mut().zip(m) {
+                    if row.len() != add.len() {
+                        return None;
+                    }
+                    row.iter_mut().zip(add).for_each(|(a, b)| *a += b);
+                }
+            }
+        }
+    }
+    total
+}
+
 /// Aggregates the runs by condition.
 pub fn build(
     dataset: &str,
+    labels: &[String],
     command: &str,
     recipe: &ExperimentConfig,
     conditions: &[Condition],
@@ -266,6 +305,10 @@ pub fn build(
                 valid_acc: stat(&|r| r.summary.valid_acc),
                 test_loss: optional(&|r| r.summary.test_loss),
                 test_acc: optional(&|r| r.summary.test_acc),
+                valid_macro_f1: optional(&|r| r.summary.valid_macro_f1),
+                test_macro_f1: optional(&|r| r.summary.test_macro_f1),
+                valid_confusion: summed(runs.iter().map(|r| r.summary.valid_confusion.as_ref())),
+                test_confusion: summed(runs.iter().map(|r| r.summary.test_confusion.as_ref())),
                 seconds: stat(&|r| r.summary.seconds),
                 train_samples_per_s: stat(&|r| r.summary.train_samples_per_s),
                 head_focus: focus.as_deref().and_then(HeadFocusStats::of),
@@ -283,6 +326,7 @@ pub fn build(
         .collect();
     Report {
         dataset: dataset.to_string(),
+        labels: labels.to_vec(),
         command: command.to_string(),
         recipe: recipe.clone(),
         conditions,
@@ -297,6 +341,17 @@ pub fn write(report: &Report, out: &Path) -> Result<()> {
         .with_context(|| format!("{}: cannot write report.json", out.display()))?;
     charts::curves(report, &out.join("curves.png"))?;
     charts::finals(report, &out.join("final.png"))?;
+    if let Some(best) = markdown::best(report).filter(|_| report.labels.len() > 2)
+        && let Some(confusion) = &best.valid_confusion
+    {
+        let title = format!("{}: {} (validation, all seeds)", report.dataset, best.name);
+        charts::confusion(
+            confusion,
+            &report.labels,
+            &title,
+            &out.join("confusion.png"),
+        )?;
+    }
     if report.conditions.iter().any(|c| c.head_analysis.is_some()) {
         charts::pruning(report, &out.join("pruning.png"))?;
     }

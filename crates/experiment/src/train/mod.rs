@@ -39,7 +39,7 @@ use crate::{
     checkpoint::{self, forget_epochs_after, resume_point},
     config::{Backend, ExperimentConfig, Schedule},
     data::{self, load_dataset},
-    evaluate::evaluate,
+    evaluate::{evaluate, macro_f1},
     model::Positions,
     run_dir::{self, RunLock, Summary, epoch_metrics, files, read_labels, write},
 };
@@ -311,8 +311,8 @@ fn fit(
         .map_err(|e| anyhow::anyhow!("saving the model: {e}"))?;
 
     let batch_size = config.train.batch_size.max(64);
-    let (train_loss, train_acc) = evaluate(&kept, train_items, &batcher, batch_size, &device);
-    let (valid_loss, valid_acc) = evaluate(&kept, valid_items, &batcher, batch_size, &device);
+    let train = evaluate(&kept, train_items, &batcher, batch_size, &device);
+    let valid = evaluate(&kept, valid_items, &batcher, batch_size, &device);
     let test = data.test.as_ref().map(|t| {
         evaluate(
             &kept,
@@ -335,12 +335,16 @@ fn fit(
         params,
         epochs_run: epochs.len(),
         best_epoch: best.epoch,
-        train_loss,
-        train_acc,
-        valid_loss,
-        valid_acc,
-        test_loss: test.map(|t| t.0),
-        test_acc: test.map(|t| t.1),
+        train_loss: train.loss,
+        train_acc: train.accuracy,
+        valid_loss: valid.loss,
+        valid_acc: valid.accuracy,
+        test_loss: test.as_ref().map(|t| t.loss),
+        test_acc: test.as_ref().map(|t| t.accuracy),
+        valid_macro_f1: Some(macro_f1(&valid.confusion)),
+        test_macro_f1: test.as_ref().map(|t| macro_f1(&t.confusion)),
+        valid_confusion: Some(valid.confusion),
+        test_confusion: test.map(|t| t.confusion),
         train_samples_per_s: throughput.items as f64 / throughput.seconds.max(1e-9),
         epoch_samples_per_s: throughput.per_epoch.iter().map(|v| v.round()).collect(),
         seconds: started.elapsed().as_secs_f64(),
