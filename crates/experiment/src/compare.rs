@@ -10,8 +10,9 @@ use anyhow::{Context, Result, bail};
 use crate::{
     analysis::head_focus,
     backend,
+    baseline::{BaselineConfig, BaselineResult, bag_of_words},
     config::ExperimentConfig,
-    data::load_dataset,
+    data::{load_dataset, vocabulary},
     heads::{HeadAnalysis, analyse_heads},
     model::Positions,
     report::{self, Report},
@@ -175,7 +176,7 @@ pub fn compare(
             heads,
         });
     }
-    let report = report::build(
+    let mut report = report::build(
         &data.name,
         &data.labels,
         command,
@@ -183,6 +184,7 @@ pub fn compare(
         conditions,
         &results,
     );
+    report.baseline = Some(baseline(base, &data));
     report::write(&report, out)?;
     Ok(report)
 }
@@ -270,6 +272,20 @@ fn train_process(exe: &Path, p: &Planned, threads: &str) -> Result<()> {
 }
 
 /// The summary of a finished run in `dir` trained with exactly `config`.
+/// The bag-of-words baseline on the same splits and vocabulary.
+fn baseline(config: &ExperimentConfig, data: &dataset::TextDataset) -> BaselineResult {
+    let vocab = vocabulary(config, data);
+    let test = data.test.as_ref().map(|t| vocab.encode_examples(t));
+    bag_of_words(
+        &vocab.encode_examples(&data.train),
+        &vocab.encode_examples(&data.validation),
+        test.as_deref(),
+        vocab.len(),
+        data.n_classes(),
+        BaselineConfig::default(),
+    )
+}
+
 /// Which heads matter in the run in `dir`: read from its `heads.json`, else measured on
 /// `validation` and written there.
 fn heads_of(

@@ -18,6 +18,7 @@
 //! | [`trained`] | a finished run loaded back; prediction |
 //! | [`compare`] | conditions × seeds, reusing finished runs |
 //! | [`analysis`] | which tokens each head attends to |
+//! | [`baseline`] | the bag-of-words baseline (TF-IDF + logistic regression) |
 //! | [`heads`] | which heads matter: masking, importance, pruning curve, entropy |
 //! | [`report`] | the comparison's report, and every chart ([`report::charts`]) |
 //! | [`predict`] | terminal rendering of a prediction |
@@ -42,6 +43,7 @@
 
 pub mod analysis;
 pub mod backend;
+pub mod baseline;
 pub mod checkpoint;
 pub mod compare;
 pub mod config;

@@ -538,6 +538,8 @@ fn compare_writes_report_and_charts_and_reuses_finished_runs() {
         "4 heads vs 1 head",
         "experiment compare",
         "## Which heads matter",
+        "Baseline without attention or word order",
+        "vs the bag-of-words baseline: valid acc",
         "| multi-head-pe | ",
     ] {
         assert!(md.contains(needle), "REPORT.md lacks {needle}");

@@ -352,6 +352,20 @@ pub(super) fn markdown(r: &Report) -> String {
         let _ = writeln!(md);
     }
 
+    if let Some(b) = &r.baseline {
+        let _ = writeln!(
+            md,
+            "\nBaseline without attention or word order, on the same splits and vocabulary: {} (best epoch {}): valid loss {:.4}, valid acc {:.2} %, valid macro-F1 {:.2} %{}; train acc {:.2} %. One run (it is convex; the seed only orders the examples).\n",
+            b.name,
+            b.best_epoch,
+            b.valid_loss,
+            100.0 * b.valid_acc,
+            100.0 * b.valid_macro_f1,
+            b.test_acc
+                .map_or_else(String::new, |t| format!(", test acc {:.2} %", 100.0 * t)),
+            100.0 * b.train_acc,
+        );
+    }
     classes_section(&mut md, r);
     heads_section(&mut md, r);
     let _ = writeln!(md, "## What the numbers say\n");
@@ -377,6 +391,19 @@ pub(super) fn markdown(r: &Report) -> String {
             best.test_acc
                 .as_ref()
                 .map_or_else(String::new, |t| format!(", test acc {} %", pct(t)))
+        );
+    }
+    if let (Some(best), Some(b)) = (best(r), &r.baseline) {
+        let gap = 100.0 * (best.valid_acc.mean - b.valid_acc);
+        let _ = writeln!(
+            md,
+            "- `{}` vs the bag-of-words baseline: valid acc {gap:+.2} pt ({}).",
+            best.name,
+            if gap.abs() > 100.0 * best.valid_acc.std {
+                "larger than the condition's spread"
+            } else {
+                "within the condition's spread"
+            }
         );
     }
     let _ = writeln!(
@@ -454,6 +481,7 @@ mod tests {
             command: "experiment compare".into(),
             recipe: ExperimentConfig::default(),
             conditions: vec![with("single-head", 1, Positions::None, 1), best],
+            baseline: None,
         };
         let dir = tempfile::tempdir().unwrap();
         super::super::write(&report, dir.path()).unwrap();

@@ -10,6 +10,7 @@ mod markdown;
 
 use crate::{
     analysis::HeadFocus,
+    baseline::BaselineResult,
     config::ExperimentConfig,
     heads::HeadAnalysis,
     model::Positions,
@@ -243,6 +244,9 @@ pub struct Report {
     pub command: String,
     pub recipe: ExperimentConfig,
     pub conditions: Vec<ConditionReport>,
+    /// The bag-of-words baseline on the same splits.
+    #[serde(default)]
+    pub baseline: Option<BaselineResult>,
 }
 
 /// The element-wise sum of the matrices, `None` if any is missing or they differ in shape.
@@ -330,6 +334,7 @@ pub fn build(
         command: command.to_string(),
         recipe: recipe.clone(),
         conditions,
+        baseline: None,
     }
 }
 
