@@ -89,7 +89,10 @@ fn importance(
 ) -> Vec<f64> {
     let heads = model.heads();
     let autodiff = device.clone().autodiff();
-    let model = model.clone().to_device(&autodiff);
+    // Frozen: on an autodiff device dropout is active, and a random mask per call made the
+    // importance differ from one measurement of the same model to the next (tested). Only the
+    // gates need gradients.
+    let model = model.clone().to_device(&autodiff).freeze();
     let loader = TextLoader::new(
         items.clone(),
         batcher.clone(),
@@ -187,6 +190,9 @@ mod tests {
             })
             .collect();
         let analysis = analyse_heads(&model, &items, &TextBatcher::new(16), &device).unwrap();
+        // The same model measures the same (dropout, 0.1 here, must not act).
+        let again = analyse_heads(&model, &items, &TextBatcher::new(16), &device).unwrap();
+        assert_eq!(analysis, again);
         assert_eq!(analysis.masked_accuracy.len(), 4);
         assert!((analysis.importance.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert_eq!(analysis.pruning_accuracy.len(), 4);
