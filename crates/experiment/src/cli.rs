@@ -283,11 +283,7 @@ impl TrainArgs {
         let mut c = self.recipe.resolve()?;
         set!(self, c.model: heads, layers, positions);
         if let Some(pe) = self.pe {
-            c.model.positions = if pe {
-                Positions::Sinusoidal
-            } else {
-                Positions::None
-            };
+            c.model.positions = Positions::from_pe(pe);
         }
         set!(self, c.train: seed);
         c.validate()?;

@@ -271,7 +271,6 @@ fn train_process(exe: &Path, p: &Planned, threads: &str) -> Result<()> {
     Ok(())
 }
 
-/// The summary of a finished run in `dir` trained with exactly `config`.
 /// The bag-of-words baseline on the same splits and vocabulary.
 fn baseline(config: &ExperimentConfig, data: &dataset::TextDataset) -> BaselineResult {
     let vocab = vocabulary(config, data);
@@ -311,6 +310,7 @@ fn heads_of(
     Ok(analysis)
 }
 
+/// The summary of a finished run in `dir` trained with exactly `config`.
 fn finished_with(dir: &Path, config: &ExperimentConfig) -> Option<Summary> {
     // Compared as configurations, not text: runs recorded in the flat layout of 0.1 count.
     let text = std::fs::read_to_string(dir.join(files::CONFIG)).ok()?;

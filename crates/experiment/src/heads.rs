@@ -31,6 +31,21 @@ pub struct HeadAnalysis {
     pub entropy_ratio: Vec<f64>,
 }
 
+/// Examples per batch for every measurement here.
+const BATCH: usize = 128;
+
+/// `items` in batches of similar length on `device` (the measures do not depend on the
+/// grouping).
+fn batches(items: &Arc<[TextItem]>, batcher: &TextBatcher, device: &Device) -> TextLoader {
+    TextLoader::new(
+        items.clone(),
+        batcher.clone(),
+        BATCH,
+        Batching::Bucket,
+        device.clone(),
+    )
+}
+
 /// Above this mean entropy ratio a head's attention is called nearly uniform.
 pub const NEARLY_UNIFORM: f64 = 0.9;
 
@@ -45,7 +60,6 @@ pub fn analyse_heads(
     if heads < 2 || items.is_empty() {
         return None;
     }
-    const BATCH: usize = 128;
     let gated = |gates: Vec<f32>| {
         let gates = Tensor::<1>::from_data(TensorData::new(gates, [heads]), device);
         let e = evaluate_gated(model, items.clone(), batcher, BATCH, device, Some(gates));
@@ -93,13 +107,7 @@ fn importance(
     // importance differ from one measurement of the same model to the next (tested). Only the
     // gates need gradients.
     let model = model.clone().to_device(&autodiff).freeze();
-    let loader = TextLoader::new(
-        items.clone(),
-        batcher.clone(),
-        128,
-        Batching::Bucket,
-        autodiff.clone(),
-    );
+    let loader = batches(items, batcher, &autodiff);
     let mut total = vec![0.0f64; heads];
     for batch in loader.iter() {
         let batch = batch.expect("in-memory batches cannot fail");
@@ -126,13 +134,7 @@ fn entropy_ratio(
     batcher: &TextBatcher,
     device: &Device,
 ) -> Vec<f64> {
-    let loader = TextLoader::new(
-        items.clone(),
-        batcher.clone(),
-        128,
-        Batching::Bucket,
-        device.clone(),
-    );
+    let loader = batches(items, batcher, device);
     let heads = model.heads();
     let (mut entropy, mut uniform) = (vec![0.0f64; heads], 0.0f64);
     for batch in loader.iter() {

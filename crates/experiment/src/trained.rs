@@ -43,7 +43,7 @@ fn flat_keys(value: serde_json::Value) -> serde_json::Map<String, serde_json::Va
     }
     // 0.1's only position switch.
     if let Some(serde_json::Value::Bool(pe)) = map.remove("pe") {
-        let positions = if pe { "sinusoidal" } else { "none" };
+        let positions = crate::model::Positions::from_pe(pe).to_string();
         map.insert("positions".into(), positions.into());
     }
     map

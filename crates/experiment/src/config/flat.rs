@@ -89,8 +89,8 @@ fn pe_to_positions(table: &mut toml::Table, moved: &mut Moved) -> Result<(), Str
     if model.contains_key("positions") {
         return Err("`pe` and `positions` are both given; keep `positions` (pe = true is positions = \"sinusoidal\")".into());
     }
-    let positions = if pe { "sinusoidal" } else { "none" };
-    model.insert("positions".into(), toml::Value::String(positions.into()));
+    let positions = crate::model::Positions::from_pe(pe).to_string();
+    model.insert("positions".into(), toml::Value::String(positions));
     moved.push(("pe".into(), "model"));
     Ok(())
 }

@@ -276,7 +276,7 @@ impl ExperimentConfig {
         let positions = match self.model.positions {
             Positions::None => String::new(),
             Positions::Sinusoidal => "-pe".into(),
-            other => format!("-{}", other.name()),
+            other => format!("-{other}"),
         };
         let layers = match self.model.layers {
             1 => String::new(),

@@ -105,16 +105,21 @@ impl Positions {
         }
     }
 
-    /// The name used in flags, files and run names.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Sinusoidal => "sinusoidal",
-            Self::Learned => "learned",
-            Self::Rope => "rope",
-            Self::Alibi => "alibi",
-            Self::Relative => "relative",
-        }
+    /// What 0.1's only position switch, `pe = true|false`, meant.
+    pub fn from_pe(pe: bool) -> Self {
+        if pe { Self::Sinusoidal } else { Self::None }
+    }
+}
+
+/// The name used in flags, files and run names (clap's, which serde's `lowercase` matches).
+impl std::fmt::Display for Positions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        f.write_str(
+            self.to_possible_value()
+                .expect("no skipped variants")
+                .get_name(),
+        )
     }
 }
 
@@ -337,17 +342,6 @@ impl Classifier {
         self.run(tokens, mask_padding, false, None).0
     }
 
-    /// The logits with the first layer's heads gated, `gates` `[heads]` (0 removes a head):
-    /// what [`attention::head_importance`] differentiates and head masking evaluates.
-    pub fn logits_gated(
-        &self,
-        tokens: Tensor<2, Int>,
-        mask_padding: Tensor<2, Bool>,
-        gates: Tensor<1>,
-    ) -> Tensor<2> {
-        self.run(tokens, mask_padding, false, Some(gates)).0
-    }
-
     /// The first layer's attention heads.
     pub fn heads(&self) -> usize {
         self.attention.n_heads
@@ -417,8 +411,9 @@ impl Classifier {
         self.classify_gated(batch, None)
     }
 
-    /// [`classify`](Self::classify) with the first layer's heads gated (see
-    /// [`logits_gated`](Self::logits_gated)).
+    /// [`classify`](Self::classify) with the first layer's heads gated, `gates` `[heads]` (0
+    /// removes a head): what [`attention::head_importance`] differentiates and head masking
+    /// evaluates.
     pub fn classify_gated(
         &self,
         batch: TextBatch,
@@ -501,11 +496,7 @@ mod tests {
         d_model: usize,
         pe: bool,
     ) -> ClassifierConfig {
-        let positions = if pe {
-            Positions::Sinusoidal
-        } else {
-            Positions::None
-        };
+        let positions = Positions::from_pe(pe);
         ClassifierConfig::new(vocab, classes).with_options(ModelOptions {
             heads,
             d_model,

@@ -25,7 +25,7 @@ fn contrasts(conditions: &[ConditionReport]) -> Vec<(&ConditionReport, &Conditio
     let positions = |p: Positions| match p {
         Positions::None => "no positions".to_string(),
         Positions::Sinusoidal => "with positions".to_string(),
-        other => format!("{} positions", other.name()),
+        other => format!("{other} positions"),
     };
     let layers = |l: usize| {
         if l == 1 {
@@ -61,7 +61,7 @@ fn contrasts(conditions: &[ConditionReport]) -> Vec<(&ConditionReport, &Conditio
         if let Some(b) = find(a.heads, Positions::None, a.layers) {
             let what = match a.positions {
                 Positions::Sinusoidal => "positional encoding".to_string(),
-                other => format!("{} positions", other.name()),
+                other => format!("{other} positions"),
             };
             let what = format!("{what} vs none ({}{})", heads(a.heads), layers(a.layers));
             list.push((a, b, what));
@@ -88,7 +88,7 @@ fn contrasts(conditions: &[ConditionReport]) -> Vec<(&ConditionReport, &Conditio
                 heads(a.heads),
                 match a.positions {
                     Positions::Sinusoidal => "positions".to_string(),
-                    other => other.name().to_string(),
+                    other => other.to_string(),
                 }
             );
             list.push((a, baseline, what));
@@ -273,7 +273,7 @@ pub(super) fn markdown(r: &Report) -> String {
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} |",
             k.name,
             k.heads,
-            k.positions.name(),
+            k.positions,
             k.layers,
             k.params,
             num(&k.train_loss),
@@ -433,11 +433,7 @@ mod tests {
     }
 
     fn condition(name: &str, heads: usize, pe: bool) -> ConditionReport {
-        let positions = if pe {
-            Positions::Sinusoidal
-        } else {
-            Positions::None
-        };
+        let positions = Positions::from_pe(pe);
         with(name, heads, positions, 1)
     }
 

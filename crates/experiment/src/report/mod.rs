@@ -43,10 +43,7 @@ impl Condition {
         match positions {
             Positions::None => {}
             Positions::Sinusoidal => name.push_str("-pe"),
-            other => {
-                name.push('-');
-                name.push_str(other.name());
-            }
+            other => name.push_str(&format!("-{other}")),
         }
         if layers > 1 {
             name.push_str(&format!("-l{layers}"));

@@ -173,7 +173,7 @@ fn fit(
         config.model.heads,
         if config.model.heads == 1 { "" } else { "s" },
         config.model.d_model,
-        config.model.positions.name(),
+        config.model.positions,
         config.backend,
     );
 
