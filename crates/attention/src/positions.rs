@@ -214,8 +214,8 @@ impl AlibiBias {
         key_offset: usize,
         device: &Device,
     ) -> Tensor<4> {
-        let distance: Vec<f32> = (0..l_q)
-            .flat_map(|i| (0..l_k).map(move |j| (query_offset + i).abs_diff(key_offset + j) as f32))
+        let distance: Vec<f32> = relative_positions(l_q, l_k, query_offset, key_offset)
+            .map(|r| r.unsigned_abs() as f32)
             .collect();
         let distance = Tensor::<2>::from_data(TensorData::new(distance, [l_q, l_k]), device)
             .reshape([1, 1, l_q, l_k]);
@@ -225,6 +225,19 @@ impl AlibiBias {
             .reshape([1, heads, 1, 1]);
         distance * slopes
     }
+}
+
+/// `key − query` position of every (query, key) pair, row-major `[l_q, l_k]`, the first query
+/// at `query_offset` and the first key at `key_offset`.
+fn relative_positions(
+    l_q: usize,
+    l_k: usize,
+    query_offset: usize,
+    key_offset: usize,
+) -> impl Iterator<Item = i64> {
+    (0..l_q).flat_map(move |i| {
+        (0..l_k).map(move |j| (key_offset + j) as i64 - (query_offset + i) as i64)
+    })
 }
 
 /// T5's bucket of the relative position `key − query`, as in HF transformers'
@@ -302,17 +315,10 @@ impl RelativePositionBias {
         query_offset: usize,
         key_offset: usize,
     ) -> Tensor<4> {
-        let buckets: Vec<i64> = (0..l_q)
-            .flat_map(|i| {
-                (0..l_k).map(move |j| {
-                    let relative = (key_offset + j) as i64 - (query_offset + i) as i64;
-                    relative_position_bucket(
-                        relative,
-                        self.num_buckets,
-                        self.max_distance,
-                        self.bidirectional,
-                    ) as i64
-                })
+        let buckets: Vec<i64> = relative_positions(l_q, l_k, query_offset, key_offset)
+            .map(|r| {
+                relative_position_bucket(r, self.num_buckets, self.max_distance, self.bidirectional)
+                    as i64
             })
             .collect();
         let device = self.embedding.weight.device();
