@@ -103,6 +103,9 @@ impl LabRenderer {
             let dead = self.dashboard.take();
             quietly(move || drop(dead));
             self.interrupter.stop(Some("stopped from the dashboard"));
+            // The dashboard's render thread restores the terminal in its panic hook, racing this
+            // thread: a message printed first went to the alternate screen and vanished.
+            restore_terminal();
             eprintln!(
                 "training stopped from the dashboard; the last completed epoch's checkpoint is kept"
             );
@@ -171,6 +174,21 @@ impl LabRenderer {
         format!("{loss}{acc}")
     }
 }
+
+/// Leaves the dashboard's raw mode and alternate screen; harmless when already left.
+#[cfg(feature = "tui")]
+fn restore_terminal() {
+    use crossterm::{
+        event::DisableMouseCapture,
+        execute,
+        terminal::{LeaveAlternateScreen, disable_raw_mode},
+    };
+    let _ = disable_raw_mode();
+    let _ = execute!(std::io::stdout(), DisableMouseCapture, LeaveAlternateScreen);
+}
+
+#[cfg(not(feature = "tui"))]
+fn restore_terminal() {}
 
 impl Drop for LabRenderer {
     fn drop(&mut self) {
