@@ -5,13 +5,15 @@
 #
 #   experiments/recipe-search.sh DATA_ROOT [SEEDS]   # DATA_ROOT holds sst2/ and trec/
 #
-# Writes experiments/results/recipe-search/{runs/,table.md}.
+# Writes experiments/results/recipe-search/{runs/,table.md}. EXPERIMENT=path runs that binary
+# instead of building target/debug/experiment (e.g. a copy, so that a build meanwhile does not
+# swap the binary between runs).
 set -euo pipefail
 root=${1:?usage: experiments/recipe-search.sh DATA_ROOT [SEEDS]}
 seeds=${2:-1 2}
 cd "$(dirname "$0")/.."
-cargo build -p experiment --locked --quiet
-bin=target/debug/experiment
+bin=${EXPERIMENT:-target/debug/experiment}
+[ -n "${EXPERIMENT:-}" ] || cargo build -p experiment --locked --quiet
 out=experiments/results/recipe-search
 mkdir -p "$out/runs"
 for recipe in experiments/recipes/*.toml; do

@@ -87,6 +87,10 @@ pub struct RecipeArgs {
     /// Epochs without a lower validation loss before stopping; 0 = never stop early [default: 3].
     #[arg(long)]
     pub patience: Option<usize>,
+    /// Keep the mean of the N best epochs' weights (by validation loss) instead of the best
+    /// epoch alone: checkpoint averaging [default: 1].
+    #[arg(long, value_name = "N")]
+    pub average: Option<usize>,
     /// Longest sequence in tokens; longer texts are truncated [default: 64].
     #[arg(long)]
     pub max_len: Option<usize>,
@@ -128,7 +132,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "config", "dataset", "data_dir", "download", "devices", "d_model", "layers", "dropout", "attention_dropout",
         "token_dropout", "embedding_std", "epochs", "batch_size", "batching", "lr", "weight_decay",
-        "schedule", "patience", "max_len", "min_freq", "heads", "positions", "pe", "seed", "out", "overwrite",
+        "schedule", "patience", "average", "max_len", "min_freq", "heads", "positions", "pe", "seed", "out", "overwrite",
     ])]
     pub resume: Option<PathBuf>,
     /// Print a compact log instead of the terminal dashboard (automatic when not a terminal).
@@ -245,7 +249,7 @@ impl RecipeArgs {
             c.backend = backend;
         }
         set!(self, c.model: d_model, dropout, attention_dropout, token_dropout, embedding_std);
-        set!(self, c.train: devices, epochs, batch_size, batching, lr, weight_decay, schedule, patience);
+        set!(self, c.train: devices, epochs, batch_size, batching, lr, weight_decay, schedule, patience, average);
         set!(self, c.data: max_len, min_freq);
         Ok(c)
     }

@@ -47,9 +47,19 @@ fn train(args: &TrainArgs) -> Result<()> {
     let test = summary
         .test_acc
         .map_or_else(String::new, |acc| format!(", test acc {:.2}%", 100.0 * acc));
+    let kept = match summary.averaged_epochs.as_slice() {
+        [] => format!("epoch {}", summary.best_epoch),
+        epochs => format!(
+            "the mean of epochs {}",
+            epochs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     println!(
-        "kept epoch {} of {}: valid loss {:.4}, valid acc {:.2}%{test}; {:.0} training samples/s; {}",
-        summary.best_epoch,
+        "kept {kept} of {}: valid loss {:.4}, valid acc {:.2}%{test}; {:.0} training samples/s; {}",
         summary.epochs_run,
         summary.valid_loss,
         100.0 * summary.valid_acc,

@@ -191,6 +191,10 @@ pub struct Summary {
     pub params: usize,
     pub epochs_run: usize,
     pub best_epoch: usize,
+    /// The epochs whose weights were averaged into the kept model, lowest validation loss
+    /// first; empty when the best epoch was kept alone (`average = 1`, and older summaries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub averaged_epochs: Vec<usize>,
     pub train_loss: f64,
     pub train_acc: f64,
     pub valid_loss: f64,

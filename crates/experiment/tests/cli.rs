@@ -135,6 +135,20 @@ fn check_run(backend: &str) {
         stdout.lines().count() < 20,
         "the log should be compact:\n{stdout}"
     );
+    // burn-train's macro-F1 of the epoch, as the log prints it, is the summary's.
+    let f1: f64 = stdout
+        .lines()
+        .find(|l| l.starts_with("epoch 1/1"))
+        .and_then(|l| l.split("macro-F1 ").nth(1))
+        .and_then(|rest| rest.split('%').next())
+        .unwrap_or_else(|| panic!("{backend}: no macro-F1 in the log:\n{stdout}"))
+        .parse()
+        .unwrap();
+    let summary_f1 = 100.0 * s["valid_macro_f1"].as_f64().unwrap();
+    assert!(
+        (f1 - summary_f1).abs() <= 0.006,
+        "{backend}: macro-F1 {f1} logged, {summary_f1} in the summary"
+    );
 }
 
 #[test]
@@ -157,6 +171,75 @@ fn trains_on_wgpu() {
 }
 
 #[test]
+fn checkpoint_averaging_keeps_the_mean_of_the_best_epochs() {
+    use burn::{prelude::*, store::ModuleRecord};
+    use experiment::{checkpoint, model::Classifier, trained::TrainedRun};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let out = dir.path().join("run");
+    let output = train(
+        &data,
+        &out,
+        &["--epochs", "6", "--patience", "0", "--average", "3"],
+    );
+    assert_success(&output);
+    let s = summary(&out);
+    let averaged: Vec<usize> = serde_json::from_value(s["averaged_epochs"].clone()).unwrap();
+    // The three lowest validation losses, lowest first.
+    let mut losses: Vec<(usize, f64)> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|m| {
+            (
+                m["epoch"].as_u64().unwrap() as usize,
+                m["valid_loss"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(losses.len(), 6);
+    losses.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let lowest: Vec<usize> = losses[..3].iter().map(|(e, _)| *e).collect();
+    assert_eq!(averaged, lowest);
+    assert_eq!(s["best_epoch"].as_u64().unwrap() as usize, averaged[0]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("kept the mean of epochs"), "{stdout}");
+
+    // Their checkpoints and the last two stay on disk; the others are gone.
+    let mut kept: Vec<usize> = averaged.iter().copied().chain([5, 6]).collect();
+    kept.sort_unstable();
+    kept.dedup();
+    assert_eq!(checkpoint::epochs(&out), kept);
+
+    // The saved model is the mean of those checkpoints.
+    let device = Device::flex();
+    let run = TrainedRun::open(&out, device.clone()).unwrap();
+    let models = averaged
+        .iter()
+        .map(|&e| {
+            let record = ModuleRecord::load(checkpoint::path(&out, "model", e)).unwrap();
+            run.model_config.load(record, &device).unwrap()
+        })
+        .collect();
+    let mean = checkpoint::average(models).unwrap();
+    let best = ModuleRecord::load(checkpoint::path(&out, "model", averaged[0])).unwrap();
+    let best = run.model_config.load(best, &device).unwrap();
+    let max_diff = |a: &Classifier, b: &Classifier| {
+        checkpoint::parameters(a)
+            .into_iter()
+            .zip(checkpoint::parameters(b))
+            .map(|(x, y)| (x - y).abs().max().into_scalar::<f32>())
+            .fold(0.0f32, f32::max)
+    };
+    assert!(max_diff(&run.model, &mean) < 1e-6);
+    assert!(
+        max_diff(&run.model, &best) > 1e-4,
+        "the best epoch was kept alone"
+    );
+}
+
+#[test]
 fn every_flag_reaches_the_saved_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let data = small_dataset(dir.path());
@@ -173,6 +256,7 @@ fn every_flag_reaches_the_saved_configuration() {
         ("--seed", "seed = 9"),
         ("--batching", "batching = \"shuffle\""),
         ("--devices", "devices = 2"),
+        ("--average", "average = 2"),
     ];
     let mut args = vec!["--epochs", "1", "--schedule", "cosine", "--pe", "false"];
     for (flag, line) in &flags {
@@ -423,6 +507,8 @@ fn dashboard_draws_in_a_terminal_and_quits_cleanly() {
         screen.contains("Accuracy") && screen.contains("Loss"),
         "{screen}"
     );
+    // Macro-F1 appears once the first validation split has run.
+    tmux.wait_for("FBetaScore", Duration::from_secs(60));
     // Let an epoch finish so there is a checkpoint to keep.
     let start = Instant::now();
     while !out.join("valid/epoch-2").exists() {

@@ -346,7 +346,9 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
         let keys: Vec<String> = text
             .lines()
             // Keys 0.1 did not have.
-            .filter(|l| !l.starts_with('[') && !l.starts_with("layers ="))
+            .filter(|l| {
+                !l.starts_with('[') && !l.starts_with("layers =") && !l.starts_with("average =")
+            })
             .map(|l| l.replace("positions = \"sinusoidal\"", "pe = true"))
             .collect();
         assert!(keys.iter().any(|l| l == "pe = true"), "{text}");
@@ -494,6 +496,11 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
             "flag: zero layers",
             args(&["--layers", "0"]),
             "invalid layers: must be at least 1",
+        ),
+        case(
+            "config: average of zero checkpoints",
+            with_config("average.toml", "[train]\naverage = 0\n"),
+            "invalid average: must be at least 1 (1 keeps the best epoch alone)",
         ),
         case(
             "flag: embedding std 0",

@@ -136,6 +136,10 @@ pub struct TrainConfig {
     /// Stop after this many epochs without a lower validation loss; 0 never stops early.
     /// Default: 3.
     pub patience: usize,
+    /// Checkpoint averaging: the kept model is the parameter-wise mean of the `average` epochs
+    /// with the lowest validation loss (their checkpoints are kept until the run ends); 1 keeps
+    /// the best epoch alone. Default: 1.
+    pub average: usize,
     /// Seed for initialisation, dropout and shuffling. Default: 42.
     pub seed: u64,
 }
@@ -151,6 +155,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             schedule: Schedule::Constant,
             patience: 3,
+            average: 1,
             seed: 42,
         }
     }
@@ -203,6 +208,12 @@ impl ExperimentConfig {
         }
         if train.batch_size == 0 {
             return err("batch_size", "must be at least 1".into());
+        }
+        if train.average == 0 {
+            return err(
+                "average",
+                "must be at least 1 (1 keeps the best epoch alone)".into(),
+            );
         }
         if train.devices == 0 {
             return err("devices", "must be at least 1".into());

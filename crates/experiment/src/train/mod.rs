@@ -21,8 +21,10 @@ use burn::{
     train::{
         ExecutionStrategy, Interrupter, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim,
         StoppingCondition, SupervisedTraining,
+        checkpoint::{ComposedCheckpointingStrategy, KeepLastNCheckpoints},
         metric::{
-            AccuracyMetric, IterationSpeedMetric, LearningRateMetric, LossMetric,
+            AccuracyMetric, ClassReduction, FBetaScoreMetric, IterationSpeedMetric,
+            LearningRateMetric, LossMetric,
             store::{Aggregate, Direction, Split},
         },
         renderer::MetricsRenderer,
@@ -36,7 +38,7 @@ use self::{
 };
 use crate::{
     backend,
-    checkpoint::{self, forget_epochs_after, resume_point},
+    checkpoint::{self, KeepBest, forget_epochs_after, resume_point},
     config::{Backend, ExperimentConfig, Schedule},
     data::{self, load_dataset},
     evaluate::{evaluate, macro_f1},
@@ -230,9 +232,18 @@ fn fit(
         .metric_train_numeric(StepLoss::default())
         .metric_valid_numeric(AccuracyMetric::new())
         .metric_valid_numeric(LossMetric::new())
+        // Macro-F1 over the epoch's validation split: with more classes than two, or
+        // imbalanced ones, accuracy alone hides the small classes.
+        .metric_valid_numeric(FBetaScoreMetric::multiclass(1.0, 1, ClassReduction::Macro))
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(IterationSpeedMetric::new())
         .with_default_checkpointers()
+        .with_checkpointing_strategy(
+            ComposedCheckpointingStrategy::builder()
+                .add(KeepLastNCheckpoints::new(2))
+                .add(KeepBest::new(config.train.average))
+                .build(),
+        )
         .num_epochs(config.train.epochs)
         .with_interrupter(interrupter)
         .renderer(Box::new(renderer));
@@ -275,12 +286,17 @@ fn fit(
 
     let epochs = epoch_metrics(out)?;
     // The kept model: the lowest validation loss among the epochs whose checkpoint is on disk
-    // (burn keeps the best one and the last two).
+    // (the `average` best ones and the last two), or the mean of the `average` lowest.
     let checkpoint = |epoch: usize| checkpoint::path(out, "model", epoch);
-    let best = epochs
+    let on_disk: Vec<(usize, f64)> = epochs
         .iter()
         .filter(|e| checkpoint(e.epoch).exists() && e.valid_loss.is_finite())
-        .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
+        .map(|e| (e.epoch, e.valid_loss))
+        .collect();
+    let averaged = checkpoint::lowest(&on_disk, config.train.average);
+    let best = averaged
+        .first()
+        .and_then(|&epoch| epochs.iter().find(|e| e.epoch == epoch))
         .cloned();
     let Some(best) = best else {
         match &diverged {
@@ -299,12 +315,18 @@ fn fit(
             .collect::<String>(),
     )?;
 
-    let path = checkpoint(best.epoch);
-    let record =
-        ModuleRecord::load(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let kept = model_config
-        .load(record, &device)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let models = averaged
+        .iter()
+        .map(|&epoch| {
+            let path = checkpoint(epoch);
+            let record = ModuleRecord::load(&path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            model_config
+                .load(record, &device)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let kept = checkpoint::average(models).expect("at least the best epoch");
     kept.clone()
         .into_record()
         .save(out.join(files::MODEL))
@@ -335,6 +357,11 @@ fn fit(
         params,
         epochs_run: epochs.len(),
         best_epoch: best.epoch,
+        averaged_epochs: if averaged.len() > 1 {
+            averaged.clone()
+        } else {
+            Vec::new()
+        },
         train_loss: train.loss,
         train_acc: train.accuracy,
         valid_loss: valid.loss,

@@ -46,6 +46,9 @@ struct Split {
     last_print: Option<Instant>,
 }
 
+/// The name burn-train gives `FBetaScoreMetric::multiclass(1.0, 1, ClassReduction::Macro)`.
+pub const MACRO_F1: &str = "FBetaScore (1) @ TopK(1) [Macro]";
+
 /// See the module documentation.
 pub struct LabRenderer {
     dashboard: Option<Box<dyn MetricsRenderer>>,
@@ -171,7 +174,8 @@ impl LabRenderer {
         };
         let loss = mean("Loss").map_or_else(String::new, |l| format!("loss {l:.4}"));
         let acc = mean("Accuracy").map_or_else(String::new, |a| format!(" acc {a:.2}%"));
-        format!("{loss}{acc}")
+        let f1 = mean(MACRO_F1).map_or_else(String::new, |f| format!(" macro-F1 {f:.2}%"));
+        format!("{loss}{acc}{f1}")
     }
 }
 
