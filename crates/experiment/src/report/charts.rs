@@ -21,19 +21,38 @@ pub(crate) fn fonts() {
     });
 }
 
-/// Distinct, colour-blind-friendly colours (Okabe–Ito), one per condition.
+/// Distinct, colour-blind-friendly colours (Okabe–Ito).
+const PALETTE: [(u8, u8, u8); 7] = [
+    (0, 114, 178),
+    (230, 159, 0),
+    (0, 158, 115),
+    (204, 121, 167),
+    (86, 180, 233),
+    (213, 94, 0),
+    (0, 0, 0),
+];
+
+/// The `i`-th colour of the palette (wrapping).
 pub(crate) fn colour(i: usize) -> RGBAColor {
-    const PALETTE: [(u8, u8, u8); 7] = [
-        (0, 114, 178),
-        (230, 159, 0),
-        (0, 158, 115),
-        (204, 121, 167),
-        (86, 180, 233),
-        (213, 94, 0),
-        (0, 0, 0),
-    ];
     let (r, g, b) = PALETTE[i % PALETTE.len()];
     RGBColor(r, g, b).to_rgba()
+}
+
+/// How the `i`-th condition of a report is drawn, in every chart alike (a condition missing
+/// from one chart leaves its look unused there): the palette's colours with round markers and
+/// solid lines, then again with triangles and dashes, then crosses and dashes, so a grid of up
+/// to 21 conditions has no two lines alike.
+#[derive(Clone, Copy)]
+struct Look {
+    colour: RGBAColor,
+    round: usize,
+}
+
+fn look(i: usize) -> Look {
+    Look {
+        colour: colour(i),
+        round: i / PALETTE.len(),
+    }
 }
 
 fn draw_err(e: impl std::fmt::Display) -> anyhow::Error {
@@ -72,7 +91,8 @@ pub fn curves(report: &Report, path: &Path) -> Result<()> {
         report
             .conditions
             .iter()
-            .map(|c| (c.name.as_str(), mean_curve(pick(c), scale, 1.0)))
+            .enumerate()
+            .map(|(i, c)| (look(i), c.name.as_str(), mean_curve(pick(c), scale, 1.0)))
             .collect::<Vec<_>>()
     };
     let loss = epochs(|c| &c.valid_loss_curves, 1.0);
@@ -93,9 +113,11 @@ pub fn pruning(report: &Report, path: &Path) -> Result<()> {
     let series = report
         .conditions
         .iter()
-        .filter_map(|c| {
+        .enumerate()
+        .filter_map(|(i, c)| {
             let h = c.head_analysis.as_ref()?;
-            Some((c.name.as_str(), mean_curve(&h.pruning_curves, 100.0, 0.0)))
+            let curve = mean_curve(&h.pruning_curves, 100.0, 0.0);
+            Some((look(i), c.name.as_str(), curve))
         })
         .collect();
     let axes = ("heads masked", "validation accuracy (%)");
@@ -107,10 +129,10 @@ pub fn pruning(report: &Report, path: &Path) -> Result<()> {
 fn panel(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     (x_desc, label): (&str, &str),
-    series: Vec<(&str, Vec<(f64, f64)>)>,
+    series: Vec<(Look, &str, Vec<(f64, f64)>)>,
     legend: SeriesLabelPosition,
 ) -> Result<()> {
-    let points = series.iter().flat_map(|(_, p)| p.iter());
+    let points = series.iter().flat_map(|(_, _, p)| p.iter());
     let (mut lo, mut hi, mut first, mut epochs) = (f64::MAX, f64::MIN, f64::MAX, 1.0f64);
     for &(x, y) in points {
         lo = lo.min(y);
@@ -146,17 +168,24 @@ fn panel(
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(draw_err)?;
-    for (i, (name, pts)) in series.into_iter().enumerate() {
-        let color = colour(i);
+    for (look, name, pts) in series {
+        let color = look.colour;
+        let line = color.stroke_width(2);
+        let drawn = if look.round == 0 {
+            chart.draw_series(LineSeries::new(pts.clone(), line))
+        } else {
+            chart.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, line))
+        };
+        drawn.map_err(draw_err)?.label(name).legend(move |(x, y)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (20, 0)], color.stroke_width(3))
+                + marker((10, 0), look)
+        });
         chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-            .map_err(draw_err)?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-            });
-        chart
-            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+            .draw_series(
+                pts.into_iter()
+                    .map(|p| EmptyElement::at(p) + marker((0, 0), look)),
+            )
             .map_err(draw_err)?;
     }
     chart
@@ -167,6 +196,16 @@ fn panel(
         .border_style(BLACK)
         .draw()
         .map_err(draw_err)
+}
+
+/// A condition's marker at `at` (pixels from its anchor).
+fn marker<DB: DrawingBackend>(at: (i32, i32), look: Look) -> DynElement<'static, DB, (i32, i32)> {
+    let fill = look.colour.filled();
+    match look.round % 3 {
+        0 => Circle::new(at, 3, fill).into_dyn(),
+        1 => TriangleMarker::new(at, 5, fill).into_dyn(),
+        _ => Cross::new(at, 4, look.colour.stroke_width(2)).into_dyn(),
+    }
 }
 
 /// Validation and test accuracy per condition with ± one standard deviation over seeds.
@@ -449,4 +488,24 @@ pub fn confusion(matrix: &[Vec<usize>], labels: &[String], title: &str, path: &P
         }
     }
     root.present().map_err(draw_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_of_a_large_grid_look_different() {
+        let looks: Vec<_> = (0..3 * PALETTE.len())
+            .map(|i| {
+                let l = look(i);
+                (l.colour.rgb(), l.round)
+            })
+            .collect();
+        for (i, a) in looks.iter().enumerate() {
+            for b in &looks[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
 }

@@ -251,6 +251,12 @@ fn recipe(config: &ExperimentConfig) -> String {
 pub(super) fn markdown(r: &Report) -> String {
     let mut md = String::new();
     let seeds = r.conditions.first().map_or(0, |c| c.seeds.len());
+    let kept = match r.recipe.train.average {
+        1 => "the epoch with the lowest validation loss".to_string(),
+        n => format!(
+            "the mean of the weights of the {n} epochs with the lowest validation loss (checkpoint averaging; \"best epoch\" is the lowest of them)"
+        ),
+    };
     let _ = writeln!(md, "# Seed experiment on `{}`\n", r.dataset);
     let _ = writeln!(
         md,
@@ -259,7 +265,7 @@ pub(super) fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         md,
-        "Recipe, the same for every condition (AdamW; training stops early after `patience` epochs without a lower validation loss, 0 never): {}. {seeds} seeds per condition. Each run keeps the epoch with the lowest validation loss; its numbers below are measured on that model without dropout. Accuracies in %, mean ± sample standard deviation over seeds.\n",
+        "Recipe, the same for every condition (AdamW; training stops early after `patience` epochs without a lower validation loss, 0 never): {}. {seeds} seeds per condition. Each run keeps {kept}; its numbers below are measured on that model without dropout. Accuracies in %, mean ± sample standard deviation over seeds.\n",
         recipe(&r.recipe)
     );
     let _ = writeln!(
