@@ -48,6 +48,9 @@ struct Look {
     round: usize,
 }
 
+/// One line of a chart: how it looks, its legend, its points.
+type Series<'a> = (Look, &'a str, Vec<(f64, f64)>);
+
 fn look(i: usize) -> Look {
     Look {
         colour: colour(i),
@@ -129,7 +132,7 @@ pub fn pruning(report: &Report, path: &Path) -> Result<()> {
 fn panel(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     (x_desc, label): (&str, &str),
-    series: Vec<(Look, &str, Vec<(f64, f64)>)>,
+    series: Vec<Series<'_>>,
     legend: SeriesLabelPosition,
 ) -> Result<()> {
     let points = series.iter().flat_map(|(_, _, p)| p.iter());
