@@ -51,7 +51,11 @@ fn train(args: &TrainArgs) -> Result<()> {
         [] => format!("epoch {}", summary.best_epoch),
         epochs => format!(
             "the mean of epochs {}",
+            // In epoch order; summary.json keeps them lowest validation loss first.
             epochs
+                .iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>()
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
