@@ -110,7 +110,7 @@ fn predict(args: &PredictArgs) -> Result<()> {
         if i == 0
             && let Some(png) = &args.png
         {
-            report::charts::heatmap(&prediction, args.head, png)?;
+            report::heatmaps::heatmap(&prediction, args.head, png)?;
             println!("  heatmap: {}", png.display());
         }
     }

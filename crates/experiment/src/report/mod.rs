@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub mod charts;
+pub mod heatmaps;
 mod markdown;
 
 use crate::{
@@ -347,7 +348,7 @@ pub fn write(report: &Report, out: &Path) -> Result<()> {
         && let Some(confusion) = &best.valid_confusion
     {
         let title = format!("{}: {} (validation, all seeds)", report.dataset, best.name);
-        charts::confusion(
+        heatmaps::confusion(
             confusion,
             &report.labels,
             &title,

@@ -1,7 +1,10 @@
 //! One training run, from configuration to the artifacts it leaves in its output folder:
-//! `train` and `resume`, and the learner set-up they share.
+//! `train` and `resume`, and `fit`, which they share: the learner (`learner`), the model kept
+//! (`keep`), its evaluation and the run summary.
 
 mod fault;
+mod keep;
+mod learner;
 pub mod render;
 mod step;
 pub mod step_metrics;
@@ -9,37 +12,21 @@ pub mod workers;
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Instant,
 };
 
 use anyhow::{Context, Result, bail};
 use burn::{
-    optim::{AdamWConfig, lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig},
     prelude::*,
-    store::ModuleRecord,
-    train::{
-        ExecutionStrategy, Interrupter, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim,
-        StoppingCondition, SupervisedTraining,
-        checkpoint::{ComposedCheckpointingStrategy, KeepLastNCheckpoints},
-        metric::{
-            AccuracyMetric, ClassReduction, FBetaScoreMetric, IterationSpeedMetric,
-            LearningRateMetric, LossMetric,
-            store::{Aggregate, Direction, Split},
-        },
-        renderer::MetricsRenderer,
-    },
+    train::{Interrupter, renderer::MetricsRenderer},
 };
-use dataset::{Batching, TextDataset, TextItem, TextLoader, Vocabulary, batch_count};
+use dataset::{TextDataset, TextItem, Vocabulary};
 
-use self::{
-    render::{LabRenderer, Throughput},
-    step_metrics::{StepAccuracy, StepLoss},
-};
 use crate::{
     backend,
-    checkpoint::{self, KeepBest, forget_epochs_after, resume_point},
-    config::{Backend, ExperimentConfig, Schedule},
+    checkpoint::{forget_epochs_after, resume_point},
+    config::{Backend, ExperimentConfig},
     data::{self, load_dataset},
     evaluate::{evaluate, macro_f1},
     model::Positions,
@@ -159,153 +146,35 @@ fn fit(
     // the learner's fork onto `device.autodiff()` would leave a plain model untracked.
     let model = model_config.init(&device.clone().autodiff());
     let params = model.num_params();
-    println!(
-        "{}: {} train / {} validation{} examples, {} classes, vocabulary {}; model {} parameters ({} layer{}, {} head{}, d_model {}, positions {}) on {}",
-        data.name,
-        data.train.len(),
-        data.validation.len(),
-        data.test
-            .as_ref()
-            .map_or_else(String::new, |t| format!(" / {} test", t.len())),
-        data.n_classes(),
-        vocab.len(),
-        params,
-        config.model.layers,
-        if config.model.layers == 1 { "" } else { "s" },
-        config.model.heads,
-        if config.model.heads == 1 { "" } else { "s" },
-        config.model.d_model,
-        config.model.positions,
-        config.backend,
-    );
+    println!("{}", describe(config, data, vocab, params));
 
     // Shared by the loaders and the final evaluation, not copied for each.
     let train_items: Arc<[TextItem]> = vocab.encode_examples(&data.train).into();
     let valid_items: Arc<[TextItem]> = vocab.encode_examples(&data.validation).into();
     let batcher = config.batcher();
-    // With several devices each takes its share of every step's batch (burn-train gives each
-    // device its own loader over a slice of the split and sums their gradients).
-    let device_batch = config.train.batch_size.div_ceil(devices.len());
-    let train_loader = TextLoader::new(
-        train_items.clone(),
-        batcher.clone(),
-        device_batch,
-        config.train.batching,
-        device.clone().autodiff(),
-    )
-    .shuffle(seed);
-    // Validation in length order: its loss and accuracy do not depend on the grouping.
-    let valid_loader = TextLoader::new(
-        valid_items.clone(),
-        batcher.clone(),
-        config.train.batch_size,
-        Batching::Bucket,
-        device.clone(),
-    );
-
-    let optimizer = AdamWConfig::new()
-        .with_weight_decay(config.train.weight_decay as f32)
-        .init();
-    let iterations = config.train.epochs
-        * batch_count(
-            data.train.len().div_ceil(devices.len()),
-            device_batch,
-            config.train.batching,
-        );
-    let scheduler = match config.train.schedule {
-        Schedule::Constant => config.train.lr.into(),
-        Schedule::Cosine => CosineAnnealingLrSchedulerConfig::new(config.train.lr, iterations)
-            .init()
-            .map_err(|e| anyhow::anyhow!("invalid learning-rate schedule: {e}"))?,
-    };
-
-    let interrupter = Interrupter::new();
-    let throughput = Arc::new(Mutex::new(Throughput::default()));
-    let renderer = LabRenderer::new(
-        dashboard(options.dashboard, &interrupter),
-        interrupter.clone(),
-        throughput.clone(),
-    );
-    let divergence = renderer.divergence();
-    let mut training = SupervisedTraining::new(out, Arc::new(train_loader), Arc::new(valid_loader))
-        .metric_train_numeric(StepAccuracy::default())
-        .metric_train_numeric(StepLoss::default())
-        .metric_valid_numeric(AccuracyMetric::new())
-        .metric_valid_numeric(LossMetric::new())
-        // Macro-F1 over the epoch's validation split: with more classes than two, or
-        // imbalanced ones, accuracy alone hides the small classes.
-        .metric_valid_numeric(FBetaScoreMetric::multiclass(1.0, 1, ClassReduction::Macro))
-        .metric_train_numeric(LearningRateMetric::new())
-        .metric_train_numeric(IterationSpeedMetric::new())
-        .with_default_checkpointers()
-        .with_checkpointing_strategy(
-            ComposedCheckpointingStrategy::builder()
-                .add(KeepLastNCheckpoints::new(2))
-                .add(KeepBest::new(config.train.average))
-                .build(),
-        )
-        .num_epochs(config.train.epochs)
-        .with_interrupter(interrupter)
-        .renderer(Box::new(renderer));
-    if config.train.patience > 0 {
-        training = training.early_stopping(MetricEarlyStoppingStrategy::new(
-            &LossMetric::new(),
-            Aggregate::Mean,
-            Direction::Lowest,
-            Split::Valid,
-            StoppingCondition::NoImprovementSince {
-                n_epochs: config.train.patience,
-            },
-        ));
-    }
-
-    if start > 0 {
-        training = training.checkpoint(start);
-    }
-    if devices.len() > 1 {
-        if matches!(config.backend, Backend::Flex | Backend::Ndarray) {
-            workers::set_threads_per_worker(workers::threads_per_worker(devices.len()));
-        }
-        let devices = devices.iter().map(|d| d.clone().autodiff()).collect();
-        training = training.with_training_strategy(
-            ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice).into(),
-        );
-    }
-
     let started = Instant::now();
-    let mut interrupted = false;
-    // A run killed after its last epoch's checkpoint has nothing left to train.
-    if start < config.train.epochs {
-        let result = training.launch(Learner::new(model, optimizer, scheduler));
-        if let Some(error) = result.error {
-            bail!("training failed: {error}");
-        }
-        interrupted = result.interrupted.is_some();
-    }
-    let diverged = divergence.lock().unwrap().clone();
+    let launched = learner::launch(
+        &learner::Setup {
+            config,
+            out,
+            devices: &devices,
+            start,
+            seed,
+            dashboard: options.dashboard,
+            train_items: train_items.clone(),
+            valid_items: valid_items.clone(),
+            batcher: batcher.clone(),
+        },
+        model,
+    )?;
 
     let epochs = epoch_metrics(out)?;
-    // The kept model: the lowest validation loss among the epochs whose checkpoint is on disk
-    // (the `average` best ones and the last two), or the mean of the `average` lowest.
-    let checkpoint = |epoch: usize| checkpoint::path(out, "model", epoch);
-    let on_disk: Vec<(usize, f64)> = epochs
-        .iter()
-        .filter(|e| checkpoint(e.epoch).exists() && e.valid_loss.is_finite())
-        .map(|e| (e.epoch, e.valid_loss))
-        .collect();
-    let averaged = checkpoint::lowest(&on_disk, config.train.average);
-    let best = averaged
-        .first()
-        .and_then(|&epoch| epochs.iter().find(|e| e.epoch == epoch))
-        .cloned();
-    let Some(best) = best else {
-        match &diverged {
-            Some(what) => {
-                bail!("{what}, before any epoch finished; nothing to keep (try a lower --lr)")
-            }
-            None => bail!("no epoch finished, so there is no model to keep"),
-        }
-    };
+    let averaged = keep::choose(
+        out,
+        &epochs,
+        config.train.average,
+        launched.diverged.as_deref(),
+    )?;
     write(
         out,
         files::METRICS,
@@ -314,23 +183,8 @@ fn fit(
             .map(|e| serde_json::to_string(e).unwrap() + "\n")
             .collect::<String>(),
     )?;
-
-    let models = averaged
-        .iter()
-        .map(|&epoch| {
-            let path = checkpoint(epoch);
-            let record = ModuleRecord::load(&path)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            model_config
-                .load(record, &device)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let kept = checkpoint::average(models).expect("at least the best epoch");
-    kept.clone()
-        .into_record()
-        .save(out.join(files::MODEL))
-        .map_err(|e| anyhow::anyhow!("saving the model: {e}"))?;
+    let kept = keep::load_mean(out, &averaged, &model_config, &device)?;
+    let best = averaged[0];
 
     let batch_size = config.train.batch_size.max(64);
     let train = evaluate(&kept, train_items, &batcher, batch_size, &device);
@@ -344,7 +198,7 @@ fn fit(
             &device,
         )
     });
-    let throughput = throughput.lock().unwrap().clone();
+    let throughput = &launched.throughput;
     let summary = Summary {
         dataset: data.name.clone(),
         backend: config.backend.to_string(),
@@ -356,7 +210,7 @@ fn fit(
         seed: config.train.seed,
         params,
         epochs_run: epochs.len(),
-        best_epoch: best.epoch,
+        best_epoch: best,
         averaged_epochs: if averaged.len() > 1 {
             averaged.clone()
         } else {
@@ -375,21 +229,49 @@ fn fit(
         train_samples_per_s: throughput.items as f64 / throughput.seconds.max(1e-9),
         epoch_samples_per_s: throughput.per_epoch.iter().map(|v| v.round()).collect(),
         seconds: started.elapsed().as_secs_f64(),
-        interrupted,
+        interrupted: launched.interrupted,
     };
     write(
         out,
         files::SUMMARY,
         &serde_json::to_string_pretty(&summary)?,
     )?;
-    if let Some(what) = diverged {
+    if let Some(what) = launched.diverged {
         bail!(
-            "{what}; training stopped and kept epoch {}'s model ({}; try a lower --lr)",
-            best.epoch,
+            "{what}; training stopped and kept epoch {best}'s model ({}; try a lower --lr)",
             out.join(files::MODEL).display()
         );
     }
     Ok(summary)
+}
+
+/// The run's opening line: the data, the model and the backend.
+fn describe(
+    config: &ExperimentConfig,
+    data: &TextDataset,
+    vocab: &Vocabulary,
+    params: usize,
+) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    format!(
+        "{}: {} train / {} validation{} examples, {} classes, vocabulary {}; model {} parameters ({} layer{}, {} head{}, d_model {}, positions {}) on {}",
+        data.name,
+        data.train.len(),
+        data.validation.len(),
+        data.test
+            .as_ref()
+            .map_or_else(String::new, |t| format!(" / {} test", t.len())),
+        data.n_classes(),
+        vocab.len(),
+        params,
+        config.model.layers,
+        plural(config.model.layers),
+        config.model.heads,
+        plural(config.model.heads),
+        config.model.d_model,
+        config.model.positions,
+        config.backend,
+    )
 }
 
 /// burn's dashboard, when asked for and compiled in.
