@@ -47,15 +47,14 @@ fn train(args: &TrainArgs) -> Result<()> {
     let test = summary
         .test_acc
         .map_or_else(String::new, |acc| format!(", test acc {:.2}%", 100.0 * acc));
-    let kept = match summary.averaged_epochs.as_slice() {
+    // In epoch order; summary.json lists them lowest validation loss first.
+    let mut averaged = summary.averaged_epochs.clone();
+    averaged.sort_unstable();
+    let kept = match averaged.as_slice() {
         [] => format!("epoch {}", summary.best_epoch),
         epochs => format!(
             "the mean of epochs {}",
-            // In epoch order; summary.json keeps them lowest validation loss first.
             epochs
-                .iter()
-                .copied()
-                .collect::<std::collections::BTreeSet<_>>()
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()

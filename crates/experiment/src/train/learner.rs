@@ -15,8 +15,7 @@ use burn::{
         StoppingCondition, SupervisedTraining,
         checkpoint::{ComposedCheckpointingStrategy, KeepLastNCheckpoints},
         metric::{
-            AccuracyMetric, ClassReduction, FBetaScoreMetric, IterationSpeedMetric,
-            LearningRateMetric, LossMetric,
+            AccuracyMetric, IterationSpeedMetric, LearningRateMetric, LossMetric,
             store::{Aggregate, Direction, Split},
         },
     },
@@ -25,7 +24,7 @@ use dataset::{Batching, TextBatcher, TextItem, TextLoader, batch_count};
 
 use super::{
     dashboard,
-    render::{LabRenderer, Throughput},
+    render::{LabRenderer, Throughput, macro_f1},
     step_metrics::{StepAccuracy, StepLoss},
     workers,
 };
@@ -123,7 +122,7 @@ pub(super) fn launch(setup: &Setup, model: Classifier) -> Result<Launched> {
         .metric_valid_numeric(LossMetric::new())
         // Macro-F1 over the epoch's validation split: with more classes than two, or
         // imbalanced ones, accuracy alone hides the small classes.
-        .metric_valid_numeric(FBetaScoreMetric::multiclass(1.0, 1, ClassReduction::Macro))
+        .metric_valid_numeric(macro_f1())
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(IterationSpeedMetric::new())
         .with_default_checkpointers()

@@ -18,7 +18,7 @@ use std::{
 use burn::train::{
     Interrupter,
     logger::{EvaluationProgressLogger, TrainingProgressLogger},
-    metric::{MetricDefinition, MetricId, NumericEntry},
+    metric::{ClassReduction, FBetaScoreMetric, Metric, MetricDefinition, MetricId, NumericEntry},
     renderer::{
         EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
         MetricsRendererTraining,
@@ -46,8 +46,11 @@ struct Split {
     last_print: Option<Instant>,
 }
 
-/// The name burn-train gives `FBetaScoreMetric::multiclass(1.0, 1, ClassReduction::Macro)`.
-pub const MACRO_F1: &str = "FBetaScore (1) @ TopK(1) [Macro]";
+/// The validation macro-F1 the learner computes (burn-train's metric); the compact log finds
+/// it by this metric's name.
+pub fn macro_f1() -> FBetaScoreMetric {
+    FBetaScoreMetric::multiclass(1.0, 1, ClassReduction::Macro)
+}
 
 /// See the module documentation.
 pub struct LabRenderer {
@@ -174,7 +177,8 @@ impl LabRenderer {
         };
         let loss = mean("Loss").map_or_else(String::new, |l| format!("loss {l:.4}"));
         let acc = mean("Accuracy").map_or_else(String::new, |a| format!(" acc {a:.2}%"));
-        let f1 = mean(MACRO_F1).map_or_else(String::new, |f| format!(" macro-F1 {f:.2}%"));
+        let f1_name = macro_f1().name();
+        let f1 = mean(f1_name.as_str()).map_or_else(String::new, |f| format!(" macro-F1 {f:.2}%"));
         format!("{loss}{acc}{f1}")
     }
 }
