@@ -4,6 +4,7 @@
 use std::{
     path::Path,
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use anyhow::{Result, bail};
@@ -59,6 +60,8 @@ pub(super) struct Launched {
     /// What happened, when a training loss was not finite.
     pub diverged: Option<String>,
     pub throughput: Throughput,
+    /// When training began, after the learner's set-up: the run's `seconds` count from here.
+    pub started: Instant,
 }
 
 /// Trains `model` from `setup.start` to the configured epochs (or early stopping).
@@ -160,6 +163,7 @@ pub(super) fn launch(setup: &Setup, model: Classifier) -> Result<Launched> {
         );
     }
 
+    let started = Instant::now();
     let mut interrupted = false;
     // A run killed after its last epoch's checkpoint has nothing left to train.
     if start < config.train.epochs {
@@ -175,5 +179,6 @@ pub(super) fn launch(setup: &Setup, model: Classifier) -> Result<Launched> {
         interrupted,
         diverged,
         throughput,
+        started,
     })
 }

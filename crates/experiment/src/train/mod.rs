@@ -13,7 +13,6 @@ pub mod workers;
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
-    time::Instant,
 };
 
 use anyhow::{Context, Result, bail};
@@ -152,7 +151,6 @@ fn fit(
     let train_items: Arc<[TextItem]> = vocab.encode_examples(&data.train).into();
     let valid_items: Arc<[TextItem]> = vocab.encode_examples(&data.validation).into();
     let batcher = config.batcher();
-    let started = Instant::now();
     let launched = learner::launch(
         &learner::Setup {
             config,
@@ -228,7 +226,7 @@ fn fit(
         test_confusion: test.map(|t| t.confusion),
         train_samples_per_s: throughput.items as f64 / throughput.seconds.max(1e-9),
         epoch_samples_per_s: throughput.per_epoch.iter().map(|v| v.round()).collect(),
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: launched.started.elapsed().as_secs_f64(),
         interrupted: launched.interrupted,
     };
     write(
