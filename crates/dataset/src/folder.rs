@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{DataError, TextDataset, TextExample};
+use crate::{DataError, TextDataset, TextExample, strip_bom};
 
 /// How to read a folder's files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +179,7 @@ fn parse_raw(
     bytes: &[u8],
     options: &FolderOptions,
 ) -> Result<Vec<RawExample>, DataError> {
+    let bytes = strip_bom(bytes);
     let examples = match format_of(path) {
         Format::Tsv => read_tsv(path, bytes)?,
         Format::Csv => read_csv(path, bytes, options)?,
@@ -391,7 +392,7 @@ fn read_labels(path: &Path) -> Result<Vec<String>, DataError> {
 /// ```
 pub fn parse_labels(path: &Path, bytes: &[u8]) -> Result<Vec<String>, DataError> {
     let mut labels: Vec<(usize, String, usize)> = Vec::new();
-    for (line, content) in lines(path, bytes)? {
+    for (line, content) in lines(path, strip_bom(bytes))? {
         let (id, name) = content
             .split_once('\t')
             .ok_or_else(|| DataError::line(path, line, "no TAB: expected `id<TAB>name`"))?;

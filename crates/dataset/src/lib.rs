@@ -45,6 +45,7 @@
 //! ```
 
 mod batch;
+mod bom;
 mod bucket;
 mod error;
 mod folder;
@@ -57,6 +58,7 @@ mod vocab;
 pub use batch::TextItem;
 #[cfg(feature = "burn")]
 pub use batch::{TextBatch, TextBatcher};
+pub use bom::{read_text, strip_bom, strip_bom_str};
 #[cfg(feature = "burn")]
 pub use bucket::TextLoader;
 pub use bucket::{Batching, POOL_BATCHES, PadTo, batch_count, batch_indices, pad_ladder};

@@ -158,13 +158,12 @@ impl Vocabulary {
 
     /// Reads a vocabulary written by [`save`](Self::save).
     pub fn load(path: &Path) -> Result<Self, DataError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        Self::from_json(path, &text)
+        Self::from_json(path, &crate::read_text(path)?)
     }
 
     /// Parses the JSON that [`save`](Self::save) writes; `path` names the file in errors.
     pub fn from_json(path: &Path, text: &str) -> Result<Self, DataError> {
-        let file: VocabularyFile = serde_json::from_str(text)
+        let file: VocabularyFile = serde_json::from_str(crate::strip_bom_str(text))
             .map_err(|e| DataError::file(path, format!("not a vocabulary file: {e}")))?;
         if file.format != FORMAT {
             return Err(DataError::file(

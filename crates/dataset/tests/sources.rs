@@ -165,6 +165,63 @@ fn gzip_compressed_splits_load_like_plain_ones() {
     );
 }
 
+/// A UTF-8 byte-order mark, as Windows editors write it.
+const BOM: &str = "\u{feff}";
+
+/// A byte-order mark at the start of a file is not part of its first line: in every format,
+/// plain or gzipped, and in `labels.txt`. (It used to become part of the first label: `\u{feff}0`,
+/// a class name among numbers.)
+#[test]
+fn a_byte_order_mark_is_not_part_of_the_first_line() {
+    let splits = [
+        ("tsv", "0\tbad film\n1\tgood film\n", "1\tnice\n"),
+        (
+            "csv",
+            "text,label\nbad film,0\ngood film,1\n",
+            "text,label\nnice,1\n",
+        ),
+        (
+            "jsonl",
+            "{\"text\": \"bad film\", \"label\": 0}\n{\"text\": \"good film\", \"label\": 1}\n",
+            "{\"text\": \"nice\", \"label\": 1}\n",
+        ),
+    ];
+    for (ext, train, validation) in splits {
+        for gzipped in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let suffix = if gzipped { ".gz" } else { "" };
+            for (split, content) in [("train", train), ("validation", validation)] {
+                let content = format!("{BOM}{content}");
+                let bytes = if gzipped {
+                    gzip(&content)
+                } else {
+                    content.into_bytes()
+                };
+                write(dir.path(), &format!("{split}.{ext}{suffix}"), &bytes);
+            }
+            let case = format!("{ext}{suffix}");
+            let data = load_folder(dir.path(), &FolderOptions::default())
+                .unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(data.labels, ["0", "1"], "{case}");
+            assert_eq!(data.train[0], TextExample::new(0, "bad film"), "{case}");
+            assert_eq!(data.validation, [TextExample::new(1, "nice")], "{case}");
+
+            write(
+                dir.path(),
+                "labels.txt",
+                format!("{BOM}0\tnegative\n1\tpositive\n").as_bytes(),
+            );
+            let data = load_folder(dir.path(), &FolderOptions::default())
+                .unwrap_or_else(|e| panic!("{case} with labels.txt: {e}"));
+            assert_eq!(data.labels, ["negative", "positive"], "{case}");
+        }
+    }
+    // Only a leading mark is dropped: one inside a text is the text's.
+    let dir = folder(&format!("{BOM}0\ta{BOM}b\n1\tc\n"), "1\td\n");
+    let data = load_folder(dir.path(), &FolderOptions::default()).unwrap();
+    assert_eq!(data.train[0].text, format!("a{BOM}b"));
+}
+
 #[test]
 fn a_dataset_written_as_tsv_loads_back_the_same() {
     let data = dataset::synthetic::generate(&dataset::synthetic::SyntheticConfig {

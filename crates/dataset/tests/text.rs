@@ -41,6 +41,10 @@ fn vocabulary_is_deterministic_and_round_trips() {
     let path = dir.path().join("vocab.json");
     vocab.save(&path).unwrap();
     assert_eq!(Vocabulary::load(&path).unwrap(), vocab);
+    // A byte-order mark, as an editor saving the file may add, is not part of the JSON.
+    let saved = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("\u{feff}{saved}")).unwrap();
+    assert_eq!(Vocabulary::load(&path).unwrap(), vocab);
 
     std::fs::write(&path, "{\"tokens\": 3}").unwrap();
     let err = Vocabulary::load(&path).unwrap_err().to_string();

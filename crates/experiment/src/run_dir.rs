@@ -146,11 +146,17 @@ pub fn write(out: &Path, name: &str, content: &str) -> Result<()> {
     std::fs::write(&path, content).with_context(|| format!("{}: cannot write", path.display()))
 }
 
+/// A text file of a run folder, without the byte-order mark an editor saving it may add.
+pub fn read_text(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(dataset::strip_bom_str(&text).to_owned())
+}
+
 /// The class names a run folder's `labels.json` lists.
 pub fn read_labels(dir: &Path) -> Result<Vec<String>> {
     let path = dir.join(files::LABELS);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = read_text(&path)?;
     serde_json::from_str(&text)
         .with_context(|| format!("{}: expected a JSON list of class names", path.display()))
 }
@@ -227,8 +233,7 @@ fn one() -> usize {
 /// The `summary.json` a run in `dir` wrote.
 pub fn read_summary(dir: &Path) -> Result<Summary> {
     let path = dir.join(files::SUMMARY);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = read_text(&path)?;
     serde_json::from_str(&text).with_context(|| format!("{}: not a run summary", path.display()))
 }
 
@@ -269,8 +274,7 @@ pub fn epoch_metrics(out: &Path) -> Result<Vec<EpochMetrics>> {
 /// The per-epoch metrics a finished run wrote.
 pub fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>> {
     let path = dir.join(files::METRICS);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = read_text(&path)?;
     text.lines()
         .enumerate()
         .map(|(i, line)| {

@@ -94,11 +94,7 @@ impl TrainedRun {
                 files::MODEL
             );
         }
-        let read = |name: &str| -> Result<String> {
-            let path = dir.join(name);
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("{}: cannot read", path.display()))
-        };
+        let read = |name: &str| -> Result<String> { crate::run_dir::read_text(&dir.join(name)) };
         let (config, _) = ExperimentConfig::read(&dir.join(files::CONFIG))
             .context("not a valid run configuration")?;
         let vocab = Vocabulary::load(&dir.join(files::VOCAB))?;

@@ -797,6 +797,18 @@ fn predict_shows_label_probabilities_and_attention() {
         &[],
         "not a finished run folder",
     );
+    // Files of the run saved again by an editor that writes a byte-order mark still load.
+    for name in ["config.toml", "model.json", "labels.json", "vocab.json"] {
+        let path = out.join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("\u{feff}{text}")).unwrap();
+    }
+    assert_success(
+        &binary()
+            .args(["predict", "--run", run, "dull film"])
+            .output()
+            .unwrap(),
+    );
     // A vocabulary from another run must not be used silently.
     let vocab = std::fs::read_to_string(out.join("vocab.json"))
         .unwrap()

@@ -187,6 +187,7 @@ impl ExperimentConfig {
     /// as in run folders recorded then). Returns the configuration and each flat key that was
     /// moved into its section, as `(key, section)`. Errors are one line.
     pub fn parse(text: &str) -> Result<(Self, Moved), String> {
+        let text = dataset::strip_bom_str(text);
         let error = |e: toml::de::Error| one_line(&e.to_string());
         let mut table: toml::Table = toml::from_str(text).map_err(error)?;
         let moved = flat::into_sections(&mut table)?;
@@ -332,6 +333,12 @@ mod tests {
             toml::from_str::<ExperimentConfig>(&config.to_toml()).unwrap(),
             config
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_file() {
+        let (config, _) = ExperimentConfig::parse("\u{feff}[model]\nheads = 2\n").unwrap();
+        assert_eq!(config.model.heads, 2);
     }
 
     #[test]
