@@ -158,7 +158,8 @@ impl Vocabulary {
 
     /// Reads a vocabulary written by [`save`](Self::save).
     pub fn load(path: &Path) -> Result<Self, DataError> {
-        Self::from_json(path, &crate::read_text(path)?)
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        Self::from_json(path, &text)
     }
 
     /// Parses the JSON that [`save`](Self::save) writes; `path` names the file in errors.

@@ -169,8 +169,8 @@ fn gzip_compressed_splits_load_like_plain_ones() {
 const BOM: &str = "\u{feff}";
 
 /// A byte-order mark at the start of a file is not part of its first line: in every format,
-/// plain or gzipped, and in `labels.txt`. (It used to become part of the first label: `\u{feff}0`,
-/// a class name among numbers.)
+/// plain or gzipped, and in `labels.txt`. (It used to become part of a TSV split's first label,
+/// `\u{feff}0`, a class name among numbers; the csv crate skips it itself, so that case guards.)
 #[test]
 fn a_byte_order_mark_is_not_part_of_the_first_line() {
     let splits = [

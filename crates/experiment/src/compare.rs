@@ -294,7 +294,7 @@ fn heads_of(
     config: &ExperimentConfig,
 ) -> Result<Option<HeadAnalysis>> {
     let path = dir.join(files::HEADS);
-    if let Some(cached) = std::fs::read_to_string(&path)
+    if let Some(cached) = run_dir::read_text(&path)
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
     {

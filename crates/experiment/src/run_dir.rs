@@ -146,11 +146,10 @@ pub fn write(out: &Path, name: &str, content: &str) -> Result<()> {
     std::fs::write(&path, content).with_context(|| format!("{}: cannot write", path.display()))
 }
 
-/// A text file of a run folder, without the byte-order mark an editor saving it may add.
+/// A text file of a run folder, without the byte-order mark an editor saving it may add; errors
+/// name the file.
 pub fn read_text(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(dataset::strip_bom_str(&text).to_owned())
+    Ok(dataset::read_text(path)?)
 }
 
 /// The class names a run folder's `labels.json` lists.

@@ -335,6 +335,7 @@ mod tests {
         );
     }
 
+    /// toml 1 skips the mark itself; this keeps it so whichever parser reads the file.
     #[test]
     fn a_byte_order_mark_is_not_part_of_the_file() {
         let (config, _) = ExperimentConfig::parse("\u{feff}[model]\nheads = 2\n").unwrap();
