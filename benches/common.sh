@@ -8,13 +8,20 @@ experiment_exe() {
     echo target/debug/experiment
 }
 
-# The throughput bench.
-throughput_bench() {
-    cargo build -p experiment --bench throughput --quiet
-    cargo build -p experiment --bench throughput --message-format=json 2>/dev/null |
-        python3 -c 'import json,sys
+# A bench target's executable: bench_exe NAME. Built with `--workspace`: alone, `-p attention`
+# resolves a few low-level crates (num-traits, memchr, …) with other features, and everything
+# above them (all of burn) would build a second time.
+bench_exe() {
+    cargo build --workspace --bench "$1" --quiet
+    cargo build --workspace --bench "$1" --message-format=json 2>/dev/null |
+        NAME="$1" python3 -c 'import json,os,sys
 for l in sys.stdin:
     m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "throughput" and m.get("executable"):
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == os.environ["NAME"] and m.get("executable"):
         print(m["executable"])'
+}
+
+# The throughput bench.
+throughput_bench() {
+    bench_exe throughput
 }

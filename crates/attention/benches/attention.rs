@@ -9,9 +9,9 @@
 //! - `burn`: `burn::nn::attention::MultiHeadAttention` (always materialises the weights).
 //!
 //! ```text
-//! cargo bench -p attention --bench attention                      # everything (long)
-//! cargo bench -p attention --bench attention -- 'forward/flex'    # a filter
-//! ATTENTION_BENCH_BACKENDS=flex,wgpu ATTENTION_BENCH_LENS=32,128 cargo bench -p attention --bench attention
+//! cargo bench --workspace --bench attention                      # everything (long)
+//! cargo bench --workspace --bench attention -- 'forward/flex'    # a filter
+//! ATTENTION_BENCH_BACKENDS=flex,wgpu ATTENTION_BENCH_LENS=32,128 cargo bench --workspace --bench attention
 //! ```
 //! Backends default to flex and ndarray, and wgpu when an adapter answers; lengths to 32, 128
 //! and 512. `benches/attention_table.py` turns criterion's output into the table in

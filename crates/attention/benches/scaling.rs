@@ -4,8 +4,8 @@
 //! memory (Linux `VmHWM`) is its own.
 //!
 //! ```text
-//! cargo bench -p attention --bench scaling                         # flex, lengths 64..1024
-//! cargo bench -p attention --bench scaling -- --backend ndarray --lens 64,256 --json $PWD/out.json
+//! cargo bench --workspace --bench scaling                         # flex, lengths 64..1024
+//! cargo bench --workspace --bench scaling -- --backend ndarray --lens 64,256 --json $PWD/out.json
 //! ```
 //! (cargo runs benches from `crates/attention`, so give `--json` an absolute path.)
 //! Batch 64, d_model 64, 4 heads, a padding mask with lengths spread over 1..=len. Peak memory
@@ -13,8 +13,11 @@
 
 use std::{process::Command, time::Instant};
 
+mod common;
+
 use attention::{AttentionInput, MultiHeadAttentionConfig, mask};
 use burn::{prelude::*, tensor::Distribution};
+use common::peak_rss_mib;
 
 const BATCH: usize = 64;
 const D_MODEL: usize = 64;
@@ -155,12 +158,4 @@ fn run_case(backend: &str, which: &str, mode: &str, len: usize) {
             "iters": iters, "ms_per_iter": ms, "peak_rss_mib": peak_rss_mib(),
         })
     );
-}
-
-/// The process's peak resident memory (Linux `VmHWM`), in MiB.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }

@@ -12,8 +12,8 @@
 //! backward on the autodiff device.
 //!
 //! ```text
-//! cargo bench -p attention --bench variants
-//! ATTENTION_BENCH_BACKENDS=flex,wgpu ATTENTION_BENCH_LENS=32,128 cargo bench -p attention --bench variants
+//! cargo bench --workspace --bench variants
+//! ATTENTION_BENCH_BACKENDS=flex,wgpu ATTENTION_BENCH_LENS=32,128 cargo bench --workspace --bench variants
 //! ```
 //! Backends default to flex, and wgpu when an adapter answers; lengths to 32 and 128.
 

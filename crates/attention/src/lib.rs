@@ -154,6 +154,7 @@
 mod cache;
 mod encoder;
 mod error;
+pub mod fused;
 mod heads;
 mod learned;
 pub mod mask;

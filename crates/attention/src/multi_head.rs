@@ -337,6 +337,7 @@ impl MultiHeadAttention {
         let mask = input.scores_mask();
         let gates = input.head_gates.clone();
         let (q, k, v, bias) = self.project(input);
+        let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
         let out = self.attention.forward_with_bias(q, k, v, mask, bias);
         MultiHeadOutput {
             context: self.merge_heads(out.context, gates, batch, l_q),
@@ -360,9 +361,9 @@ impl MultiHeadAttention {
         Ok(self.forward(input))
     }
 
-    /// The output alone, `[batch, l_q, d_model]`. For inference it runs burn's fused attention
-    /// kernel and never materialises the weights; while training it is [`forward`](Self::forward)
-    /// without returning them (see [`ScaledDotProductAttention::forward_context`]).
+    /// The output alone, `[batch, l_q, d_model]`, never materialising the weights: while
+    /// training through the fused op with its own backward ([`crate::fused`]), for inference
+    /// through burn's fused kernel (see [`ScaledDotProductAttention::forward_context`]).
     pub fn forward_context(&self, input: AttentionInput) -> Tensor<3> {
         let [batch, l_q, _] = input.query.dims();
         let mask = input.scores_mask();
@@ -389,8 +390,9 @@ impl MultiHeadAttention {
         self.d_model
     }
 
-    /// Projects and splits into heads (`[batch, heads, l, d]` each), with the positions inside
-    /// attention applied: q and k rotated (RoPE), or the score bias `[1, heads, l_q, l_k]`.
+    /// Projects and splits into heads (q `[batch, n_heads, l, d]`, k and v
+    /// `[batch, n_kv_heads, l, d]`), with the positions inside attention applied: q and k
+    /// rotated (RoPE), or the score bias `[1, heads, l_q, l_k]`.
     #[allow(clippy::type_complexity)]
     fn project(
         &self,
@@ -403,7 +405,7 @@ impl MultiHeadAttention {
         let bias = self
             .positions
             .bias(l_q, l_k, input.query_offset, input.key_offset, &device);
-        (q, self.repeat_kv(k), self.repeat_kv(v), bias)
+        (q, k, v, bias)
     }
 
     /// Queries `[batch, l, d_model]` → `[batch, n_heads, l, d_k]`, rotated from `offset` (RoPE).
@@ -428,14 +430,7 @@ impl MultiHeadAttention {
     /// `[batch, n_kv_heads, l, d]` → `[batch, n_heads, l, d]`, each key/value head repeated for
     /// its group of query heads.
     pub(crate) fn repeat_kv(&self, x: Tensor<4>) -> Tensor<4> {
-        let group = self.n_heads / self.n_kv_heads;
-        if group == 1 {
-            return x;
-        }
-        let [batch, kv, len, d] = x.dims();
-        x.unsqueeze_dim::<5>(2)
-            .expand([batch, kv, group, len, d])
-            .reshape([batch, kv * group, len, d])
+        crate::fused::repeat_kv(x, self.n_heads)
     }
 
     /// `[batch, heads, l_q, d_v]` → gated → concatenated heads → `w_o` → `[batch, l_q, d_model]`.

@@ -6,7 +6,10 @@ use burn::{
     tensor::{activation::softmax, module::attention, ops::AttentionModuleOptions},
 };
 
-use crate::AttentionError;
+use crate::{
+    AttentionError,
+    fused::{fused_attention, repeat_kv},
+};
 
 /// Configuration of [`ScaledDotProductAttention`].
 #[derive(Config, Debug)]
@@ -131,14 +134,15 @@ impl ScaledDotProductAttention {
         AttentionOutput { context, weights }
     }
 
-    /// The context alone, through burn's fused [`attention`] kernel where that is faster and
-    /// gives the same numbers: on a device without autodiff (inference). While training, burn
-    /// 0.22 has no fused backward (the kernel decomposes into ordinary ops) and this module's own
-    /// decomposition measured as fast or faster (BENCHMARKS.md); with dropout active the fused
-    /// kernel, which has no dropout, would also give different numbers.
+    /// The context alone, never materialising the weights where a backend allows: while
+    /// training (an autodiff device) through [`fused_attention`], one recorded op with its own
+    /// backward whose memory grows with `l`, not `l²`; for inference through burn's fused
+    /// [`attention`] kernel. With dropout active it is [`forward`](Self::forward)'s
+    /// decomposition (the fused op has no dropout).
     ///
     /// # Shapes
-    /// As [`forward`](Self::forward); returns the context `[batch, heads, l_q, d_v]`.
+    /// As [`forward`](Self::forward), except that `k` and `v` may have fewer heads than `q`,
+    /// dividing them (grouped-query attention); returns the context `[batch, heads, l_q, d_v]`.
     pub fn forward_context(
         &self,
         q: Tensor<4>,
@@ -149,11 +153,13 @@ impl ScaledDotProductAttention {
         self.forward_context_with_bias(q, k, v, mask, None)
     }
 
-    /// [`forward_context`](Self::forward_context) with a score bias, passed to burn's fused
-    /// kernel as its `attn_bias` (expanded to the full `[batch, heads, l_q, l_k]` it expects).
+    /// [`forward_context`](Self::forward_context) with a score bias (for inference passed to
+    /// burn's fused kernel as its `attn_bias`, expanded to the full `[batch, heads, l_q, l_k]`
+    /// it expects).
     ///
     /// # Shapes
-    /// As [`forward_with_bias`](Self::forward_with_bias); returns `[batch, heads, l_q, d_v]`.
+    /// As [`forward_context`](Self::forward_context); `bias` broadcastable to
+    /// `[batch, heads, l_q, l_k]`.
     pub fn forward_context_with_bias(
         &self,
         q: Tensor<4>,
@@ -162,10 +168,16 @@ impl ScaledDotProductAttention {
         mask: Option<Tensor<4, Bool>>,
         bias: Option<Tensor<4>>,
     ) -> Tensor<4> {
-        if q.device().is_autodiff() {
+        let [batch, heads, l_q, d_k] = q.dims();
+        let temperature = self.temperature_for(d_k);
+        let training = q.device().is_autodiff();
+        if training && self.dropout.prob == 0.0 {
+            return fused_attention(q, k, v, mask, bias, 1.0 / temperature);
+        }
+        let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
+        if training {
             return self.forward_with_bias(q, k, v, mask, bias).context;
         }
-        let [batch, heads, l_q, _] = q.dims();
         let l_k = k.dims()[2];
         let bias = bias.map(|b| b.expand([batch, heads, l_q, l_k]));
         // Full shape too: wgpu's fused kernel in burn 0.22.1 misreads a mask broadcast over the

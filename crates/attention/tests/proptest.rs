@@ -205,3 +205,58 @@ proptest! {
         prop_assert!(values(grad).iter().all(|v| v.is_finite()), "input gradient not finite");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The fused op against the decomposition it replaces, over random shapes (key lengths
+    /// past one 64-key tile), masks (fully masked rows common), grouped-query heads, a bias
+    /// broadcast each way and input scales: output and the gradients of q, k, v and the bias
+    /// are finite and equal.
+    #[test]
+    fn fused_attention_equals_the_decomposition(
+        (batch, kv_heads, group, len_q, len_k) in (1..3usize, 1..3usize, 1..3usize, 1..9usize, 1..80usize),
+        (d_k, d_v) in (1..9usize, 1..6usize),
+        mask_bits in prop::collection::vec(prop::bool::weighted(0.5), 2 * 8 * 80),
+        mask_kind in 0..3usize,
+        bias_kind in 0..3usize,
+        scale in prop_oneof![Just(1e-2), Just(0.3), Just(3.0)],
+        seed in any::<u64>(),
+    ) {
+        use attention::fused::{fused_attention, reference_attention};
+        let device = Device::flex().autodiff();
+        device.seed(seed);
+        let heads = kv_heads * group;
+        let random = |shape: [usize; 4]| {
+            Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device).require_grad()
+        };
+        let (q, k, v) = (random([batch, heads, len_q, d_k]), random([batch, kv_heads, len_k, d_k]), random([batch, kv_heads, len_k, d_v]));
+        let mask_shape = match mask_kind {
+            0 => [batch, 1, 1, len_k],
+            1 => [batch, 1, len_q, len_k],
+            _ => [1, 1, len_q, len_k],
+        };
+        let n: usize = mask_shape.iter().product();
+        let mask = Tensor::<4, Bool>::from_data(TensorData::new(mask_bits[..n].to_vec(), mask_shape), &device);
+        let bias = match bias_kind {
+            0 => None,
+            1 => Some(random([1, heads, len_q, len_k])),
+            _ => Some(random([batch, 1, 1, len_k])),
+        };
+        let run = |fused: bool| {
+            let op = if fused { fused_attention } else { reference_attention };
+            let out = op(q.clone(), k.clone(), v.clone(), Some(mask.clone()), bias.clone(), scale);
+            let grads = (out.clone() * out.clone()).sum().backward();
+            let mut all = vec![values(out.inner())];
+            for t in [Some(&q), Some(&k), Some(&v), bias.as_ref()].into_iter().flatten() {
+                all.push(values(t.grad(&grads).expect("a gradient")));
+            }
+            all
+        };
+        for (i, (got, want)) in run(true).iter().zip(run(false)).enumerate() {
+            prop_assert!(got.iter().all(|v| v.is_finite()), "tensor {i} not finite");
+            let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0.0f32, f32::max);
+            prop_assert!(diff < 1e-4, "tensor {i}: {diff:.2e}");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! One attention layer's training step (forward + backward) at one length, as
+//! `benches/torch_attn_train.py` runs it in PyTorch: `MultiHeadAttentionConfig::new(64, 4)`,
+//! batch 16, a padding mask (lengths from `len / 2` to `len`, the first row full), loss = mean
+//! of the squared output, 1 warm-up and `STEPS` timed steps. One case per process, so that the
+//! peak resident memory (`VmHWM`) is the case's own; threads from `RAYON_NUM_THREADS`;
+//! mimalloc, as the `experiment` binary.
+//!
+//! ```text
+//! cargo bench --workspace --bench train_step -- fused 1024          # the fused op (flex)
+//! cargo bench --workspace --bench train_step -- decomposition 1024  # the recorded ops
+//! ```
+//! Arguments: `IMPL LEN [BATCH=16] [STEPS=5] [BACKEND=flex]`; prints one JSON line.
+//! `benches/attention_train.sh` runs the grid beside PyTorch, alternating.
+
+mod common;
+
+use std::time::Instant;
+
+use attention::{AttentionInput, MultiHeadAttentionConfig, mask};
+use burn::{prelude::*, tensor::Distribution};
+
+// As the `experiment` binary: the system allocator maps and faults in fresh pages for every
+// large tensor of every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const D_MODEL: usize = 64;
+const HEADS: usize = 4;
+
+#[allow(deprecated)] // `Device::ndarray` is deprecated upstream but still shipped.
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
+    let which = arg(0, "fused");
+    let len: usize = arg(1, "128").parse().expect("LEN: a number");
+    let batch: usize = arg(2, "16").parse().expect("BATCH: a number");
+    let steps: usize = arg(3, "5").parse().expect("STEPS: a number");
+    let backend = arg(4, "flex");
+    let plain = match backend.as_str() {
+        "flex" => Device::flex(),
+        "ndarray" => Device::ndarray(),
+        "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        other => panic!("BACKEND: unknown backend `{other}`"),
+    };
+    let device = plain.clone().autodiff();
+    device.seed(0);
+    let mha = MultiHeadAttentionConfig::new(D_MODEL, HEADS).init(&device);
+    let x = Tensor::<3>::random(
+        [batch, len, D_MODEL],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let lengths: Vec<usize> = (0..batch)
+        .map(|i| {
+            if i == 0 {
+                len
+            } else {
+                len / 2 + (i * 7919) % (len - len / 2 + 1)
+            }
+        })
+        .collect();
+    let padding = mask::padding_mask_from_lengths(&lengths, len, &device);
+    let step = || {
+        let input = AttentionInput::self_attention(x.clone()).mask_padding(padding.clone());
+        let out = match which.as_str() {
+            "fused" => mha.forward_context(input),
+            "decomposition" => mha.forward(input).context,
+            other => panic!("IMPL: `fused` or `decomposition`, not `{other}`"),
+        };
+        let grads = out.powi_scalar(2).mean().backward();
+        let _ = mha.w_q.weight.val().grad(&grads);
+        plain.sync().expect("device sync");
+    };
+    step(); // warm-up: allocator, kernels
+    let started = Instant::now();
+    for _ in 0..steps {
+        step();
+    }
+    let ms = started.elapsed().as_secs_f64() * 1000.0 / steps as f64;
+    let threads = std::env::var("RAYON_NUM_THREADS").ok();
+    println!(
+        "{}",
+        serde_json::json!({
+            "program": "attention", "mode": which, "backend": backend, "len": len,
+            "batch": batch, "threads": threads, "steps": steps, "ms_per_step": ms,
+            "peak_rss_mib": common::peak_rss_mib(),
+        })
+    );
+}

@@ -1,0 +1,905 @@
+//! The fused op's native flex kernels (f32): FlashAttention-2 on the CPU.
+//!
+//! Forward, per (batch, head), `rayon` over them: key tiles of [`TILE`] columns, all query
+//! rows at once; `S = Q·Kᵀ` and `O += P·V` are `gemm` calls (the crate burn-flex multiplies
+//! with), the online softmax runs row by row in between. Each row's log-sum-exp is kept.
+//!
+//! Backward, per (batch, key/value head): for each key tile and each query head of its group,
+//! `P = exp(S − lse)`, `dV += Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = P ∘ (dP − D)`, `dQ += dS·K`,
+//! `dK += dSᵀ·Q`, five `gemm` calls, scratch of two `[l_q, TILE]` blocks. A task owns its dQ,
+//! dK and dV, so nothing is shared between threads; a bias gradient broadcast over the batch
+//! or the heads is accumulated by one task per slot of the bias.
+//!
+//! Other float types go through the chunked tensor-op kernels.
+
+use burn::{
+    backend::{Flex, flex::FlexTensor, tensor::FloatTensor},
+    tensor::{DType, TensorData},
+};
+use rayon::prelude::*;
+
+use super::{KernelGrads, KernelInputs, Saved, chunked};
+
+/// Key columns per tile: a `[l_q, TILE]` score block and a `[TILE, d]` key block stay in L2.
+const TILE: usize = 64;
+
+/// Lowest finite f32: the log-sum-exp of a row whose keys are all masked.
+const LOWEST: f32 = f32::MIN;
+
+pub(super) fn forward(inputs: KernelInputs<Flex>) -> (FloatTensor<Flex>, FloatTensor<Flex>) {
+    if !all_f32(&inputs) {
+        return chunked::forward::<Flex>(inputs);
+    }
+    let x = Problem::new(&inputs);
+    let (q, k, v) = (
+        F32::new(&inputs.query),
+        F32::new(&inputs.key),
+        F32::new(&inputs.value),
+    );
+    let mask = inputs.mask.as_ref().map(|m| Broadcast::new(m, &x));
+    let bias = inputs.bias.as_ref().map(|b| Broadcast::new(b, &x));
+    let mask_data = mask.as_ref().map(|m| m.tensor.storage::<u8>());
+    let bias_data = bias.as_ref().map(|b| b.floats());
+
+    let mut output = vec![0f32; x.batch * x.heads * x.l_q * x.d_v];
+    let mut lse = vec![0f32; x.batch * x.heads * x.l_q];
+    if x.l_q > 0 {
+        output
+            .par_chunks_mut(x.l_q * x.d_v)
+            .zip(lse.par_chunks_mut(x.l_q))
+            .enumerate()
+            .for_each_init(
+                || vec![0f32; x.l_q * TILE],
+                |scores, (bh, (out, lse))| {
+                    let (b, h) = (bh / x.heads, bh % x.heads);
+                    let kv = h / x.group;
+                    forward_head(
+                        &x,
+                        Head {
+                            q: q.head(b, h, x.l_q * x.d_k),
+                            k: k.head(b, kv, x.l_k * x.d_k),
+                            v: v.head(b, kv, x.l_k * x.d_v),
+                            mask: mask.as_ref().map(|m| m.plane(mask_data.unwrap(), b, h)),
+                            bias: bias.as_ref().map(|m| m.plane(bias_data.unwrap(), b, h)),
+                        },
+                        out,
+                        lse,
+                        scores,
+                    );
+                },
+            );
+    }
+    (
+        tensor(output, [x.batch, x.heads, x.l_q, x.d_v]),
+        tensor(lse, [x.batch, x.heads, x.l_q]),
+    )
+}
+
+pub(super) fn backward(
+    saved: Saved<Flex>,
+    grad_output: FloatTensor<Flex>,
+    bias_grad: bool,
+) -> KernelGrads<Flex> {
+    if !all_f32(&saved.inputs) || grad_output.dtype() != DType::F32 {
+        return chunked::backward::<Flex>(saved, grad_output, bias_grad);
+    }
+    let inputs = &saved.inputs;
+    let x = Problem::new(inputs);
+    let (q, k, v) = (
+        F32::new(&inputs.query),
+        F32::new(&inputs.key),
+        F32::new(&inputs.value),
+    );
+    let (o, d_o, lse) = (
+        F32::new(&saved.output),
+        F32::new(&grad_output),
+        F32::new(&saved.lse),
+    );
+    let mask = inputs.mask.as_ref().map(|m| Broadcast::new(m, &x));
+    let bias = inputs.bias.as_ref().map(|b| Broadcast::new(b, &x));
+    let mask_data = mask.as_ref().map(|m| m.tensor.storage::<u8>());
+    let bias_data = bias.as_ref().map(|b| b.floats());
+    let bias_grad = bias.as_ref().filter(|_| bias_grad);
+
+    // Tasks that write the same slot of the bias gradient run in one job, one after another.
+    let mut jobs: Vec<Vec<(usize, usize)>> = Vec::new();
+    let mut job_of = std::collections::HashMap::new();
+    for b in 0..x.batch {
+        for kv in 0..x.kv_heads {
+            let key = match bias_grad {
+                Some(g) => (
+                    if g.dims[0] > 1 { b } else { 0 },
+                    if g.dims[1] > 1 { kv } else { 0 },
+                ),
+                None => (b, kv),
+            };
+            let index = *job_of.entry(key).or_insert_with(|| {
+                jobs.push(Vec::new());
+                jobs.len() - 1
+            });
+            jobs[index].push((b, kv));
+        }
+    }
+    let slot_heads = bias_grad.map_or(0, |g| if g.dims[1] > 1 { x.group } else { 1 });
+    let slot_len = bias_grad.map_or(0, |g| g.dims[2] * g.dims[3]);
+
+    let results: Vec<JobResult> = jobs
+        .into_par_iter()
+        .map(|tasks| {
+            let mut scratch = Scratch::new(&x);
+            let mut d_bias = vec![0f32; slot_heads * slot_len];
+            let tasks = tasks
+                .into_iter()
+                .map(|(b, kv)| {
+                    let heads: Vec<Head> = (0..x.group)
+                        .map(|i| {
+                            let h = kv * x.group + i;
+                            Head {
+                                q: q.head(b, h, x.l_q * x.d_k),
+                                k: k.head(b, kv, x.l_k * x.d_k),
+                                v: v.head(b, kv, x.l_k * x.d_v),
+                                mask: mask.as_ref().map(|m| m.plane(mask_data.unwrap(), b, h)),
+                                bias: bias.as_ref().map(|m| m.plane(bias_data.unwrap(), b, h)),
+                            }
+                        })
+                        .collect();
+                    let grads = SavedHeads {
+                        o: (0..x.group)
+                            .map(|i| o.head(b, kv * x.group + i, x.l_q * x.d_v))
+                            .collect(),
+                        d_o: (0..x.group)
+                            .map(|i| d_o.head(b, kv * x.group + i, x.l_q * x.d_v))
+                            .collect(),
+                        lse: (0..x.group)
+                            .map(|i| lse.head(b, kv * x.group + i, x.l_q))
+                            .collect(),
+                    };
+                    let bias_slots = bias_grad.map(|g| BiasSlots {
+                        data: &mut d_bias,
+                        per_head: g.dims[1] > 1,
+                        len: slot_len,
+                        row: if g.dims[2] > 1 { g.dims[3] } else { 0 },
+                        col: usize::from(g.dims[3] > 1),
+                    });
+                    let out = backward_group(&x, &heads, &grads, bias_slots, &mut scratch);
+                    (b, kv, out)
+                })
+                .collect();
+            JobResult { tasks, d_bias }
+        })
+        .collect();
+
+    // Scatter the tasks' gradients into the full tensors.
+    let mut dq = vec![0f32; x.batch * x.heads * x.l_q * x.d_k];
+    let mut dk = vec![0f32; x.batch * x.kv_heads * x.l_k * x.d_k];
+    let mut dv = vec![0f32; x.batch * x.kv_heads * x.l_k * x.d_v];
+    let mut d_bias = bias_grad.map(|g| vec![0f32; g.dims.iter().product()]);
+    for job in results {
+        let mut first = None;
+        for (b, kv, out) in job.tasks {
+            first.get_or_insert((b, kv));
+            let q_len = x.group * x.l_q * x.d_k;
+            let start = (b * x.heads + kv * x.group) * x.l_q * x.d_k;
+            dq[start..start + q_len].copy_from_slice(&out.dq);
+            let k_start = (b * x.kv_heads + kv) * x.l_k * x.d_k;
+            dk[k_start..k_start + x.l_k * x.d_k].copy_from_slice(&out.dk);
+            let v_start = (b * x.kv_heads + kv) * x.l_k * x.d_v;
+            dv[v_start..v_start + x.l_k * x.d_v].copy_from_slice(&out.dv);
+        }
+        if let (Some(full), Some(g), Some((b, kv))) = (d_bias.as_mut(), bias_grad, first) {
+            let b = if g.dims[0] > 1 { b } else { 0 };
+            let h = if g.dims[1] > 1 { kv * x.group } else { 0 };
+            let start = (b * g.dims[1] + h) * slot_len;
+            full[start..start + job.d_bias.len()].copy_from_slice(&job.d_bias);
+        }
+    }
+    KernelGrads {
+        query: tensor(dq, [x.batch, x.heads, x.l_q, x.d_k]),
+        key: tensor(dk, [x.batch, x.kv_heads, x.l_k, x.d_k]),
+        value: tensor(dv, [x.batch, x.kv_heads, x.l_k, x.d_v]),
+        bias: d_bias.zip(bias_grad).map(|(data, g)| tensor(data, g.dims)),
+    }
+}
+
+/// The sizes of one call.
+struct Problem {
+    batch: usize,
+    heads: usize,
+    kv_heads: usize,
+    group: usize,
+    l_q: usize,
+    l_k: usize,
+    d_k: usize,
+    d_v: usize,
+    scale: f32,
+}
+
+impl Problem {
+    fn new(inputs: &KernelInputs<Flex>) -> Self {
+        let dims = |t: &FlexTensor| {
+            let s = t.layout().shape();
+            [s[0], s[1], s[2], s[3]]
+        };
+        let [batch, heads, l_q, d_k] = dims(&inputs.query);
+        let [_, kv_heads, l_k, _] = dims(&inputs.key);
+        let d_v = dims(&inputs.value)[3];
+        Self {
+            batch,
+            heads,
+            kv_heads,
+            group: heads / kv_heads,
+            l_q,
+            l_k,
+            d_k,
+            d_v,
+            scale: inputs.scale as f32,
+        }
+    }
+}
+
+fn all_f32(inputs: &KernelInputs<Flex>) -> bool {
+    [&inputs.query, &inputs.key, &inputs.value]
+        .into_iter()
+        .chain(&inputs.bias)
+        .all(|t| t.dtype() == DType::F32)
+}
+
+fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+/// A contiguous f32 tensor `[batch, heads, …]` read one head at a time.
+struct F32 {
+    tensor: FlexTensor,
+    start: usize,
+    heads: usize,
+}
+
+impl F32 {
+    fn new(t: &FlexTensor) -> Self {
+        let tensor = t.to_contiguous();
+        let start = tensor.layout().start_offset();
+        let heads = tensor.layout().shape()[1];
+        Self {
+            tensor,
+            start,
+            heads,
+        }
+    }
+
+    /// Head `h` of batch `b`, `len` values.
+    fn head(&self, b: usize, h: usize, len: usize) -> &[f32] {
+        let start = self.start + (b * self.heads + h) * len;
+        &self.tensor.storage::<f32>()[start..start + len]
+    }
+}
+
+/// A mask or bias at its own shape, each dimension the call's or 1 (broadcast, stride 0).
+struct Broadcast {
+    tensor: FlexTensor,
+    start: usize,
+    dims: [usize; 4],
+    strides: [usize; 4],
+}
+
+impl Broadcast {
+    fn new(t: &FlexTensor, x: &Problem) -> Self {
+        let tensor = t.to_contiguous();
+        let s = tensor.layout().shape();
+        let dims = [s[0], s[1], s[2], s[3]];
+        let target = [x.batch, x.heads, x.l_q, x.l_k];
+        debug_assert!(dims.iter().zip(target).all(|(&d, t)| d == t || d == 1));
+        let mut strides = [0; 4];
+        let mut next = 1;
+        for axis in (0..4).rev() {
+            strides[axis] = if dims[axis] > 1 { next } else { 0 };
+            next *= dims[axis];
+        }
+        Self {
+            start: tensor.layout().start_offset(),
+            tensor,
+            dims,
+            strides,
+        }
+    }
+
+    fn floats(&self) -> &[f32] {
+        self.tensor.storage::<f32>()
+    }
+
+    /// The `[l_q, l_k]` plane of batch `b`, head `h`.
+    fn plane<'a, T>(&self, data: &'a [T], b: usize, h: usize) -> Plane<'a, T> {
+        let start = self.start + b * self.strides[0] + h * self.strides[1];
+        Plane {
+            data: &data[start..],
+            row: self.strides[2],
+            col: self.strides[3],
+        }
+    }
+}
+
+/// One head's mask or bias: element `(i, j)` at `i·row + j·col`.
+#[derive(Clone, Copy)]
+struct Plane<'a, T> {
+    data: &'a [T],
+    row: usize,
+    col: usize,
+}
+
+/// One query head's inputs.
+struct Head<'a> {
+    /// `[l_q, d_k]`
+    q: &'a [f32],
+    /// `[l_k, d_k]`
+    k: &'a [f32],
+    /// `[l_k, d_v]`
+    v: &'a [f32],
+    mask: Option<Plane<'a, u8>>,
+    bias: Option<Plane<'a, f32>>,
+}
+
+impl Head<'_> {
+    /// Adds the bias to scores (already scaled) of query rows against keys
+    /// `start..start + width` in place and sets masked pairs to `-inf`. Rows are contiguous
+    /// (or one broadcast value), so the loops vectorise.
+    #[inline(always)]
+    fn finish_scores(&self, scores: &mut [f32], start: usize, width: usize) {
+        for (i, row) in scores.chunks_exact_mut(width).enumerate() {
+            if let Some(bias) = self.bias {
+                let base = i * bias.row + start * bias.col;
+                if bias.col == 1 {
+                    for (v, &b) in row.iter_mut().zip(&bias.data[base..base + width]) {
+                        *v += b;
+                    }
+                } else {
+                    let b = bias.data[base];
+                    row.iter_mut().for_each(|v| *v += b);
+                }
+            }
+            if let Some(mask) = self.mask {
+                let base = i * mask.row + start * mask.col;
+                if mask.col == 1 {
+                    for (v, &m) in row.iter_mut().zip(&mask.data[base..base + width]) {
+                        *v = if m != 0 { f32::NEG_INFINITY } else { *v };
+                    }
+                } else if mask.data[base] != 0 {
+                    row.fill(f32::NEG_INFINITY);
+                }
+            }
+        }
+    }
+}
+
+/// Lanes for the reductions below: independent partial results, so they vectorise (a single
+/// running float is a dependency chain the compiler may not reorder).
+const LANES: usize = 8;
+
+#[inline(always)]
+fn max_of(row: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for chunk in chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l = l.max(v);
+        }
+    }
+    lanes.into_iter().fold(rest, f32::max)
+}
+
+#[inline(always)]
+fn sum_of(row: &[f32]) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    lanes.into_iter().sum::<f32>() + rest
+}
+
+/// `row ← exp(row − shift)`.
+#[inline(always)]
+fn exp_shifted<const FMA: bool>(row: &mut [f32], shift: f32) {
+    for v in row.iter_mut() {
+        *v = exp::<FMA>(*v - shift);
+    }
+}
+
+/// Whether this CPU has AVX2 and FMA: the kernels' element-wise loops are compiled twice,
+/// for the baseline x86-64 (SSE2, 4 lanes) and for these (8 lanes, fused multiply-add), and
+/// the second runs where it can (`gemm` dispatches the same way).
+fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+fn forward_head(x: &Problem, head: Head, out: &mut [f32], lse: &mut [f32], scores: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { forward_head_avx2(x, head, out, lse, scores) };
+    }
+    forward_head_body::<false>(x, head, out, lse, scores)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_head_avx2(
+    x: &Problem,
+    head: Head,
+    out: &mut [f32],
+    lse: &mut [f32],
+    scores: &mut [f32],
+) {
+    forward_head_body::<true>(x, head, out, lse, scores)
+}
+
+fn backward_group(
+    x: &Problem,
+    heads: &[Head],
+    saved: &SavedHeads,
+    bias: Option<BiasSlots>,
+    scratch: &mut Scratch,
+) -> GroupGrads {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { backward_group_avx2(x, heads, saved, bias, scratch) };
+    }
+    backward_group_body::<false>(x, heads, saved, bias, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn backward_group_avx2(
+    x: &Problem,
+    heads: &[Head],
+    saved: &SavedHeads,
+    bias: Option<BiasSlots>,
+    scratch: &mut Scratch,
+) -> GroupGrads {
+    backward_group_body::<true>(x, heads, saved, bias, scratch)
+}
+
+/// Online-softmax attention of one head: `out` `[l_q, d_v]`, `lse` `[l_q]`.
+#[inline(always)]
+fn forward_head_body<const FMA: bool>(
+    x: &Problem,
+    head: Head,
+    out: &mut [f32],
+    lse: &mut [f32],
+    scores: &mut [f32],
+) {
+    // `lse` holds the running row max until the end; the row sums live in a local.
+    let mut sums = vec![0f32; x.l_q];
+    lse.fill(f32::NEG_INFINITY);
+    for start in (0..x.l_k).step_by(TILE) {
+        let width = TILE.min(x.l_k - start);
+        let scores = &mut scores[..x.l_q * width];
+        let k_tile = &head.k[start * x.d_k..(start + width) * x.d_k];
+        let v_tile = &head.v[start * x.d_v..(start + width) * x.d_v];
+        // S = scale · Q · K_tileᵀ
+        matmul(
+            scores,
+            x.l_q,
+            width,
+            false,
+            head.q,
+            Op::N,
+            k_tile,
+            Op::T,
+            x.d_k,
+            x.scale,
+        );
+        head.finish_scores(scores, start, width);
+        for (i, row) in scores.chunks_exact_mut(width).enumerate() {
+            let old_max = lse[i];
+            let new_max = old_max.max(max_of(row));
+            if new_max == f32::NEG_INFINITY {
+                // Every key so far masked: this tile adds nothing.
+                row.fill(0.0);
+                continue;
+            }
+            exp_shifted::<FMA>(row, new_max);
+            let tile_sum = sum_of(row);
+            if old_max != new_max {
+                let correction = exp::<FMA>(old_max - new_max);
+                for o in &mut out[i * x.d_v..(i + 1) * x.d_v] {
+                    *o *= correction;
+                }
+                sums[i] *= correction;
+            }
+            sums[i] += tile_sum;
+            lse[i] = new_max;
+        }
+        // O += P · V_tile
+        matmul(
+            out,
+            x.l_q,
+            x.d_v,
+            true,
+            scores,
+            Op::N,
+            v_tile,
+            Op::N,
+            width,
+            1.0,
+        );
+    }
+    for (i, (lse, &sum)) in lse.iter_mut().zip(&sums).enumerate() {
+        if sum > 0.0 {
+            let inv = 1.0 / sum;
+            for o in &mut out[i * x.d_v..(i + 1) * x.d_v] {
+                *o *= inv;
+            }
+            *lse += sum.ln();
+        } else {
+            // Fully masked: output stays 0, probabilities recompute as exp(-inf - LOWEST) = 0.
+            *lse = LOWEST;
+        }
+    }
+}
+
+/// The saved forward of one group's query heads.
+struct SavedHeads<'a> {
+    o: Vec<&'a [f32]>,
+    d_o: Vec<&'a [f32]>,
+    lse: Vec<&'a [f32]>,
+}
+
+/// One job's share of the bias gradient: the slots of its heads (or the one shared slot).
+struct BiasSlots<'a> {
+    data: &'a mut [f32],
+    per_head: bool,
+    len: usize,
+    row: usize,
+    col: usize,
+}
+
+struct Scratch {
+    p: Vec<f32>,
+    ds: Vec<f32>,
+    delta: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(x: &Problem) -> Self {
+        Self {
+            p: vec![0.0; x.l_q * TILE],
+            ds: vec![0.0; x.l_q * TILE],
+            delta: vec![0.0; x.l_q],
+        }
+    }
+}
+
+struct GroupGrads {
+    /// `[group, l_q, d_k]`
+    dq: Vec<f32>,
+    /// `[l_k, d_k]`
+    dk: Vec<f32>,
+    /// `[l_k, d_v]`
+    dv: Vec<f32>,
+}
+
+struct JobResult {
+    tasks: Vec<(usize, usize, GroupGrads)>,
+    d_bias: Vec<f32>,
+}
+
+/// The gradients of one key/value head and its group of query heads.
+#[inline(always)]
+fn backward_group_body<const FMA: bool>(
+    x: &Problem,
+    heads: &[Head],
+    saved: &SavedHeads,
+    mut bias: Option<BiasSlots>,
+    scratch: &mut Scratch,
+) -> GroupGrads {
+    let mut dq = vec![0f32; x.group * x.l_q * x.d_k];
+    let mut dk = vec![0f32; x.l_k * x.d_k];
+    let mut dv = vec![0f32; x.l_k * x.d_v];
+    for (i, head) in heads.iter().enumerate() {
+        let (o, d_o, lse) = (saved.o[i], saved.d_o[i], saved.lse[i]);
+        // D_r = Σ_d dO_rd · O_rd
+        for (r, delta) in scratch.delta.iter_mut().enumerate() {
+            let row = r * x.d_v..(r + 1) * x.d_v;
+            *delta = o[row.clone()]
+                .iter()
+                .zip(&d_o[row])
+                .map(|(a, b)| a * b)
+                .sum();
+        }
+        let dq = &mut dq[i * x.l_q * x.d_k..(i + 1) * x.l_q * x.d_k];
+        for start in (0..x.l_k).step_by(TILE) {
+            let width = TILE.min(x.l_k - start);
+            let k_tile = &head.k[start * x.d_k..(start + width) * x.d_k];
+            let v_tile = &head.v[start * x.d_v..(start + width) * x.d_v];
+            let p = &mut scratch.p[..x.l_q * width];
+            let ds = &mut scratch.ds[..x.l_q * width];
+            // P = exp(scale · Q·K_tileᵀ + bias − lse), masked pairs 0.
+            matmul(
+                p,
+                x.l_q,
+                width,
+                false,
+                head.q,
+                Op::N,
+                k_tile,
+                Op::T,
+                x.d_k,
+                x.scale,
+            );
+            head.finish_scores(p, start, width);
+            for (row, &lse) in p.chunks_exact_mut(width).zip(lse) {
+                exp_shifted::<FMA>(row, lse);
+            }
+            // dV_tile += Pᵀ · dO
+            let dv_tile = &mut dv[start * x.d_v..(start + width) * x.d_v];
+            matmul(
+                dv_tile,
+                width,
+                x.d_v,
+                true,
+                p,
+                Op::T,
+                d_o,
+                Op::N,
+                x.l_q,
+                1.0,
+            );
+            // dP = dO · V_tileᵀ, then dS = P ∘ (dP − D) in its place.
+            matmul(
+                ds,
+                x.l_q,
+                width,
+                false,
+                d_o,
+                Op::N,
+                v_tile,
+                Op::T,
+                x.d_v,
+                1.0,
+            );
+            for ((ds_row, p_row), &delta) in ds
+                .chunks_exact_mut(width)
+                .zip(p.chunks_exact(width))
+                .zip(&scratch.delta)
+            {
+                for (d, &p) in ds_row.iter_mut().zip(p_row) {
+                    *d = p * (*d - delta);
+                }
+            }
+            if let Some(slots) = bias.as_mut() {
+                let offset = if slots.per_head { i * slots.len } else { 0 };
+                for (r, ds_row) in ds.chunks_exact(width).enumerate() {
+                    let base = offset + r * slots.row + start * slots.col;
+                    for (j, &d) in ds_row.iter().enumerate() {
+                        slots.data[base + j * slots.col] += d;
+                    }
+                }
+            }
+            // dQ += scale · dS · K_tile;  dK_tile += scale · dSᵀ · Q
+            matmul(
+                dq,
+                x.l_q,
+                x.d_k,
+                true,
+                ds,
+                Op::N,
+                k_tile,
+                Op::N,
+                width,
+                x.scale,
+            );
+            let dk_tile = &mut dk[start * x.d_k..(start + width) * x.d_k];
+            matmul(
+                dk_tile,
+                width,
+                x.d_k,
+                true,
+                ds,
+                Op::T,
+                head.q,
+                Op::N,
+                x.l_q,
+                x.scale,
+            );
+        }
+    }
+    GroupGrads { dq, dk, dv }
+}
+
+/// How a contiguous row-major operand enters a product.
+#[derive(Clone, Copy)]
+enum Op {
+    /// As stored.
+    N,
+    /// Transposed.
+    T,
+}
+
+/// `dst[m × n] = (accumulate ? dst : 0) + alpha · op(lhs)[m × k] · op(rhs)[k × n]`, every
+/// operand a contiguous row-major block (`lhs` stored `[m, k]`, or `[k, m]` when transposed).
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    dst: &mut [f32],
+    m: usize,
+    n: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_op: Op,
+    rhs: &[f32],
+    rhs_op: Op,
+    k: usize,
+    alpha: f32,
+) {
+    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
+    let (lhs_rs, lhs_cs) = match lhs_op {
+        Op::N => (k as isize, 1),
+        Op::T => (1, m as isize),
+    };
+    let (rhs_rs, rhs_cs) = match rhs_op {
+        Op::N => (n as isize, 1),
+        Op::T => (1, k as isize),
+    };
+    // SAFETY: the assert bounds every index gemm reads or writes: row-major blocks of the
+    // sizes checked, strides from those sizes.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// `e^x` for `x ≤ 88`, 0 for `x ≤ -88` (and `-inf`), relative error ~1e-7: branch-free so
+/// the loops around it vectorise, where libm's `expf` is a call per element.
+#[inline(always)]
+fn exp<const FMA: bool>(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // a·b + c, fused where the CPU has it (without, `mul_add` would be a libm call).
+    let madd = |a: f32, b: f32, c: f32| if FMA { a.mul_add(b, c) } else { a * b + c };
+    let x = x.clamp(-88.0, 88.0);
+    let t = madd(x, std::f32::consts::LOG2_E, MAGIC);
+    let n = t - MAGIC;
+    let r = madd(-n, LN2_LO, madd(-n, LN2_HI, x));
+    let mut p = 1.0 / 720.0;
+    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = madd(p, r, c);
+    }
+    // 2^n from its exponent bits; n = -127 (x ≤ -88) gives the bits of 0.0.
+    let bits = ((t.to_bits() as i32 - 0x4B40_0000 + 127) as u32) << 23;
+    p * f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fused::{fused_attention, reference_attention};
+    use burn::{
+        prelude::*,
+        tensor::{Distribution, Tolerance},
+    };
+
+    /// Several key tiles (the last one partial), grouped-query heads, a causal-and-padding
+    /// mask with fully masked rows, and a bias broadcast each way: output and every gradient
+    /// equal the decomposition's under autodiff.
+    #[test]
+    fn kernels_equal_the_decomposition_across_tiles() {
+        let device = Device::flex().autodiff();
+        let (batch, heads, kv_heads, l_q, l_k) = (2, 4, 2, 70, 2 * TILE + 3);
+        let random = |shape: [usize; 4]| {
+            Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device).require_grad()
+        };
+        let padding = crate::mask::padding_mask_from_lengths(&[l_k, 50], l_k, &device)
+            .reshape([batch, 1, 1, l_k]);
+        // Query i sees keys ≤ i + 60 (rows end in different tiles), batch 1 its first 50,
+        // and query 3 of batch 0 none.
+        let causal =
+            Tensor::<2, Bool>::tril_mask([l_q, l_k], 60, &device).reshape([1, 1, l_q, l_k]);
+        let row: Vec<bool> = (0..batch * l_q * l_k).map(|i| i / l_k == 3).collect();
+        let row = Tensor::<4, Bool>::from_data(TensorData::new(row, [batch, 1, l_q, l_k]), &device);
+        let mask = padding.bool_or(causal).bool_or(row);
+        for bias_shape in [
+            None,
+            Some([1, heads, l_q, l_k]),
+            Some([batch, 1, 1, l_k]),
+            Some([1, 1, l_q, l_k]),
+        ] {
+            let (q, k, v) = (
+                random([batch, heads, l_q, 8]),
+                random([batch, kv_heads, l_k, 8]),
+                random([batch, kv_heads, l_k, 5]),
+            );
+            let bias = bias_shape.map(random);
+            let weight =
+                Tensor::<4>::random([batch, heads, l_q, 5], Distribution::Default, &device);
+            let grads_of = |out: Tensor<4>| {
+                let grads = (out.clone() * weight.clone()).sum().backward();
+                let mut all = vec![out.inner()];
+                for t in [Some(&q), Some(&k), Some(&v), bias.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    all.push(t.grad(&grads).unwrap());
+                }
+                all
+            };
+            let (q2, k2, v2) = (q.clone(), k.clone(), v.clone());
+            let got = grads_of(fused_attention(
+                q2,
+                k2,
+                v2,
+                Some(mask.clone()),
+                bias.clone(),
+                0.3,
+            ));
+            let want = grads_of(reference_attention(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                Some(mask.clone()),
+                bias.clone(),
+                0.3,
+            ));
+            for (i, (g, w)) in got.into_iter().zip(want).enumerate() {
+                let context = format!("bias {bias_shape:?}, tensor {i}");
+                let g = g.into_data();
+                assert!(g.iter::<f32>().all(f32::is_finite), "{context}");
+                g.assert_approx_eq::<f32>(&w.into_data(), Tolerance::absolute(2e-5));
+            }
+        }
+    }
+
+    #[test]
+    fn exp_is_close_to_libm_and_zero_far_below() {
+        let mut worst = 0f32;
+        for i in -8700..=8800 {
+            let x = i as f32 / 100.0;
+            let want = x.exp();
+            for got in [exp::<false>(x), exp::<true>(x)] {
+                if want > 1e-30 {
+                    worst = worst.max(((got - want) / want).abs());
+                }
+            }
+        }
+        assert!(worst < 5e-7, "relative error {worst}");
+        for f in [exp::<false>, exp::<true>] {
+            assert_eq!(f(f32::NEG_INFINITY), 0.0);
+            assert_eq!(f(-200.0), 0.0);
+            assert_eq!(f(0.0), 1.0);
+        }
+    }
+}

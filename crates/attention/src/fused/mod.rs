@@ -1,0 +1,557 @@
+//! Attention as one differentiable op with its own backward pass (FlashAttention-2).
+//!
+//! On an autodiff device burn records attention as about ten ops, each keeping a
+//! `[batch, heads, l_q, l_k]` tensor for the backward pass. [`fused_attention`] records one op
+//! whose state is only q, k, v, the context and each row's log-sum-exp; its backward recomputes
+//! the scores block by block (`D = rowsum(dO ∘ O)`, `dS = P ∘ (dP − D)`) and returns dQ, dK,
+//! dV and the gradient of a learned score bias. Peak memory grows with `l`, not `l²`.
+//!
+//! | backend | forward and backward |
+//! |---|---|
+//! | flex (feature `flex`, on by default) | native tiled kernels, `rayon` over batch × heads |
+//! | ndarray (`ndarray`), wgpu/cuda (`wgpu`, `cuda`) | the same algorithm from the backend's own tensor ops, in query chunks |
+//! | any other, or the feature off | the decomposition (today's recorded ops), same numbers |
+//!
+//! [`is_supported`] tells which a device gets. Masks are `true` = masked, broadcast over the
+//! dimensions of size 1; a row whose keys are all masked gives zeros (never NaN) in the output
+//! and in every gradient, as [`ScaledDotProductAttention`](crate::ScaledDotProductAttention)
+//! does. Grouped-query attention passes k and v with fewer heads (dividing q's).
+//!
+//! ```
+//! use attention::fused::{fused_attention, is_supported};
+//! use burn::prelude::*;
+//!
+//! let device = Device::flex().autodiff();
+//! let q = Tensor::<4>::ones([2, 4, 5, 8], &device).require_grad(); // [batch, heads, l_q, d_k]
+//! let k = Tensor::<4>::ones([2, 2, 7, 8], &device); // 2 key/value heads: GQA
+//! let v = Tensor::<4>::ones([2, 2, 7, 3], &device);
+//! let context = fused_attention(q.clone(), k, v, None, None, 8f64.sqrt());
+//! assert_eq!(context.dims(), [2, 4, 5, 3]);
+//! let grads = context.sum().backward();
+//! assert!(q.grad(&grads).is_some());
+//! assert!(is_supported(&device));
+//! ```
+
+// burn-ndarray is deprecated in burn 0.22 but shipped, and one of the backends we serve.
+#![allow(deprecated)]
+
+pub(crate) mod chunked;
+#[cfg(feature = "flex")]
+mod flex;
+
+use burn::{
+    backend::{
+        Backend, BackendTensor, Dispatch, DispatchKindConversion, DispatchTensor, ExtensionType,
+        autodiff::{
+            Autodiff,
+            checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+            grads::Gradients,
+            ops::{Backward, NodeGuard, Ops, OpsKind},
+        },
+        backend_extension,
+        tensor::{BoolTensor, FloatTensor},
+    },
+    prelude::*,
+};
+
+/// An optional mask for [`FusedAttentionBackend`], `true` = masked.
+#[derive(ExtensionType)]
+pub enum MaskInput<B: Backend> {
+    /// Broadcastable to `[batch, heads, l_q, l_k]`.
+    Mask(BoolTensor<B>),
+    /// Every key visible.
+    NoMask,
+}
+
+/// An optional additive score bias for [`FusedAttentionBackend`].
+#[derive(ExtensionType)]
+pub enum BiasInput<B: Backend> {
+    /// Broadcastable to `[batch, heads, l_q, l_k]`, added to the scaled scores.
+    Bias(FloatTensor<B>),
+    /// No bias.
+    NoBias,
+}
+
+/// The tensors of one attention call.
+#[derive(ExtensionType)]
+pub struct FusedInputs<B: Backend> {
+    /// `[batch, heads, l_q, d_k]`
+    pub query: FloatTensor<B>,
+    /// `[batch, kv_heads, l_k, d_k]`
+    pub key: FloatTensor<B>,
+    /// `[batch, kv_heads, l_k, d_v]`
+    pub value: FloatTensor<B>,
+    /// Masked (query, key) pairs.
+    #[extension_type]
+    pub mask: MaskInput<B>,
+    /// Score bias.
+    #[extension_type]
+    pub bias: BiasInput<B>,
+}
+
+/// The backend extension behind [`fused_attention`]: one op per backend, and for autodiff
+/// backends one recorded node with the handwritten backward of [`AttentionKernels`].
+#[backend_extension(
+    Autodiff,
+    Flex: cfg(feature = "flex"),
+    NdArray: cfg(feature = "ndarray"),
+    Cube: cfg(feature = "cube")
+)]
+pub trait FusedAttentionBackend: Backend {
+    /// `softmax(q·kᵀ·scale + bias, masked)·v`, `[batch, heads, l_q, d_v]`.
+    fn fused_attention(
+        #[extension_type] inputs: FusedInputs<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self>;
+}
+
+/// The inputs of [`AttentionKernels`], on a backend without autodiff.
+#[derive(Debug, Clone)]
+pub struct KernelInputs<B: Backend> {
+    /// `[batch, heads, l_q, d_k]`
+    pub query: FloatTensor<B>,
+    /// `[batch, kv_heads, l_k, d_k]`
+    pub key: FloatTensor<B>,
+    /// `[batch, kv_heads, l_k, d_v]`
+    pub value: FloatTensor<B>,
+    /// Broadcastable to `[batch, heads, l_q, l_k]`, `true` = masked.
+    pub mask: Option<BoolTensor<B>>,
+    /// Broadcastable to `[batch, heads, l_q, l_k]`.
+    pub bias: Option<FloatTensor<B>>,
+    /// Factor on `q·kᵀ`.
+    pub scale: f64,
+}
+
+/// What the forward pass keeps for the backward pass: the inputs, the context and the row
+/// log-sum-exp.
+#[derive(Debug, Clone)]
+pub struct Saved<B: Backend> {
+    /// The forward's inputs.
+    pub inputs: KernelInputs<B>,
+    /// The context, `[batch, heads, l_q, d_v]`.
+    pub output: FloatTensor<B>,
+    /// `log Σ_j exp(s_ij)` per query row, `[batch, heads, l_q]`; the lowest finite value for a
+    /// row whose keys are all masked, so that its probabilities recompute as 0.
+    pub lse: FloatTensor<B>,
+}
+
+/// Gradients of one attention call.
+#[derive(Debug)]
+pub struct KernelGrads<B: Backend> {
+    /// `[batch, heads, l_q, d_k]`
+    pub query: FloatTensor<B>,
+    /// `[batch, kv_heads, l_k, d_k]`
+    pub key: FloatTensor<B>,
+    /// `[batch, kv_heads, l_k, d_v]`
+    pub value: FloatTensor<B>,
+    /// The bias's own shape, when it was asked for.
+    pub bias: Option<FloatTensor<B>>,
+}
+
+/// Forward (context and log-sum-exp) and backward of attention on a backend without autodiff.
+pub trait AttentionKernels: Backend {
+    /// The context `[batch, heads, l_q, d_v]` and row log-sum-exp `[batch, heads, l_q]`.
+    fn attention_forward(inputs: KernelInputs<Self>) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// dQ, dK, dV (and the bias gradient when `bias_grad`) from the gradient of the context.
+    fn attention_backward(
+        saved: Saved<Self>,
+        grad_output: FloatTensor<Self>,
+        bias_grad: bool,
+    ) -> KernelGrads<Self>;
+}
+
+#[cfg(feature = "flex")]
+impl AttentionKernels for burn::backend::Flex {
+    fn attention_forward(inputs: KernelInputs<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        flex::forward(inputs)
+    }
+
+    fn attention_backward(
+        saved: Saved<Self>,
+        grad_output: FloatTensor<Self>,
+        bias_grad: bool,
+    ) -> KernelGrads<Self> {
+        flex::backward(saved, grad_output, bias_grad)
+    }
+}
+
+/// Backends whose kernels are [`chunked`]'s tensor-op algorithm.
+macro_rules! chunked_kernels {
+    ($backend:ty, $feature:literal) => {
+        #[cfg(feature = $feature)]
+        impl AttentionKernels for $backend {
+            fn attention_forward(
+                inputs: KernelInputs<Self>,
+            ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+                chunked::forward::<Self>(inputs)
+            }
+
+            fn attention_backward(
+                saved: Saved<Self>,
+                grad_output: FloatTensor<Self>,
+                bias_grad: bool,
+            ) -> KernelGrads<Self> {
+                chunked::backward::<Self>(saved, grad_output, bias_grad)
+            }
+        }
+    };
+}
+chunked_kernels!(burn::backend::NdArray, "ndarray");
+chunked_kernels!(burn::backend::Cube, "cube");
+
+/// The forward alone, for the backends without autodiff.
+macro_rules! inference {
+    ($backend:ty, $feature:literal) => {
+        #[cfg(feature = $feature)]
+        impl FusedAttentionBackend for $backend {
+            fn fused_attention(inputs: FusedInputs<Self>, scale: f64) -> FloatTensor<Self> {
+                Self::attention_forward(kernel_inputs(inputs, scale)).0
+            }
+        }
+    };
+}
+inference!(burn::backend::Flex, "flex");
+inference!(burn::backend::NdArray, "ndarray");
+inference!(burn::backend::Cube, "cube");
+
+fn kernel_inputs<B: Backend>(inputs: FusedInputs<B>, scale: f64) -> KernelInputs<B> {
+    KernelInputs {
+        query: inputs.query,
+        key: inputs.key,
+        value: inputs.value,
+        mask: match inputs.mask {
+            MaskInput::Mask(mask) => Some(mask),
+            MaskInput::NoMask => None,
+        },
+        bias: match inputs.bias {
+            BiasInput::Bias(bias) => Some(bias),
+            BiasInput::NoBias => None,
+        },
+        scale,
+    }
+}
+
+impl<B: AttentionKernels, C: CheckpointStrategy> FusedAttentionBackend for Autodiff<B, C> {
+    fn fused_attention(inputs: FusedInputs<Self>, scale: f64) -> FloatTensor<Self> {
+        let FusedInputs {
+            query,
+            key,
+            value,
+            mask,
+            bias,
+        } = inputs;
+        let mask = match mask {
+            MaskInput::Mask(mask) => Some(mask),
+            MaskInput::NoMask => None,
+        };
+        let inner = |bias: Option<FloatTensor<B>>| KernelInputs {
+            query: query.primitive().clone(),
+            key: key.primitive().clone(),
+            value: value.primitive().clone(),
+            mask: mask.clone(),
+            bias,
+            scale,
+        };
+        // Two arities: a bias is a fourth parent only when there is one.
+        match bias {
+            BiasInput::Bias(bias) => {
+                let nodes = [query.node(), key.node(), value.node(), bias.node()];
+                record::<B, C, 4>(nodes, inner(Some(bias.primitive().clone())))
+            }
+            BiasInput::NoBias => {
+                record::<B, C, 3>([query.node(), key.node(), value.node()], inner(None))
+            }
+        }
+    }
+}
+
+fn record<B: AttentionKernels, C: CheckpointStrategy, const N: usize>(
+    nodes: [NodeGuard; N],
+    inputs: KernelInputs<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    match FusedAttentionBackward
+        .prepare::<C>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (output, lse) = B::attention_forward(inputs.clone());
+            let saved = Saved {
+                inputs,
+                output: output.clone(),
+                lse,
+            };
+            prep.finish(saved, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(B::attention_forward(inputs).0),
+    }
+}
+
+#[derive(Debug)]
+struct FusedAttentionBackward;
+
+impl<B: AttentionKernels, const N: usize> Backward<B, N> for FusedAttentionBackward {
+    type State = Saved<B>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let grad_output = grads.consume::<B>(&ops.node);
+        let parents = ops.parents;
+        let bias_grad = N == 4 && parents[3].is_some();
+        let g = B::attention_backward(ops.state, grad_output, bias_grad);
+        let mut outputs = [Some(g.query), Some(g.key), Some(g.value), g.bias].into_iter();
+        for parent in parents {
+            let grad = outputs.next().flatten();
+            if let (Some(node), Some(grad)) = (parent, grad) {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// Whether [`fused_attention`] runs its own kernels on `device` (with or without autodiff);
+/// `false` means it takes the decomposition.
+pub fn is_supported(device: &Device) -> bool {
+    use burn::backend::DispatchDevice;
+    #[allow(unreachable_patterns)] // every arm compiled in leaves nothing for `_`
+    match device.clone().inner().as_dispatch() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "ndarray")]
+        DispatchDevice::NdArray(_) => true,
+        #[cfg(feature = "cube")]
+        DispatchDevice::Cube(_) => true,
+        _ => false,
+    }
+}
+
+/// `softmax(q·kᵀ·scale + bias)·v` with masked pairs excluded, as one op with its own backward
+/// on the backends [`is_supported`] names, and as the decomposition elsewhere.
+///
+/// # Shapes
+/// - `q`: `[batch, heads, l_q, d_k]`
+/// - `k`: `[batch, kv_heads, l_k, d_k]`, `kv_heads` dividing `heads` (consecutive groups of
+///   query heads share a key/value head)
+/// - `v`: `[batch, kv_heads, l_k, d_v]`
+/// - `mask`: broadcastable to `[batch, heads, l_q, l_k]`, `true` = masked
+/// - `bias`: broadcastable to `[batch, heads, l_q, l_k]` (ALiBi, T5); its gradient is the sum
+///   over the broadcast dimensions
+/// - output: `[batch, heads, l_q, d_v]`
+///
+/// # Panics
+/// When the shapes do not fit, naming the tensor and the dimension.
+pub fn fused_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+    scale: f64,
+) -> Tensor<4> {
+    let kernels = is_supported(&q.device());
+    attention_or_fallback(q, k, v, mask, bias, scale, kernels)
+}
+
+/// [`fused_attention`] through the kernels, or (a backend they do not know) the decomposition.
+fn attention_or_fallback(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+    scale: f64,
+    kernels: bool,
+) -> Tensor<4> {
+    check_shapes(&q, &k, &v, mask.as_ref(), bias.as_ref());
+    if !kernels {
+        return reference_attention(q, k, v, mask, bias, scale);
+    }
+    let inputs = FusedInputs {
+        query: q.into_dispatch(),
+        key: k.into_dispatch(),
+        value: v.into_dispatch(),
+        mask: match mask {
+            Some(mask) => MaskInput::Mask(mask.into_dispatch()),
+            None => MaskInput::NoMask,
+        },
+        bias: match bias {
+            Some(bias) => BiasInput::Bias(bias.into_dispatch()),
+            None => BiasInput::NoBias,
+        },
+    };
+    Tensor::from_dispatch(<Dispatch as FusedAttentionBackend>::fused_attention(
+        inputs, scale,
+    ))
+}
+
+/// The decomposition [`fused_attention`] replaces, op by op: what it falls back to and what
+/// its tests compare against.
+///
+/// # Shapes
+/// As [`fused_attention`].
+pub fn reference_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+    scale: f64,
+) -> Tensor<4> {
+    let heads = q.dims()[1];
+    let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
+    let mut scores = q.mul_scalar(scale).matmul(k.swap_dims(2, 3));
+    if let Some(bias) = bias {
+        scores = scores + bias;
+    }
+    crate::scaled_dot_product::masked_softmax(scores, mask).matmul(v)
+}
+
+/// `[batch, kv_heads, l, d]` → `[batch, heads, l, d]`, each key/value head repeated for its
+/// group of query heads.
+pub(crate) fn repeat_kv(x: Tensor<4>, heads: usize) -> Tensor<4> {
+    let [batch, kv, len, d] = x.dims();
+    let group = heads / kv;
+    if group == 1 {
+        return x;
+    }
+    x.unsqueeze_dim::<5>(2)
+        .expand([batch, kv, group, len, d])
+        .reshape([batch, heads, len, d])
+}
+
+fn check_shapes(
+    q: &Tensor<4>,
+    k: &Tensor<4>,
+    v: &Tensor<4>,
+    mask: Option<&Tensor<4, Bool>>,
+    bias: Option<&Tensor<4>>,
+) {
+    let [batch, heads, l_q, d_k] = q.dims();
+    let [kb, kv_heads, l_k, kd] = k.dims();
+    assert!(
+        kb == batch && kd == d_k,
+        "fused_attention: key {:?} does not fit query {:?} (batch and d_k must agree)",
+        k.dims(),
+        q.dims()
+    );
+    assert!(
+        kv_heads > 0 && heads.is_multiple_of(kv_heads),
+        "fused_attention: {kv_heads} key/value heads do not divide {heads} query heads"
+    );
+    let [vb, vh, vl, _] = v.dims();
+    assert!(
+        vb == batch && vh == kv_heads && vl == l_k,
+        "fused_attention: value {:?} does not fit key {:?}",
+        v.dims(),
+        k.dims()
+    );
+    let target = [batch, heads, l_q, l_k];
+    let fits = |dims: [usize; 4]| dims.iter().zip(target).all(|(&d, t)| d == t || d == 1);
+    if let Some(mask) = mask {
+        assert!(
+            fits(mask.dims()),
+            "fused_attention: mask {:?} does not broadcast to {target:?}",
+            mask.dims()
+        );
+    }
+    if let Some(bias) = bias {
+        assert!(
+            fits(bias.dims()),
+            "fused_attention: bias {:?} does not broadcast to {target:?}",
+            bias.dims()
+        );
+    }
+}
+
+/// A primitive of backend `B` as a [`Tensor`] on `B`'s plain device, and back: lets the
+/// chunked kernels be written with the tensor API.
+pub(crate) trait Wrap<B: Backend> {
+    fn float<const D: usize>(tensor: FloatTensor<B>) -> Tensor<D>;
+    fn bool<const D: usize>(tensor: BoolTensor<B>) -> Tensor<D, Bool>;
+    fn unwrap_float<const D: usize>(tensor: Tensor<D>) -> FloatTensor<B>;
+}
+
+impl<B: Backend> Wrap<B> for DispatchTensor
+where
+    DispatchTensor: DispatchKindConversion<B>,
+{
+    fn float<const D: usize>(tensor: FloatTensor<B>) -> Tensor<D> {
+        Tensor::from_dispatch(Self::from_backend(BackendTensor::Float(tensor)))
+    }
+
+    fn bool<const D: usize>(tensor: BoolTensor<B>) -> Tensor<D, Bool> {
+        Tensor::from_dispatch(Self::from_backend(BackendTensor::Bool(tensor)))
+    }
+
+    fn unwrap_float<const D: usize>(tensor: Tensor<D>) -> FloatTensor<B> {
+        match <Self as DispatchKindConversion<B>>::try_into_backend(tensor.into_dispatch()) {
+            Ok(BackendTensor::Float(tensor)) => tensor,
+            Ok(_) => unreachable!("a float tensor stays float"),
+            Err(err) => unreachable!("chunked kernels stay on their backend: {err}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend without kernels (none of this build's: they all have them) takes the
+    /// decomposition, gradients included, instead of panicking in the dispatch.
+    #[test]
+    fn a_backend_without_kernels_takes_the_decomposition() {
+        let device = Device::flex().autodiff();
+        let random = |shape| {
+            Tensor::<4>::random(shape, burn::tensor::Distribution::Default, &device).require_grad()
+        };
+        let (q, k, v, bias) = (
+            random([1, 2, 3, 4]),
+            random([1, 1, 5, 4]),
+            random([1, 1, 5, 2]),
+            random([1, 2, 3, 5]),
+        );
+        let run = |kernels| {
+            let out = attention_or_fallback(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                None,
+                Some(bias.clone()),
+                0.5,
+                kernels,
+            );
+            let grads = out.clone().sum().backward();
+            let grad = |t: &Tensor<4>| t.grad(&grads).unwrap().into_data();
+            [
+                out.inner().into_data(),
+                grad(&q),
+                grad(&k),
+                grad(&v),
+                grad(&bias),
+            ]
+        };
+        for (fallback, kernels) in run(false).into_iter().zip(run(true)) {
+            fallback.assert_approx_eq::<f32>(&kernels, burn::tensor::Tolerance::absolute(1e-5));
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_named() {
+        let device = Device::flex();
+        let q = Tensor::<4>::zeros([1, 3, 2, 4], &device);
+        let k = Tensor::<4>::zeros([1, 2, 2, 4], &device);
+        let result = std::panic::catch_unwind(|| {
+            fused_attention(q.clone(), k.clone(), k.clone(), None, None, 1.0)
+        });
+        let message = *result.unwrap_err().downcast::<String>().unwrap();
+        assert!(
+            message.contains("2 key/value heads do not divide 3"),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! The fused attention op against the decomposition it replaces, on every backend (flex,
+//! ndarray, wgpu): outputs and the gradients of q, k, v and a learned bias, for every mask
+//! kind, biases broadcast over batch or heads, grouped-query heads and fully masked rows.
+
+mod common;
+
+use attention::{
+    AttentionInput, AttentionPositions, MultiHeadAttentionConfig,
+    fused::{fused_attention, is_supported, reference_attention},
+    mask,
+};
+use burn::{module::Param, prelude::*, tensor::Distribution};
+use common::*;
+
+fn devices() -> Vec<(&'static str, Device)> {
+    let mut devices = cpu_devices();
+    devices.extend(wgpu_device().map(|d| ("wgpu", d)));
+    devices
+}
+
+/// A mask kind of the cases below, `[batch, 1 | heads, 1 | l_q, l_k]`.
+fn masks(
+    batch: usize,
+    heads: usize,
+    l_q: usize,
+    l_k: usize,
+    device: &Device,
+) -> Vec<(&'static str, Option<Tensor<4, Bool>>)> {
+    let padding =
+        mask::padding_mask_from_lengths(&[l_k, 2], l_k, device).reshape([batch, 1, 1, l_k]);
+    let causal = Tensor::<2, Bool>::tril_mask([l_q, l_k], 0, device)
+        .reshape([1, 1, l_q, l_k])
+        .expand([batch, 1, l_q, l_k]);
+    // Per head and pair, with every key of query 1 masked in batch 1 head 0.
+    let arbitrary: Vec<bool> = (0..batch * heads * l_q * l_k)
+        .map(|i| {
+            let (b, h, q, k) = (
+                i / (heads * l_q * l_k),
+                i / (l_q * l_k) % heads,
+                i / l_k % l_q,
+                i % l_k,
+            );
+            (b == 1 && h == 0 && q == 1) || (q * 3 + k * 5 + h) % 4 == 0
+        })
+        .collect();
+    let arbitrary =
+        Tensor::<4, Bool>::from_data(TensorData::new(arbitrary, [batch, heads, l_q, l_k]), device);
+    vec![
+        ("none", None),
+        ("padding", Some(padding)),
+        ("causal", Some(causal)),
+        ("arbitrary", Some(arbitrary)),
+    ]
+}
+
+/// The op's output and gradients, `[out, dq, dk, dv, dbias?]`, as flat values.
+fn run(
+    op: fn(
+        Tensor<4>,
+        Tensor<4>,
+        Tensor<4>,
+        Option<Tensor<4, Bool>>,
+        Option<Tensor<4>>,
+        f64,
+    ) -> Tensor<4>,
+    inputs: &[Tensor<4>; 4],
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+) -> Vec<Vec<f32>> {
+    let device = inputs[0].device().autodiff();
+    let track = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &device).require_grad();
+    let [q, k, v] = [track(&inputs[0]), track(&inputs[1]), track(&inputs[2])];
+    let bias = bias.map(|b| track(&b));
+    let mask = mask.map(|m| Tensor::<4, Bool>::from_data(m.to_data(), &device));
+    let out = op(q.clone(), k.clone(), v.clone(), mask, bias.clone(), 0.45);
+    let weight = Tensor::<4>::from_data(inputs[3].to_data(), &device);
+    let grads = (out.clone() * weight).sum().backward();
+    let mut all = vec![values(out.inner())];
+    for t in [Some(q), Some(k), Some(v), bias].into_iter().flatten() {
+        all.push(values(t.grad(&grads).expect("a gradient for every input")));
+    }
+    all
+}
+
+#[test]
+fn fused_equals_the_decomposition_with_gradients() {
+    let (batch, heads, l_q, l_k, d) = (2, 4, 5, 6, 3);
+    for (backend, device) in devices() {
+        // Without the backend's feature the op takes the decomposition: same numbers.
+        let kernels = match backend {
+            "flex" => cfg!(feature = "flex"),
+            "ndarray" => cfg!(feature = "ndarray"),
+            _ => cfg!(feature = "cube"),
+        };
+        assert_eq!(is_supported(&device), kernels, "{backend}");
+        for kv_heads in [4, 2, 1] {
+            let random = |shape: [usize; 4]| {
+                Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device)
+            };
+            let inputs = [
+                random([batch, heads, l_q, d]),
+                random([batch, kv_heads, l_k, d]),
+                random([batch, kv_heads, l_k, 2]),
+                random([batch, heads, l_q, 2]),
+            ];
+            let biases = [
+                ("no bias", None),
+                ("per-head bias", Some(random([1, heads, l_q, l_k]))),
+                ("per-key bias", Some(random([batch, 1, 1, l_k]))),
+            ];
+            for (mask_kind, mask) in masks(batch, heads, l_q, l_k, &device) {
+                for (bias_kind, bias) in &biases {
+                    // wgpu compiles kernels per graph (seconds each on lavapipe): there, one
+                    // case per key/value-head count, together covering every mask and bias.
+                    let wgpu_case = matches!(
+                        (kv_heads, mask_kind, *bias_kind),
+                        (4, "padding", "no bias")
+                            | (2, "arbitrary", "per-head bias")
+                            | (1, "causal", "per-key bias")
+                    );
+                    if backend == "wgpu" && !wgpu_case {
+                        continue;
+                    }
+                    let got = run(fused_attention, &inputs, mask.clone(), bias.clone());
+                    let want = run(reference_attention, &inputs, mask.clone(), bias.clone());
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        let what = ["output", "dq", "dk", "dv", "dbias"][i];
+                        assert!(
+                            g.iter().all(|x| x.is_finite()),
+                            "{backend} {what}: not finite"
+                        );
+                        let diff = max_abs_diff(g, w);
+                        assert!(
+                            diff < 2e-5,
+                            "{backend} kv {kv_heads} {mask_kind} {bias_kind} {what}: {diff:.2e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A fully masked row gives zeros in the output and in every gradient, not NaN.
+#[test]
+fn fully_masked_rows_are_zero_in_forward_and_backward() {
+    for (backend, device) in devices() {
+        let random = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Default, &device);
+        let inputs = [
+            random([1, 2, 3, 4]),
+            random([1, 2, 5, 4]),
+            random([1, 2, 5, 3]),
+            random([1, 2, 3, 3]),
+        ];
+        let mask =
+            Tensor::<4, Bool>::from_data(TensorData::new(vec![true; 15], [1, 1, 3, 5]), &device);
+        let got = run(fused_attention, &inputs, Some(mask), None);
+        for (i, values) in got.iter().enumerate() {
+            assert!(
+                values.iter().all(|&x| x == 0.0),
+                "{backend} output/grad {i}: {values:?}"
+            );
+        }
+    }
+}
+
+/// Through the module: `forward_context` on an autodiff device (the fused op) equals
+/// `forward` (the decomposition) with their gradients, for every position scheme (RoPE
+/// offsets, ALiBi, T5's learned table) and grouped-query heads.
+#[test]
+fn training_through_forward_context_equals_forward() {
+    for (backend, device) in devices() {
+        let device = device.autodiff();
+        let mut schemes = vec![AttentionPositions::relative(), AttentionPositions::rope()];
+        if backend != "wgpu" {
+            // Kernel compilation on lavapipe: there the learned bias and the offsets suffice.
+            schemes.extend([AttentionPositions::None, AttentionPositions::Alibi]);
+        }
+        for positions in schemes {
+            let mut mha = MultiHeadAttentionConfig::new(16, 4)
+                .with_n_kv_heads(Some(2))
+                .with_positions(positions.clone())
+                .init(&device);
+            if let Some(relative) = mha.positions.relative.as_mut() {
+                let table = Tensor::<2>::random([32, 4], Distribution::Default, &device);
+                relative.embedding.weight = Param::from_tensor(table.require_grad());
+            }
+            let x = Tensor::<3>::random([2, 6, 16], Distribution::Default, &device);
+            let padding = mask::padding_mask_from_lengths(&[6, 2], 6, &device);
+            let input = AttentionInput::self_attention(x)
+                .mask_padding(padding)
+                .offsets(2, 2);
+            let grads_of = |out: Tensor<3>| {
+                let grads = (out.clone() * out.clone()).sum().backward();
+                let mut all = vec![values(out.inner())];
+                all.push(values(mha.w_q.weight.val().grad(&grads).unwrap()));
+                all.push(values(mha.w_k.weight.val().grad(&grads).unwrap()));
+                if let Some(relative) = &mha.positions.relative {
+                    let table = relative.embedding.weight.val().grad(&grads).unwrap();
+                    all.push(values(table));
+                }
+                all
+            };
+            let fused = grads_of(mha.forward_context(input.clone()));
+            let explicit = grads_of(mha.forward(input).context);
+            for (i, (f, e)) in fused.iter().zip(&explicit).enumerate() {
+                let diff = max_abs_diff(f, e);
+                assert!(diff < 2e-5, "{backend} {positions:?} #{i}: {diff:.2e}");
+            }
+        }
+    }
+}
