@@ -34,9 +34,9 @@ for t in "${threads[@]}"; do
         for len in "${lens[@]}"; do
             run() { echo "$1" | tee -a "$results"; }
             run "$(RAYON_NUM_THREADS=$t "$exe" fused "$len" "$batch" "$steps" "$backend")"
-            $torch && run "$(python3 benches/torch_attn_train.py sdpa "$len" "$batch" "$t" "$steps")"
+            $torch && run "$(python3 -W ignore benches/torch_attn_train.py sdpa "$len" "$batch" "$t" "$steps")"
             run "$(RAYON_NUM_THREADS=$t "$exe" decomposition "$len" "$batch" "$steps" "$backend")"
-            $torch && run "$(python3 benches/torch_attn_train.py explicit "$len" "$batch" "$t" "$steps")"
+            $torch && run "$(python3 -W ignore benches/torch_attn_train.py explicit "$len" "$batch" "$t" "$steps")"
         done
     done
 done

@@ -53,16 +53,19 @@ fn masks(
     ]
 }
 
+/// [`fused_attention`] or [`reference_attention`].
+type AttentionFn = fn(
+    Tensor<4>,
+    Tensor<4>,
+    Tensor<4>,
+    Option<Tensor<4, Bool>>,
+    Option<Tensor<4>>,
+    f64,
+) -> Tensor<4>;
+
 /// The op's output and gradients, `[out, dq, dk, dv, dbias?]`, as flat values.
 fn run(
-    op: fn(
-        Tensor<4>,
-        Tensor<4>,
-        Tensor<4>,
-        Option<Tensor<4, Bool>>,
-        Option<Tensor<4>>,
-        f64,
-    ) -> Tensor<4>,
+    op: AttentionFn,
     inputs: &[Tensor<4>; 4],
     mask: Option<Tensor<4, Bool>>,
     bias: Option<Tensor<4>>,
