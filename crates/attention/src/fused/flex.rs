@@ -416,6 +416,10 @@ fn exp_shifted<const FMA: bool>(row: &mut [f32], shift: f32) {
 /// for the baseline x86-64 (SSE2, 4 lanes) and for these (8 lanes, fused multiply-add), and
 /// the second runs where it can (`gemm` dispatches the same way).
 fn avx2_fma() -> bool {
+    #[cfg(test)]
+    if tests::BASELINE.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -813,11 +817,23 @@ mod tests {
         tensor::{Distribution, Tolerance},
     };
 
+    /// Runs the kernels' baseline (SSE2) loops even on a CPU with AVX2 and FMA.
+    pub(super) static BASELINE: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+
     /// Several key tiles (the last one partial), grouped-query heads, a causal-and-padding
     /// mask with fully masked rows, and a bias broadcast each way: output and every gradient
-    /// equal the decomposition's under autodiff.
+    /// equal the decomposition's under autodiff, with the AVX2/FMA loops where the CPU has
+    /// them and with the baseline ones.
     #[test]
     fn kernels_equal_the_decomposition_across_tiles() {
+        check_across_tiles();
+        BASELINE.store(true, std::sync::atomic::Ordering::Relaxed);
+        check_across_tiles();
+        BASELINE.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn check_across_tiles() {
         let device = Device::flex().autodiff();
         let (batch, heads, kv_heads, l_q, l_k) = (2, 4, 2, 70, 2 * TILE + 3);
         let random = |shape: [usize; 4]| {
