@@ -26,6 +26,16 @@ const TILE: usize = 64;
 /// Lowest finite f32: the log-sum-exp of a row whose keys are all masked.
 const LOWEST: f32 = f32::MIN;
 
+/// q, k and v contiguous (they arrive as views of `[batch, l, heads, d]`).
+pub(super) fn prepare(inputs: KernelInputs<Flex>) -> KernelInputs<Flex> {
+    KernelInputs {
+        query: inputs.query.to_contiguous(),
+        key: inputs.key.to_contiguous(),
+        value: inputs.value.to_contiguous(),
+        ..inputs
+    }
+}
+
 pub(super) fn forward(inputs: KernelInputs<Flex>) -> (FloatTensor<Flex>, FloatTensor<Flex>) {
     if !all_f32(&inputs) {
         return chunked::forward::<Flex>(inputs);
@@ -101,103 +111,149 @@ pub(super) fn backward(
     let bias_data = bias.as_ref().map(|b| b.floats());
     let bias_grad = bias.as_ref().filter(|_| bias_grad);
 
-    // Tasks that write the same slot of the bias gradient run in one job, one after another.
-    let mut jobs: Vec<Vec<(usize, usize)>> = Vec::new();
-    let mut job_of = std::collections::HashMap::new();
-    for b in 0..x.batch {
-        for kv in 0..x.kv_heads {
-            let key = match bias_grad {
-                Some(g) => (
-                    if g.dims[0] > 1 { b } else { 0 },
-                    if g.dims[1] > 1 { kv } else { 0 },
-                ),
-                None => (b, kv),
-            };
-            let index = *job_of.entry(key).or_insert_with(|| {
-                jobs.push(Vec::new());
-                jobs.len() - 1
-            });
-            jobs[index].push((b, kv));
-        }
-    }
-    let slot_heads = bias_grad.map_or(0, |g| if g.dims[1] > 1 { x.group } else { 1 });
-    let slot_len = bias_grad.map_or(0, |g| g.dims[2] * g.dims[3]);
-
-    let results: Vec<JobResult> = jobs
-        .into_par_iter()
-        .map(|tasks| {
-            let mut scratch = Scratch::new(&x);
-            let mut d_bias = vec![0f32; slot_heads * slot_len];
-            let tasks = tasks
-                .into_iter()
-                .map(|(b, kv)| {
-                    let heads: Vec<Head> = (0..x.group)
-                        .map(|i| {
-                            let h = kv * x.group + i;
-                            Head {
-                                q: q.head(b, h, x.l_q * x.d_k),
-                                k: k.head(b, kv, x.l_k * x.d_k),
-                                v: v.head(b, kv, x.l_k * x.d_v),
-                                mask: mask.as_ref().map(|m| m.plane(mask_data.unwrap(), b, h)),
-                                bias: bias.as_ref().map(|m| m.plane(bias_data.unwrap(), b, h)),
-                            }
-                        })
-                        .collect();
-                    let grads = SavedHeads {
-                        o: (0..x.group)
-                            .map(|i| o.head(b, kv * x.group + i, x.l_q * x.d_v))
-                            .collect(),
-                        d_o: (0..x.group)
-                            .map(|i| d_o.head(b, kv * x.group + i, x.l_q * x.d_v))
-                            .collect(),
-                        lse: (0..x.group)
-                            .map(|i| lse.head(b, kv * x.group + i, x.l_q))
-                            .collect(),
-                    };
-                    let bias_slots = bias_grad.map(|g| BiasSlots {
-                        data: &mut d_bias,
-                        per_head: g.dims[1] > 1,
-                        len: slot_len,
-                        row: if g.dims[2] > 1 { g.dims[3] } else { 0 },
-                        col: usize::from(g.dims[3] > 1),
-                    });
-                    let out = backward_group(&x, &heads, &grads, bias_slots, &mut scratch);
-                    (b, kv, out)
-                })
-                .collect();
-            JobResult { tasks, d_bias }
-        })
-        .collect();
-
-    // Scatter the tasks' gradients into the full tensors.
+    // One task per (batch, key/value head): its query heads' dQ, its dK and dV.
+    let work = Tasks {
+        x: &x,
+        inputs: [&q, &k, &v],
+        saved: [&o, &d_o, &lse],
+        mask: mask.as_ref().zip(mask_data),
+        bias: bias.as_ref().zip(bias_data),
+    };
+    let (q_len, k_len, v_len) = (x.group * x.l_q * x.d_k, x.l_k * x.d_k, x.l_k * x.d_v);
     let mut dq = vec![0f32; x.batch * x.heads * x.l_q * x.d_k];
     let mut dk = vec![0f32; x.batch * x.kv_heads * x.l_k * x.d_k];
     let mut dv = vec![0f32; x.batch * x.kv_heads * x.l_k * x.d_v];
     let mut d_bias = bias_grad.map(|g| vec![0f32; g.dims.iter().product()]);
-    for job in results {
-        let mut first = None;
-        for (b, kv, out) in job.tasks {
-            first.get_or_insert((b, kv));
-            let q_len = x.group * x.l_q * x.d_k;
-            let start = (b * x.heads + kv * x.group) * x.l_q * x.d_k;
-            dq[start..start + q_len].copy_from_slice(&out.dq);
-            let k_start = (b * x.kv_heads + kv) * x.l_k * x.d_k;
-            dk[k_start..k_start + x.l_k * x.d_k].copy_from_slice(&out.dk);
-            let v_start = (b * x.kv_heads + kv) * x.l_k * x.d_v;
-            dv[v_start..v_start + x.l_k * x.d_v].copy_from_slice(&out.dv);
+    if q_len == 0 || k_len == 0 || v_len == 0 {
+        // Nothing to compute; the gradients are empty or zero.
+    } else if let Some(g) = bias_grad {
+        // Tasks that write the same slot of the bias gradient run in one job, one after
+        // another, into buffers of their own that are copied into place afterwards.
+        let mut jobs: Vec<Vec<(usize, usize)>> = Vec::new();
+        let mut job_of = std::collections::HashMap::new();
+        for b in 0..x.batch {
+            for kv in 0..x.kv_heads {
+                let key = (
+                    if g.dims[0] > 1 { b } else { 0 },
+                    if g.dims[1] > 1 { kv } else { 0 },
+                );
+                let index = *job_of.entry(key).or_insert_with(|| {
+                    jobs.push(Vec::new());
+                    jobs.len() - 1
+                });
+                jobs[index].push((b, kv));
+            }
         }
-        if let (Some(full), Some(g), Some((b, kv))) = (d_bias.as_mut(), bias_grad, first) {
+        let slot_heads = if g.dims[1] > 1 { x.group } else { 1 };
+        let slot_len = g.dims[2] * g.dims[3];
+        let results: Vec<JobResult> = jobs
+            .into_par_iter()
+            .map(|tasks| {
+                let mut scratch = Scratch::new(&x);
+                let mut d_bias = vec![0f32; slot_heads * slot_len];
+                let tasks = tasks
+                    .into_iter()
+                    .map(|(b, kv)| {
+                        let mut own = (vec![0f32; q_len], vec![0f32; k_len], vec![0f32; v_len]);
+                        let out = GroupGrads {
+                            dq: &mut own.0,
+                            dk: &mut own.1,
+                            dv: &mut own.2,
+                        };
+                        let slots = BiasSlots {
+                            data: &mut d_bias,
+                            per_head: g.dims[1] > 1,
+                            len: slot_len,
+                            row: if g.dims[2] > 1 { g.dims[3] } else { 0 },
+                            col: usize::from(g.dims[3] > 1),
+                        };
+                        work.run(b, kv, out, Some(slots), &mut scratch);
+                        (b, kv, own)
+                    })
+                    .collect();
+                JobResult { tasks, d_bias }
+            })
+            .collect();
+        let full = d_bias.as_mut().expect("a bias gradient");
+        for job in results {
+            let (b, kv) = (job.tasks[0].0, job.tasks[0].1);
+            for (b, kv, (own_q, own_k, own_v)) in job.tasks {
+                let t = b * x.kv_heads + kv;
+                dq[t * q_len..(t + 1) * q_len].copy_from_slice(&own_q);
+                dk[t * k_len..(t + 1) * k_len].copy_from_slice(&own_k);
+                dv[t * v_len..(t + 1) * v_len].copy_from_slice(&own_v);
+            }
             let b = if g.dims[0] > 1 { b } else { 0 };
             let h = if g.dims[1] > 1 { kv * x.group } else { 0 };
             let start = (b * g.dims[1] + h) * slot_len;
             full[start..start + job.d_bias.len()].copy_from_slice(&job.d_bias);
         }
+    } else {
+        // Task t = b·kv_heads + kv owns the t-th block of dQ, dK and dV: written in place.
+        dq.par_chunks_mut(q_len)
+            .zip(dk.par_chunks_mut(k_len))
+            .zip(dv.par_chunks_mut(v_len))
+            .enumerate()
+            .for_each_init(
+                || Scratch::new(&x),
+                |scratch, (t, ((dq, dk), dv))| {
+                    let out = GroupGrads { dq, dk, dv };
+                    work.run(t / x.kv_heads, t % x.kv_heads, out, None, scratch);
+                },
+            );
     }
     KernelGrads {
         query: tensor(dq, [x.batch, x.heads, x.l_q, x.d_k]),
         key: tensor(dk, [x.batch, x.kv_heads, x.l_k, x.d_k]),
         value: tensor(dv, [x.batch, x.kv_heads, x.l_k, x.d_v]),
         bias: d_bias.zip(bias_grad).map(|(data, g)| tensor(data, g.dims)),
+    }
+}
+
+/// What every backward task reads.
+struct Tasks<'a> {
+    x: &'a Problem,
+    /// q, k, v
+    inputs: [&'a F32; 3],
+    /// the output, its gradient, the log-sum-exp
+    saved: [&'a F32; 3],
+    mask: Option<(&'a Broadcast, &'a [u8])>,
+    bias: Option<(&'a Broadcast, &'a [f32])>,
+}
+
+impl Tasks<'_> {
+    /// The gradients of batch `b`'s key/value head `kv` and its query heads.
+    fn run(
+        &self,
+        b: usize,
+        kv: usize,
+        out: GroupGrads,
+        slots: Option<BiasSlots>,
+        scratch: &mut Scratch,
+    ) {
+        let x = self.x;
+        let [q, k, v] = self.inputs;
+        let [o, d_o, lse] = self.saved;
+        let group = kv * x.group..(kv + 1) * x.group;
+        let heads: Vec<Head> = group
+            .clone()
+            .map(|h| Head {
+                q: q.head(b, h, x.l_q * x.d_k),
+                k: k.head(b, kv, x.l_k * x.d_k),
+                v: v.head(b, kv, x.l_k * x.d_v),
+                mask: self.mask.map(|(m, data)| m.plane(data, b, h)),
+                bias: self.bias.map(|(m, data)| m.plane(data, b, h)),
+            })
+            .collect();
+        let saved = SavedHeads {
+            o: group.clone().map(|h| o.head(b, h, x.l_q * x.d_v)).collect(),
+            d_o: group
+                .clone()
+                .map(|h| d_o.head(b, h, x.l_q * x.d_v))
+                .collect(),
+            lse: group.map(|h| lse.head(b, h, x.l_q)).collect(),
+        };
+        backward_group(x, &heads, &saved, slots, scratch, out);
     }
 }
 
@@ -457,13 +513,14 @@ fn backward_group(
     saved: &SavedHeads,
     bias: Option<BiasSlots>,
     scratch: &mut Scratch,
-) -> GroupGrads {
+    out: GroupGrads,
+) {
     #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
         // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { backward_group_avx2(x, heads, saved, bias, scratch) };
+        return unsafe { backward_group_avx2(x, heads, saved, bias, scratch, out) };
     }
-    backward_group_body::<false>(x, heads, saved, bias, scratch)
+    backward_group_body::<false>(x, heads, saved, bias, scratch, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -474,8 +531,9 @@ fn backward_group_avx2(
     saved: &SavedHeads,
     bias: Option<BiasSlots>,
     scratch: &mut Scratch,
-) -> GroupGrads {
-    backward_group_body::<true>(x, heads, saved, bias, scratch)
+    out: GroupGrads,
+) {
+    backward_group_body::<true>(x, heads, saved, bias, scratch, out)
 }
 
 /// Online-softmax attention of one head: `out` `[l_q, d_v]`, `lse` `[l_q]`.
@@ -589,17 +647,20 @@ impl Scratch {
     }
 }
 
-struct GroupGrads {
+/// Where one task's gradients go, zeroed.
+struct GroupGrads<'a> {
     /// `[group, l_q, d_k]`
-    dq: Vec<f32>,
+    dq: &'a mut [f32],
     /// `[l_k, d_k]`
-    dk: Vec<f32>,
+    dk: &'a mut [f32],
     /// `[l_k, d_v]`
-    dv: Vec<f32>,
+    dv: &'a mut [f32],
 }
 
+/// A job's tasks with their own dQ, dK, dV, and its share of the bias gradient.
+#[allow(clippy::type_complexity)]
 struct JobResult {
-    tasks: Vec<(usize, usize, GroupGrads)>,
+    tasks: Vec<(usize, usize, (Vec<f32>, Vec<f32>, Vec<f32>))>,
     d_bias: Vec<f32>,
 }
 
@@ -611,10 +672,9 @@ fn backward_group_body<const FMA: bool>(
     saved: &SavedHeads,
     mut bias: Option<BiasSlots>,
     scratch: &mut Scratch,
-) -> GroupGrads {
-    let mut dq = vec![0f32; x.group * x.l_q * x.d_k];
-    let mut dk = vec![0f32; x.l_k * x.d_k];
-    let mut dv = vec![0f32; x.l_k * x.d_v];
+    out: GroupGrads,
+) {
+    let GroupGrads { dq, dk, dv } = out;
     for (i, head) in heads.iter().enumerate() {
         let (o, d_o, lse) = (saved.o[i], saved.d_o[i], saved.lse[i]);
         // D_r = Σ_d dO_rd · O_rd
@@ -723,7 +783,6 @@ fn backward_group_body<const FMA: bool>(
             );
         }
     }
-    GroupGrads { dq, dk, dv }
 }
 
 /// How a contiguous row-major operand enters a product.

@@ -150,6 +150,12 @@ pub struct KernelGrads<B: Backend> {
 
 /// Forward (context and log-sum-exp) and backward of attention on a backend without autodiff.
 pub trait AttentionKernels: Backend {
+    /// The inputs as the kernels read them (for flex: contiguous), made once before the
+    /// forward so that the backward, which gets the same saved tensors, does not redo it.
+    fn prepare(inputs: KernelInputs<Self>) -> KernelInputs<Self> {
+        inputs
+    }
+
     /// The context `[batch, heads, l_q, d_v]` and row log-sum-exp `[batch, heads, l_q]`.
     fn attention_forward(inputs: KernelInputs<Self>) -> (FloatTensor<Self>, FloatTensor<Self>);
 
@@ -163,6 +169,10 @@ pub trait AttentionKernels: Backend {
 
 #[cfg(feature = "flex")]
 impl AttentionKernels for burn::backend::Flex {
+    fn prepare(inputs: KernelInputs<Self>) -> KernelInputs<Self> {
+        flex::prepare(inputs)
+    }
+
     fn attention_forward(inputs: KernelInputs<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
         flex::forward(inputs)
     }
@@ -276,6 +286,7 @@ fn record<B: AttentionKernels, C: CheckpointStrategy, const N: usize>(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
+            let inputs = B::prepare(inputs);
             let (output, lse) = B::attention_forward(inputs.clone());
             let saved = Saved {
                 inputs,
