@@ -41,15 +41,7 @@ pub(super) fn forward(inputs: KernelInputs<Flex>) -> (FloatTensor<Flex>, FloatTe
         return chunked::forward::<Flex>(inputs);
     }
     let x = Problem::new(&inputs);
-    let (q, k, v) = (
-        F32::new(&inputs.query),
-        F32::new(&inputs.key),
-        F32::new(&inputs.value),
-    );
-    let mask = inputs.mask.as_ref().map(|m| Broadcast::new(m, &x));
-    let bias = inputs.bias.as_ref().map(|b| Broadcast::new(b, &x));
-    let mask_data = mask.as_ref().map(|m| m.tensor.storage::<u8>());
-    let bias_data = bias.as_ref().map(|b| b.floats());
+    let operands = Operands::new(&inputs, &x);
 
     let mut output = vec![0f32; x.batch * x.heads * x.l_q * x.d_v];
     let mut lse = vec![0f32; x.batch * x.heads * x.l_q];
@@ -61,21 +53,8 @@ pub(super) fn forward(inputs: KernelInputs<Flex>) -> (FloatTensor<Flex>, FloatTe
             .for_each_init(
                 || vec![0f32; x.l_q * TILE],
                 |scores, (bh, (out, lse))| {
-                    let (b, h) = (bh / x.heads, bh % x.heads);
-                    let kv = h / x.group;
-                    forward_head(
-                        &x,
-                        Head {
-                            q: q.head(b, h, x.l_q * x.d_k),
-                            k: k.head(b, kv, x.l_k * x.d_k),
-                            v: v.head(b, kv, x.l_k * x.d_v),
-                            mask: mask.as_ref().map(|m| m.plane(mask_data.unwrap(), b, h)),
-                            bias: bias.as_ref().map(|m| m.plane(bias_data.unwrap(), b, h)),
-                        },
-                        out,
-                        lse,
-                        scores,
-                    );
+                    let head = operands.head(bh / x.heads, bh % x.heads);
+                    forward_head(&x, head, out, lse, scores);
                 },
             );
     }
@@ -93,40 +72,31 @@ pub(super) fn backward(
     if !all_f32(&saved.inputs) || grad_output.dtype() != DType::F32 {
         return chunked::backward::<Flex>(saved, grad_output, bias_grad);
     }
-    let inputs = &saved.inputs;
-    let x = Problem::new(inputs);
-    let (q, k, v) = (
-        F32::new(&inputs.query),
-        F32::new(&inputs.key),
-        F32::new(&inputs.value),
-    );
-    let (o, d_o, lse) = (
-        F32::new(&saved.output),
-        F32::new(&grad_output),
-        F32::new(&saved.lse),
-    );
-    let mask = inputs.mask.as_ref().map(|m| Broadcast::new(m, &x));
-    let bias = inputs.bias.as_ref().map(|b| Broadcast::new(b, &x));
-    let mask_data = mask.as_ref().map(|m| m.tensor.storage::<u8>());
-    let bias_data = bias.as_ref().map(|b| b.floats());
-    let bias_grad = bias.as_ref().filter(|_| bias_grad);
-
+    let x = Problem::new(&saved.inputs);
     // One task per (batch, key/value head): its query heads' dQ, its dK and dV.
     let work = Tasks {
-        x: &x,
-        inputs: [&q, &k, &v],
-        saved: [&o, &d_o, &lse],
-        mask: mask.as_ref().zip(mask_data),
-        bias: bias.as_ref().zip(bias_data),
+        operands: Operands::new(&saved.inputs, &x),
+        saved: [
+            F32::new(&saved.output),
+            F32::new(&grad_output),
+            F32::new(&saved.lse),
+        ],
     };
+    // The bias's dims, when its gradient is wanted.
+    let bias_grad = work
+        .operands
+        .bias
+        .as_ref()
+        .filter(|_| bias_grad)
+        .map(|b| b.dims);
     let (q_len, k_len, v_len) = (x.group * x.l_q * x.d_k, x.l_k * x.d_k, x.l_k * x.d_v);
     let mut dq = vec![0f32; x.batch * x.heads * x.l_q * x.d_k];
     let mut dk = vec![0f32; x.batch * x.kv_heads * x.l_k * x.d_k];
     let mut dv = vec![0f32; x.batch * x.kv_heads * x.l_k * x.d_v];
-    let mut d_bias = bias_grad.map(|g| vec![0f32; g.dims.iter().product()]);
+    let mut d_bias = bias_grad.map(|dims| vec![0f32; dims.iter().product()]);
     if q_len == 0 || k_len == 0 || v_len == 0 {
         // Nothing to compute; the gradients are empty or zero.
-    } else if let Some(g) = bias_grad {
+    } else if let Some(dims) = bias_grad {
         // Tasks that write the same slot of the bias gradient run in one job, one after
         // another, into buffers of their own that are copied into place afterwards.
         let mut jobs: Vec<Vec<(usize, usize)>> = Vec::new();
@@ -134,8 +104,8 @@ pub(super) fn backward(
         for b in 0..x.batch {
             for kv in 0..x.kv_heads {
                 let key = (
-                    if g.dims[0] > 1 { b } else { 0 },
-                    if g.dims[1] > 1 { kv } else { 0 },
+                    if dims[0] > 1 { b } else { 0 },
+                    if dims[1] > 1 { kv } else { 0 },
                 );
                 let index = *job_of.entry(key).or_insert_with(|| {
                     jobs.push(Vec::new());
@@ -144,8 +114,8 @@ pub(super) fn backward(
                 jobs[index].push((b, kv));
             }
         }
-        let slot_heads = if g.dims[1] > 1 { x.group } else { 1 };
-        let slot_len = g.dims[2] * g.dims[3];
+        let slot_heads = if dims[1] > 1 { x.group } else { 1 };
+        let slot_len = dims[2] * dims[3];
         let results: Vec<JobResult> = jobs
             .into_par_iter()
             .map(|tasks| {
@@ -162,10 +132,10 @@ pub(super) fn backward(
                         };
                         let slots = BiasSlots {
                             data: &mut d_bias,
-                            per_head: g.dims[1] > 1,
+                            per_head: dims[1] > 1,
                             len: slot_len,
-                            row: if g.dims[2] > 1 { g.dims[3] } else { 0 },
-                            col: usize::from(g.dims[3] > 1),
+                            row: if dims[2] > 1 { dims[3] } else { 0 },
+                            col: usize::from(dims[3] > 1),
                         };
                         work.run(b, kv, out, Some(slots), &mut scratch);
                         (b, kv, own)
@@ -183,9 +153,9 @@ pub(super) fn backward(
                 dk[t * k_len..(t + 1) * k_len].copy_from_slice(&own_k);
                 dv[t * v_len..(t + 1) * v_len].copy_from_slice(&own_v);
             }
-            let b = if g.dims[0] > 1 { b } else { 0 };
-            let h = if g.dims[1] > 1 { kv * x.group } else { 0 };
-            let start = (b * g.dims[1] + h) * slot_len;
+            let b = if dims[0] > 1 { b } else { 0 };
+            let h = if dims[1] > 1 { kv * x.group } else { 0 };
+            let start = (b * dims[1] + h) * slot_len;
             full[start..start + job.d_bias.len()].copy_from_slice(&job.d_bias);
         }
     } else {
@@ -206,19 +176,51 @@ pub(super) fn backward(
         query: tensor(dq, [x.batch, x.heads, x.l_q, x.d_k]),
         key: tensor(dk, [x.batch, x.kv_heads, x.l_k, x.d_k]),
         value: tensor(dv, [x.batch, x.kv_heads, x.l_k, x.d_v]),
-        bias: d_bias.zip(bias_grad).map(|(data, g)| tensor(data, g.dims)),
+        bias: d_bias.zip(bias_grad).map(|(data, dims)| tensor(data, dims)),
+    }
+}
+
+/// The inputs of one call, read one head at a time.
+struct Operands<'a> {
+    x: &'a Problem,
+    q: F32,
+    k: F32,
+    v: F32,
+    mask: Option<Broadcast>,
+    bias: Option<Broadcast>,
+}
+
+impl<'a> Operands<'a> {
+    fn new(inputs: &KernelInputs<Flex>, x: &'a Problem) -> Self {
+        Self {
+            x,
+            q: F32::new(&inputs.query),
+            k: F32::new(&inputs.key),
+            v: F32::new(&inputs.value),
+            mask: inputs.mask.as_ref().map(|m| Broadcast::new(m, x)),
+            bias: inputs.bias.as_ref().map(|b| Broadcast::new(b, x)),
+        }
+    }
+
+    /// Query head `h` of batch `b`, with its key/value head.
+    fn head(&self, b: usize, h: usize) -> Head<'_> {
+        let x = self.x;
+        let kv = h / x.group;
+        Head {
+            q: self.q.head(b, h, x.l_q * x.d_k),
+            k: self.k.head(b, kv, x.l_k * x.d_k),
+            v: self.v.head(b, kv, x.l_k * x.d_v),
+            mask: self.mask.as_ref().map(|m| m.mask_plane(b, h)),
+            bias: self.bias.as_ref().map(|m| m.bias_plane(b, h)),
+        }
     }
 }
 
 /// What every backward task reads.
 struct Tasks<'a> {
-    x: &'a Problem,
-    /// q, k, v
-    inputs: [&'a F32; 3],
+    operands: Operands<'a>,
     /// the output, its gradient, the log-sum-exp
-    saved: [&'a F32; 3],
-    mask: Option<(&'a Broadcast, &'a [u8])>,
-    bias: Option<(&'a Broadcast, &'a [f32])>,
+    saved: [F32; 3],
 }
 
 impl Tasks<'_> {
@@ -231,20 +233,10 @@ impl Tasks<'_> {
         slots: Option<BiasSlots>,
         scratch: &mut Scratch,
     ) {
-        let x = self.x;
-        let [q, k, v] = self.inputs;
-        let [o, d_o, lse] = self.saved;
+        let x = self.operands.x;
+        let [o, d_o, lse] = &self.saved;
         let group = kv * x.group..(kv + 1) * x.group;
-        let heads: Vec<Head> = group
-            .clone()
-            .map(|h| Head {
-                q: q.head(b, h, x.l_q * x.d_k),
-                k: k.head(b, kv, x.l_k * x.d_k),
-                v: v.head(b, kv, x.l_k * x.d_v),
-                mask: self.mask.map(|(m, data)| m.plane(data, b, h)),
-                bias: self.bias.map(|(m, data)| m.plane(data, b, h)),
-            })
-            .collect();
+        let heads: Vec<Head> = group.clone().map(|h| self.operands.head(b, h)).collect();
         let saved = SavedHeads {
             o: group.clone().map(|h| o.head(b, h, x.l_q * x.d_v)).collect(),
             d_o: group
@@ -359,11 +351,16 @@ impl Broadcast {
         }
     }
 
-    fn floats(&self) -> &[f32] {
-        self.tensor.storage::<f32>()
+    /// The `[l_q, l_k]` plane of batch `b`, head `h` of a mask.
+    fn mask_plane(&self, b: usize, h: usize) -> Plane<'_, u8> {
+        self.plane(self.tensor.storage::<u8>(), b, h)
     }
 
-    /// The `[l_q, l_k]` plane of batch `b`, head `h`.
+    /// The `[l_q, l_k]` plane of batch `b`, head `h` of a bias.
+    fn bias_plane(&self, b: usize, h: usize) -> Plane<'_, f32> {
+        self.plane(self.tensor.storage::<f32>(), b, h)
+    }
+
     fn plane<'a, T>(&self, data: &'a [T], b: usize, h: usize) -> Plane<'a, T> {
         let start = self.start + b * self.strides[0] + h * self.strides[1];
         Plane {
@@ -395,6 +392,26 @@ struct Head<'a> {
 }
 
 impl Head<'_> {
+    /// `scores` ← `scale · Q · K_tileᵀ + bias` for the keys `start..start + width`, masked
+    /// pairs `-inf`.
+    #[inline(always)]
+    fn tile_scores(&self, x: &Problem, scores: &mut [f32], start: usize, width: usize) {
+        let k_tile = &self.k[start * x.d_k..(start + width) * x.d_k];
+        matmul(
+            scores,
+            x.l_q,
+            width,
+            false,
+            self.q,
+            Op::N,
+            k_tile,
+            Op::T,
+            x.d_k,
+            x.scale,
+        );
+        self.finish_scores(scores, start, width);
+    }
+
     /// Adds the bias to scores (already scaled) of query rows against keys
     /// `start..start + width` in place and sets masked pairs to `-inf`. Rows are contiguous
     /// (or one broadcast value), so the loops vectorise.
@@ -551,22 +568,8 @@ fn forward_head_body<const FMA: bool>(
     for start in (0..x.l_k).step_by(TILE) {
         let width = TILE.min(x.l_k - start);
         let scores = &mut scores[..x.l_q * width];
-        let k_tile = &head.k[start * x.d_k..(start + width) * x.d_k];
         let v_tile = &head.v[start * x.d_v..(start + width) * x.d_v];
-        // S = scale · Q · K_tileᵀ
-        matmul(
-            scores,
-            x.l_q,
-            width,
-            false,
-            head.q,
-            Op::N,
-            k_tile,
-            Op::T,
-            x.d_k,
-            x.scale,
-        );
-        head.finish_scores(scores, start, width);
+        head.tile_scores(x, scores, start, width);
         for (i, row) in scores.chunks_exact_mut(width).enumerate() {
             let old_max = lse[i];
             let new_max = old_max.max(max_of(row));
@@ -694,19 +697,7 @@ fn backward_group_body<const FMA: bool>(
             let p = &mut scratch.p[..x.l_q * width];
             let ds = &mut scratch.ds[..x.l_q * width];
             // P = exp(scale · Q·K_tileᵀ + bias − lse), masked pairs 0.
-            matmul(
-                p,
-                x.l_q,
-                width,
-                false,
-                head.q,
-                Op::N,
-                k_tile,
-                Op::T,
-                x.d_k,
-                x.scale,
-            );
-            head.finish_scores(p, start, width);
+            head.tile_scores(x, p, start, width);
             for (row, &lse) in p.chunks_exact_mut(width).zip(lse) {
                 exp_shifted::<FMA>(row, lse);
             }
