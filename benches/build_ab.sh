@@ -9,6 +9,8 @@
 #
 # One JSON line per run (appended to $RESULTS, default benches/results/build-ab.jsonl), then the
 # means. BACKENDS="flex wgpu" by default; "flex ndarray wgpu" adds ndarray on the dataset.
+# ARGS adds flags to every run (issue 20's long texts: ARGS="--max-len 1024 --batch-size 16");
+# each line also holds the process's peak resident memory (GNU time's %M).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old=${1:?usage: benches/build_ab.sh OLD_EXE NEW_EXE [DATASET_DIR] [ROUNDS]}
@@ -16,6 +18,7 @@ new=${2:?usage: benches/build_ab.sh OLD_EXE NEW_EXE [DATASET_DIR] [ROUNDS]}
 data=${3:-../shared/datasets/sst2}
 rounds=${4:-3}
 backends=${BACKENDS:-flex wgpu}
+read -r -a args <<<"${ARGS:-}"
 results=${RESULTS:-benches/results/build-ab.jsonl}
 mkdir -p "$(dirname "$results")"
 tmp=$(mktemp -d)
@@ -27,14 +30,16 @@ run() { # label exe backend
     if [ "$backend" = wgpu ]; then dataset=synthetic; else dataset=$data; fi
     local start end
     start=$(python3 -c 'import time; print(time.time())')
-    "$exe" --dataset "$dataset" --backend "$backend" --epochs 1 --patience 0 --no-tui --out "$out" >/dev/null
+    /usr/bin/time -f %M -o "$tmp/rss" "$exe" --dataset "$dataset" --backend "$backend" --epochs 1 \
+        --patience 0 --no-tui --out "$out" "${args[@]}" >/dev/null
     end=$(python3 -c 'import time; print(time.time())')
-    python3 - "$out/summary.json" "$label" "$backend" "$dataset" "$start" "$end" <<'PY' | tee -a "$results" >>"$tmp/all"
+    python3 - "$out/summary.json" "$label" "$backend" "$dataset" "$start" "$end" "$(cat "$tmp/rss")" "${ARGS:-}" <<'PY' | tee -a "$results" >>"$tmp/all"
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(json.dumps({"build": sys.argv[2], "backend": sys.argv[3], "dataset": sys.argv[4],
-                  "train_samples_per_s": round(s["train_samples_per_s"], 1),
-                  "process_seconds": round(float(sys.argv[6]) - float(sys.argv[5]), 2)}))
+                  "args": sys.argv[8], "train_samples_per_s": round(s["train_samples_per_s"], 1),
+                  "process_seconds": round(float(sys.argv[6]) - float(sys.argv[5]), 2),
+                  "peak_rss_mib": round(int(sys.argv[7]) / 1024, 1)}))
 PY
 }
 
@@ -51,13 +56,14 @@ done
 python3 - "$tmp/all" <<'PY'
 import json, sys, statistics
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print("| backend | dataset | old samples/s | new samples/s | new ÷ old | old s/process | new s/process |")
-print("|---|---|---|---|---|---|---|")
+print("| backend | dataset | old samples/s | new samples/s | new ÷ old | old s/process | new s/process | old peak RSS MiB | new peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|")
 for backend in dict.fromkeys(r["backend"] for r in rows):
     pick = lambda b, k: [r[k] for r in rows if r["backend"] == backend and r["build"] == b]
     o, n = statistics.mean(pick("old", "train_samples_per_s")), statistics.mean(pick("new", "train_samples_per_s"))
     po, pn = statistics.mean(pick("old", "process_seconds")), statistics.mean(pick("new", "process_seconds"))
+    ro, rn = max(pick("old", "peak_rss_mib")), max(pick("new", "peak_rss_mib"))
     ds = next(r["dataset"] for r in rows if r["backend"] == backend)
     print(f"| {backend} | {ds} | {o:.0f} ({min(pick('old','train_samples_per_s')):.0f}–{max(pick('old','train_samples_per_s')):.0f}) "
-          f"| {n:.0f} ({min(pick('new','train_samples_per_s')):.0f}–{max(pick('new','train_samples_per_s')):.0f}) | {n / o:.3f} | {po:.1f} | {pn:.1f} |")
+          f"| {n:.0f} ({min(pick('new','train_samples_per_s')):.0f}–{max(pick('new','train_samples_per_s')):.0f}) | {n / o:.3f} | {po:.1f} | {pn:.1f} | {ro:,.0f} | {rn:,.0f} |")
 PY

@@ -8,7 +8,8 @@
 #
 # Each burn run trains one epoch (`--epochs 1 --patience 0`; its samples/s is the learner's own
 # count over the training split); each PyTorch run trains STEPS steps (default: about one
-# epoch) after 30 untimed ones. Prints one JSON line per run, also appended to $RESULTS
+# epoch) after 30 untimed ones, twice: attention written out, and through PyTorch's fused
+# `F.scaled_dot_product_attention` (`--sdpa`, what a PyTorch user writes today). Prints one JSON line per run, also appended to $RESULTS
 # (default benches/results/learner.jsonl); `python3 benches/summarize.py FILE` tabulates them.
 # Threads: RAYON_NUM_THREADS for burn; with DEVICES=N > 1, burn trains data-parallel on N CPU
 # workers instead (`--devices N`). Needs `pip install torch`.
@@ -52,7 +53,9 @@ print(json.dumps({
     "valid_acc": s["valid_acc"],
 }))
 PY
-        python3 benches/pytorch_reference.py --dataset "$data" --threads "$t" --steps "$steps" \
-            --batching "$batching" 2>/dev/null | tee -a "$results"
+        for sdpa in "" --sdpa; do
+            python3 benches/pytorch_reference.py --dataset "$data" --threads "$t" --steps "$steps" \
+                --batching "$batching" $sdpa 2>/dev/null | tee -a "$results"
+        done
     done
 done

@@ -7,11 +7,13 @@ tokeniser and vocabulary (ids sorted by count, then word), batches drawn as --ba
 order; shuffled; or length-bucketed, the experiment's default: shuffle, sort pools of 50 batches by
 length, cut, shuffle the batches, anew each epoch, as `dataset::batch_indices`) and padded to
 their longest text (at most --max-len tokens; --pad ladder rounds up as GPU backends do), embedding -> sinusoidal positions -> dropout ->
-multi-head self-attention (no biases, padding masked) -> residual + LayerNorm -> masked mean ->
+multi-head self-attention (no biases, padding masked; written out, or with --sdpa through
+`F.scaled_dot_product_attention`, PyTorch's fused kernel with its own backward) -> residual + LayerNorm -> masked mean ->
 dropout -> linear, cross-entropy, AdamW (lr 1e-3, eps 1e-5, no weight decay), one `loss.item()`
 per batch. Prints one JSON line.
 
     python3 benches/pytorch_reference.py --dataset ../shared/datasets/sst2 --threads 1
+    python3 benches/pytorch_reference.py --dataset ../shared/datasets/sst2 --threads 1 --sdpa
     python3 benches/pytorch_reference.py --dataset ... --device cuda
 """
 
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def tokenize(text):
@@ -72,8 +75,9 @@ def sinusoids(max_len, d_model, base=10000.0):
 
 
 class Classifier(nn.Module):
-    def __init__(self, vocab_size, n_classes, d_model=64, heads=4, dropout=0.1, max_len=512):
+    def __init__(self, vocab_size, n_classes, d_model=64, heads=4, dropout=0.1, max_len=512, sdpa=False):
         super().__init__()
+        self.sdpa = sdpa
         self.heads, self.d_k = heads, d_model // heads
         self.embedding = nn.Embedding(vocab_size, d_model)  # N(0, 1), as burn's default
         self.register_buffer("positions", sinusoids(max_len, d_model))
@@ -90,10 +94,15 @@ class Classifier(nn.Module):
         x = self.dropout(self.embedding(tokens) + self.positions[:l])
         split = lambda t: t.view(b, l, self.heads, self.d_k).transpose(1, 2)
         q, k, v = split(self.w_qs(x)), split(self.w_ks(x)), split(self.w_vs(x))
-        scores = (q / math.sqrt(self.d_k)) @ k.transpose(2, 3)
-        scores = scores.masked_fill(padding[:, None, None, :], torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, dim=-1)
-        context = (weights @ v).transpose(1, 2).reshape(b, l, -1)
+        if self.sdpa:
+            # A boolean mask is "may attend"; the scale defaults to 1/sqrt(d_k).
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=~padding[:, None, None, :])
+        else:
+            scores = (q / math.sqrt(self.d_k)) @ k.transpose(2, 3)
+            scores = scores.masked_fill(padding[:, None, None, :], torch.finfo(scores.dtype).min)
+            weights = torch.softmax(scores, dim=-1)
+            context = weights @ v
+        context = context.transpose(1, 2).reshape(b, l, -1)
         hidden = self.norm(x + self.fc(context))
         keep = (~padding).float()[:, :, None]
         pooled = (hidden * keep).sum(1) / keep.sum(1).clamp_min(1.0)
@@ -160,6 +169,8 @@ def main():
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--batching", choices=["file", "shuffle", "bucket"], default="bucket")
     parser.add_argument("--pad", choices=["longest", "ladder"], default="longest")
+    parser.add_argument("--sdpa", action="store_true",
+                        help="attention through F.scaled_dot_product_attention (fused, own backward)")
     parser.add_argument("--stages", action="store_true",
                         help="also time forward, backward and optimiser step apart (CPU)")
     parser.add_argument("--json", help="write the result here too")
@@ -172,7 +183,7 @@ def main():
     examples = load_split(Path(args.dataset) / "train.tsv")
     vocab = build_vocab(text for _, text in examples)
     n_classes = max(label for label, _ in examples) + 1
-    model = Classifier(len(vocab) + 2, n_classes, args.d_model, args.heads, max_len=max(512, args.max_len)).to(device)
+    model = Classifier(len(vocab) + 2, n_classes, args.d_model, args.heads, max_len=max(512, args.max_len), sdpa=args.sdpa).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, eps=1e-5, weight_decay=0.0)
     loss_fn = nn.CrossEntropyLoss()
     encoded = [(label, [vocab.get(t, 1) for t in tokenize(text)]) for label, text in examples]
@@ -210,7 +221,7 @@ def main():
                 stages[i] += b - a
     seconds = time.perf_counter() - started
     result = {
-        "program": "pytorch",
+        "program": "pytorch-sdpa" if args.sdpa else "pytorch",
         "backend": args.device,
         "batching": args.batching,
         "pad": args.pad,

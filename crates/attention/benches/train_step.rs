@@ -9,15 +9,22 @@
 //! cargo bench --workspace --bench train_step -- fused 1024          # the fused op (flex)
 //! cargo bench --workspace --bench train_step -- decomposition 1024  # the recorded ops
 //! ```
-//! Arguments: `IMPL LEN [BATCH=16] [STEPS=5] [BACKEND=flex]`; prints one JSON line.
-//! `benches/attention_train.sh` runs the grid beside PyTorch, alternating.
+//! Arguments: `IMPL LEN [BATCH=16] [STEPS=5] [BACKEND=flex] [LR=0]`; prints one JSON line.
+//! `benches/attention_train.sh` runs the grid beside PyTorch, alternating. With `LR > 0` every
+//! step (the warm-up too) also updates the layer with Adam towards a random target, and the
+//! line holds each step's loss: `benches/loss_curve.sh` compares the fused op's curve with
+//! the decomposition's.
 
 mod common;
 
 use std::time::Instant;
 
-use attention::{AttentionInput, MultiHeadAttentionConfig, mask};
-use burn::{prelude::*, tensor::Distribution};
+use attention::{AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig, mask};
+use burn::{
+    optim::{AdamConfig, GradientsParams},
+    prelude::*,
+    tensor::Distribution,
+};
 
 // As the `experiment` binary: the system allocator maps and faults in fresh pages for every
 // large tensor of every step.
@@ -39,6 +46,7 @@ fn main() {
     let batch: usize = arg(2, "16").parse().expect("BATCH: a number");
     let steps: usize = arg(3, "5").parse().expect("STEPS: a number");
     let backend = arg(4, "flex");
+    let lr: f64 = arg(5, "0").parse().expect("LR: a number");
     let plain = match backend.as_str() {
         "flex" => Device::flex(),
         "ndarray" => Device::ndarray(),
@@ -47,7 +55,7 @@ fn main() {
     };
     let device = plain.clone().autodiff();
     device.seed(0);
-    let mha = MultiHeadAttentionConfig::new(D_MODEL, HEADS).init(&device);
+    let mut mha = MultiHeadAttentionConfig::new(D_MODEL, HEADS).init(&device);
     let x = Tensor::<3>::random(
         [batch, len, D_MODEL],
         Distribution::Normal(0.0, 1.0),
@@ -63,21 +71,47 @@ fn main() {
         })
         .collect();
     let padding = mask::padding_mask_from_lengths(&lengths, len, &device);
-    let step = || {
+    let mut optim = (lr > 0.0).then(|| AdamConfig::new().init());
+    // Trained, the layer regresses a fixed random target (towards zero, Adam would only shrink
+    // the weights).
+    let target = optim.is_some().then(|| {
+        Tensor::<3>::random(
+            [batch, len, D_MODEL],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        )
+    });
+    let mut losses = Vec::new();
+    let mut step = |mha: MultiHeadAttention| {
         let input = AttentionInput::self_attention(x.clone()).mask_padding(padding.clone());
         let out = match which.as_str() {
             "fused" => mha.forward_context(input),
             "decomposition" => mha.forward(input).context,
             other => panic!("IMPL: `fused` or `decomposition`, not `{other}`"),
         };
-        let grads = out.powi_scalar(2).mean().backward();
-        let _ = mha.w_q.weight.val().grad(&grads);
+        let loss = match &target {
+            Some(target) => (out - target.clone()).powi_scalar(2).mean(),
+            None => out.powi_scalar(2).mean(),
+        };
+        let grads = loss.backward();
+        let mha = match optim.as_mut() {
+            Some(optim) => {
+                losses.push(loss.into_scalar::<f32>());
+                let grads = GradientsParams::from_grads(grads, &mha);
+                optim.step(lr, mha, grads)
+            }
+            None => {
+                let _ = mha.w_q.weight.val().grad(&grads);
+                mha
+            }
+        };
         plain.sync().expect("device sync");
+        mha
     };
-    step(); // warm-up: allocator, kernels
+    mha = step(mha); // warm-up: allocator, kernels
     let started = Instant::now();
     for _ in 0..steps {
-        step();
+        mha = step(mha);
     }
     let ms = started.elapsed().as_secs_f64() * 1000.0 / steps as f64;
     let threads = std::env::var("RAYON_NUM_THREADS").ok();
@@ -86,7 +120,7 @@ fn main() {
         serde_json::json!({
             "program": "attention", "mode": which, "backend": backend, "len": len,
             "batch": batch, "threads": threads, "steps": steps, "ms_per_step": ms,
-            "peak_rss_mib": common::peak_rss_mib(),
+            "peak_rss_mib": common::peak_rss_mib(), "lr": lr, "losses": losses,
         })
     );
 }
