@@ -1,7 +1,7 @@
 //! The fused attention op against the decomposition it replaces, on every backend (flex,
 //! ndarray, wgpu): outputs and the gradients of q, k, v and a learned bias, for every mask
 //! kind, biases broadcast over batch or heads, grouped-query heads and fully masked rows; and
-//! against PyTorch's `F.scaled_dot_product_attention` (fixtures from `fixtures/sdpa_grads.py`).
+//! against PyTorch's `F.scaled_dot_product_attention` (fixtures from `fixtures/sdpa/grads.py`).
 
 mod common;
 
@@ -156,10 +156,10 @@ fn fused_equals_the_decomposition_with_gradients() {
 /// PyTorch's SDPA in float64, forward and backward (padding, causal cross-attention, a learned
 /// bias with grouped-query heads and a temperature, an arbitrary mask with a per-key bias and one
 /// key/value head, and a case across several tiles): the fused op's output and gradients on
-/// every backend. Regenerate with `python3 crates/attention/tests/fixtures/sdpa_grads.py`.
+/// every backend. Regenerate with `python3 crates/attention/tests/fixtures/sdpa/grads.py`.
 #[test]
 fn fused_equals_pytorch_sdpa_with_gradients() {
-    let fixtures = load_json("sdpa_grads.json");
+    let fixtures = load_json("sdpa/grads.json");
     let cases = fixtures["cases"].as_array().expect("cases");
     assert!(cases.len() >= 5, "expected the SDPA cases");
     for (backend, device) in devices() {

@@ -52,7 +52,8 @@ pub fn fixture_path(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The reference attention cases (every `*.json` except the positional tables).
+/// The reference attention cases (every `*.json` at the top of `fixtures/` except the positional
+/// tables; other fixtures, such as `sdpa/`, live in subfolders).
 pub fn attention_cases() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(fixture_path(""))
         .expect("fixture folder")
