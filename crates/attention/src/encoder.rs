@@ -2,13 +2,13 @@
 //! (burn's `TransformerEncoder` returns none).
 
 use burn::{
-    nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig},
+    nn::{Dropout, DropoutConfig, Gelu, Linear, LinearConfig},
     prelude::*,
 };
 
 use crate::{
-    AttentionError, AttentionInput, AttentionPositions, MultiHeadAttention,
-    MultiHeadAttentionConfig,
+    AttentionError, AttentionInput, AttentionPositions, LayerNorm, LayerNormConfig,
+    MultiHeadAttention, MultiHeadAttentionConfig,
 };
 
 /// Configuration of [`EncoderLayer`].

@@ -13,6 +13,7 @@
 //! | [`SinusoidalPositionalEncoding`] | adds the fixed sin/cos table of *Attention Is All You Need* |
 //! | [`LearnedPositionalEmbedding`] | adds a trained vector per position (BERT, GPT-2), with offsets |
 //! | [`RotaryPositions`], [`AlibiBias`], [`RelativePositionBias`] | RoPE, ALiBi and T5's relative bias, used by [`MultiHeadAttention`] or on their own |
+//! | [`LayerNorm`] | burn's LayerNorm (same parameters and records) trained through [`fused::layer_norm`], one op with its own backward |
 //! | [`EncoderLayer`], [`Encoder`] | pre-LN or post-LN layers (attention, optional feed-forward), a stack returning every layer's weights |
 //! | [`head_importance`], [`head_entropy`] | which heads matter: `|∂loss/∂gate|` (Michel et al., 2019) and attention entropy |
 //! | [`fused::fused_attention`] | attention as one op with its own backward (FlashAttention-2): trains with memory growing in `l`, not `l²`; what [`MultiHeadAttention::forward_context`] trains through |
@@ -160,6 +161,7 @@ mod heads;
 mod learned;
 pub mod mask;
 mod multi_head;
+mod norm;
 mod positional;
 mod positions;
 mod pytorch;
@@ -177,6 +179,7 @@ pub use learned::{LearnedPositionalEmbedding, LearnedPositionalEmbeddingConfig};
 pub use multi_head::{
     AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig, MultiHeadOutput,
 };
+pub use norm::{LayerNorm, LayerNormConfig};
 pub use positional::{
     SinusoidalPositionalEncoding, SinusoidalPositionalEncodingConfig, sinusoid_table,
 };

@@ -1,7 +1,8 @@
 //! The fused attention op against the decomposition it replaces, on every backend (flex,
 //! ndarray, wgpu): outputs and the gradients of q, k, v and a learned bias, for every mask
 //! kind, biases broadcast over batch or heads, grouped-query heads and fully masked rows; and
-//! against PyTorch's `F.scaled_dot_product_attention` (fixtures from `fixtures/sdpa/grads.py`).
+//! against PyTorch's `F.scaled_dot_product_attention` (fixtures from `fixtures/sdpa/grads.py`);
+//! and the fused LayerNorm against burn's on every backend.
 
 mod common;
 
@@ -52,6 +53,11 @@ fn masks(
         ("causal", Some(causal)),
         ("arbitrary", Some(arbitrary)),
     ]
+}
+
+/// `t`'s values on `device`.
+fn on<const D: usize>(t: &Tensor<D>, device: &Device) -> Tensor<D> {
+    Tensor::from_data(t.to_data(), device)
 }
 
 /// [`fused_attention`] or [`reference_attention`].
@@ -128,11 +134,14 @@ fn fused_equals_the_decomposition_with_gradients() {
                         continue;
                     }
                     let got = run(fused_attention, &inputs, mask.clone(), bias.clone(), 0.45);
+                    // The decomposition on flex (every backend's own is checked in parity.rs):
+                    // on wgpu that halves the kernels lavapipe compiles.
+                    let flex = Device::flex();
                     let want = run(
                         reference_attention,
-                        &inputs,
-                        mask.clone(),
-                        bias.clone(),
+                        &inputs.clone().map(|t| on(&t, &flex)),
+                        mask.as_ref().map(|m| Tensor::from_data(m.to_data(), &flex)),
+                        bias.as_ref().map(|b| on(b, &flex)),
                         0.45,
                     );
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -234,23 +243,84 @@ fn training_through_forward_context_equals_forward() {
             let input = AttentionInput::self_attention(x)
                 .mask_padding(padding)
                 .offsets(2, 2);
-            let grads_of = |out: Tensor<3>| {
-                let grads = (out.clone() * out.clone()).sum().backward();
-                let mut all = vec![values(out.inner())];
-                all.push(values(mha.w_q.weight.val().grad(&grads).unwrap()));
-                all.push(values(mha.w_k.weight.val().grad(&grads).unwrap()));
-                if let Some(relative) = &mha.positions.relative {
-                    let table = relative.embedding.weight.val().grad(&grads).unwrap();
-                    all.push(values(table));
-                }
-                all
+            let fused = gradients(&mha, mha.forward_context(input.clone()));
+            // The explicit path on flex, same weights and input (on wgpu this halves the
+            // kernels lavapipe compiles; `forward` itself is checked on every backend elsewhere).
+            let flex = Device::flex().autodiff();
+            let on_flex = AttentionInput {
+                query: on(&input.query, &flex),
+                key: on(&input.key, &flex),
+                value: on(&input.value, &flex),
+                mask_padding: input
+                    .mask_padding
+                    .as_ref()
+                    .map(|m| Tensor::from_data(m.to_data(), &flex)),
+                ..input
             };
-            let fused = grads_of(mha.forward_context(input.clone()));
-            let explicit = grads_of(mha.forward(input).context);
+            let mha_flex = mha.clone().fork(&flex);
+            let explicit = gradients(&mha_flex, mha_flex.forward(on_flex).context);
             for (i, (f, e)) in fused.iter().zip(&explicit).enumerate() {
                 let diff = max_abs_diff(f, e);
                 assert!(diff < 2e-5, "{backend} {positions:?} #{i}: {diff:.2e}");
             }
+        }
+    }
+}
+
+/// The output and the gradients of `mha`'s query and key weights (and T5 table) under the
+/// loss `Σ out²`.
+fn gradients(mha: &attention::MultiHeadAttention, out: Tensor<3>) -> Vec<Vec<f32>> {
+    let grads = (out.clone() * out.clone()).sum().backward();
+    let mut all = vec![values(out.inner())];
+    all.push(values(mha.w_q.weight.val().grad(&grads).unwrap()));
+    all.push(values(mha.w_k.weight.val().grad(&grads).unwrap()));
+    if let Some(relative) = &mha.positions.relative {
+        let table = relative.embedding.weight.val().grad(&grads).unwrap();
+        all.push(values(table));
+    }
+    all
+}
+
+/// `attention::LayerNorm` (the fused LayerNorm op) on every backend equals burn's `LayerNorm`
+/// (its decomposition, on flex) with the same weights: output and the gradients of the input,
+/// the scale and the shift.
+#[test]
+fn fused_layer_norm_equals_burns_on_every_backend() {
+    let flex = Device::flex().autodiff();
+    let burns = burn::nn::LayerNormConfig::new(8).init(&flex);
+    let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(3.0, 2.0), &flex);
+    let upstream = Tensor::<3>::random([2, 3, 8], Distribution::Default, &flex);
+    let gamma = Tensor::<1>::random([8], Distribution::Normal(1.0, 0.5), &flex);
+    let beta = Tensor::<1>::random([8], Distribution::Default, &flex);
+    let run = |device: &Device, fused: bool| {
+        let x = on(&x, device).require_grad();
+        let (gamma, beta) = (on(&gamma, device), on(&beta, device));
+        let mut norm = attention::LayerNormConfig::new(8).init(device);
+        norm.gamma = Param::from_tensor(gamma);
+        norm.beta = Some(Param::from_tensor(beta));
+        // Either module, with the parameters whose gradients to read.
+        let (y, gamma, beta) = if fused {
+            let beta = norm.beta.as_ref().unwrap().val();
+            (norm.forward(x.clone()), norm.gamma.val(), beta)
+        } else {
+            let burns = burns.clone().load_record(norm.into_record());
+            let beta = burns.beta.as_ref().unwrap().val();
+            (burns.forward(x.clone()), burns.gamma.val(), beta)
+        };
+        let grads = (y.clone() * on(&upstream, device)).sum().backward();
+        vec![
+            values(y.inner()),
+            values(x.grad(&grads).unwrap()),
+            values(gamma.grad(&grads).unwrap()),
+            values(beta.grad(&grads).unwrap()),
+        ]
+    };
+    let want = run(&flex, false);
+    for (backend, device) in devices() {
+        let got = run(&device.autodiff(), true);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let diff = max_abs_diff(g, w);
+            assert!(diff < 1e-4, "{backend} #{i}: {diff:.2e}");
         }
     }
 }

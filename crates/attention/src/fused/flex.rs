@@ -488,7 +488,7 @@ fn exp_shifted<const FMA: bool>(row: &mut [f32], shift: f32) {
 /// Whether this CPU has AVX2 and FMA: the kernels' element-wise loops are compiled twice,
 /// for the baseline x86-64 (SSE2, 4 lanes) and for these (8 lanes, fused multiply-add), and
 /// the second runs where it can (`gemm` dispatches the same way).
-fn avx2_fma() -> bool {
+pub(super) fn avx2_fma() -> bool {
     #[cfg(test)]
     if tests::BASELINE.load(std::sync::atomic::Ordering::Relaxed) {
         return false;
@@ -859,7 +859,7 @@ fn exp<const FMA: bool>(x: f32) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::fused::{fused_attention, reference_attention};
     use burn::{
@@ -868,7 +868,7 @@ mod tests {
     };
 
     /// Runs the kernels' baseline (SSE2) loops even on a CPU with AVX2 and FMA.
-    pub(super) static BASELINE: std::sync::atomic::AtomicBool =
+    pub(in crate::fused) static BASELINE: std::sync::atomic::AtomicBool =
         std::sync::atomic::AtomicBool::new(false);
 
     /// Several key tiles (the last one partial), grouped-query heads, a causal-and-padding

@@ -1,4 +1,5 @@
-//! Attention as one differentiable op with its own backward pass (FlashAttention-2).
+//! Attention as one differentiable op with its own backward pass (FlashAttention-2), and
+//! [`layer_norm`], LayerNorm as one op with its own backward.
 //!
 //! On an autodiff device burn records attention as about ten ops, each keeping a
 //! `[batch, heads, l_q, l_k]` tensor for the backward pass. [`fused_attention`] records one op
@@ -38,6 +39,11 @@
 pub(crate) mod chunked;
 #[cfg(feature = "flex")]
 mod flex;
+mod norm;
+#[cfg(feature = "flex")]
+mod norm_flex;
+
+pub use norm::{FusedLayerNormBackend, NormGrads, NormKernels, NormSaved, layer_norm};
 
 use burn::{
     backend::{

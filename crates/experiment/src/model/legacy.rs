@@ -1,8 +1,8 @@
 //! Loading records saved before the classifier held one attention field.
 
-use attention::{MultiHeadAttention, SinusoidalPositionalEncoding};
+use attention::{LayerNorm, MultiHeadAttention, SinusoidalPositionalEncoding};
 use burn::{
-    nn::{Dropout, Embedding, LayerNorm, Linear},
+    nn::{Dropout, Embedding, Linear},
     prelude::*,
 };
 

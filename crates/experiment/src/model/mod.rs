@@ -2,14 +2,15 @@
 //! self-attention → residual + LayerNorm → masked mean → dropout → linear.
 
 use attention::{
-    AttentionError, AttentionInput, EncoderInput, EncoderLayer, EncoderLayerConfig,
-    LearnedPositionalEmbedding, LearnedPositionalEmbeddingConfig, MultiHeadAttention,
-    MultiHeadAttentionConfig, SinusoidalPositionalEncoding, SinusoidalPositionalEncodingConfig,
+    AttentionError, AttentionInput, EncoderInput, EncoderLayer, EncoderLayerConfig, LayerNorm,
+    LayerNormConfig, LearnedPositionalEmbedding, LearnedPositionalEmbeddingConfig,
+    MultiHeadAttention, MultiHeadAttentionConfig, SinusoidalPositionalEncoding,
+    SinusoidalPositionalEncodingConfig,
 };
 use burn::{
     nn::{
-        Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm,
-        LayerNormConfig, Linear, LinearConfig, loss::CrossEntropyLossConfig,
+        Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig,
+        loss::CrossEntropyLossConfig,
     },
     prelude::*,
     store::{ModuleRecord, RecordError},
