@@ -15,6 +15,13 @@ per batch. Prints one JSON line.
     python3 benches/pytorch_reference.py --dataset ../shared/datasets/sst2 --threads 1
     python3 benches/pytorch_reference.py --dataset ../shared/datasets/sst2 --threads 1 --sdpa
     python3 benches/pytorch_reference.py --dataset ... --device cuda
+
+With --encoder DIR (a BERT checkpoint: config.json, model.safetensors, tokenizer.json, as
+`experiment fetch minilm-l6` leaves it) the model is instead HF transformers' `BertModel` on
+those weights (attention written out, or with --sdpa transformers' SDPA implementation), the
+mean over real tokens, dropout, linear; ids from the checkpoint's tokenizer (transformers'
+`BertTokenizerFast`, cut at --max-len); AdamW with --lr and --weight-decay: the fine-tuning that
+`experiment train --config experiments/minilm-finetune.toml` runs (`benches/finetune.sh`).
 """
 
 import argparse
@@ -109,6 +116,26 @@ class Classifier(nn.Module):
         return self.output(self.dropout(pooled))
 
 
+class PretrainedClassifier(nn.Module):
+    """BertModel, mean over the real tokens, dropout, linear (the experiment's `--pooling mean`)."""
+
+    def __init__(self, encoder_dir, n_classes, dropout=0.1, sdpa=False):
+        super().__init__()
+        from transformers import BertModel
+
+        self.bert = BertModel.from_pretrained(
+            encoder_dir, add_pooling_layer=False, attn_implementation="sdpa" if sdpa else "eager"
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(self.bert.config.hidden_size, n_classes)
+
+    def forward(self, tokens, padding):
+        hidden = self.bert(input_ids=tokens, attention_mask=(~padding).long()).last_hidden_state
+        keep = (~padding).float()[:, :, None]
+        pooled = (hidden * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        return self.output(self.dropout(pooled))
+
+
 POOL_BATCHES = 50  # dataset::POOL_BATCHES
 
 
@@ -174,6 +201,9 @@ def main():
     parser.add_argument("--stages", action="store_true",
                         help="also time forward, backward and optimiser step apart (CPU)")
     parser.add_argument("--json", help="write the result here too")
+    parser.add_argument("--encoder", help="fine-tune this BERT checkpoint folder instead")
+    parser.add_argument("--lr", type=float, default=None, help="default: 1e-3, with --encoder 3e-5")
+    parser.add_argument("--weight-decay", type=float, default=None, help="default: 0, with --encoder 0.01")
     args = parser.parse_args()
 
     if args.threads:
@@ -181,12 +211,23 @@ def main():
     torch.manual_seed(42)
     device = torch.device(args.device)
     examples = load_split(Path(args.dataset) / "train.tsv")
-    vocab = build_vocab(text for _, text in examples)
     n_classes = max(label for label, _ in examples) + 1
-    model = Classifier(len(vocab) + 2, n_classes, args.d_model, args.heads, max_len=max(512, args.max_len), sdpa=args.sdpa).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, eps=1e-5, weight_decay=0.0)
+    if args.encoder:
+        from transformers import BertTokenizerFast
+
+        tokenizer = BertTokenizerFast(tokenizer_file=str(Path(args.encoder) / "tokenizer.json"))
+        ids = tokenizer([text for _, text in examples], truncation=True, max_length=args.max_len)["input_ids"]
+        encoded = [(label, i) for (label, _), i in zip(examples, ids)]
+        vocab = tokenizer.get_vocab()
+        model = PretrainedClassifier(args.encoder, n_classes, sdpa=args.sdpa).to(device)
+        lr, weight_decay = args.lr or 3e-5, 0.01 if args.weight_decay is None else args.weight_decay
+    else:
+        vocab = build_vocab(text for _, text in examples)
+        model = Classifier(len(vocab) + 2, n_classes, args.d_model, args.heads, max_len=max(512, args.max_len), sdpa=args.sdpa).to(device)
+        encoded = [(label, [vocab.get(t, 1) for t in tokenize(text)]) for label, text in examples]
+        lr, weight_decay = args.lr or 1e-3, args.weight_decay or 0.0
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, eps=1e-5, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
-    encoded = [(label, [vocab.get(t, 1) for t in tokenize(text)]) for label, text in examples]
     rng = random.Random(42)
     model.train()
     samples = padded = 0
@@ -221,7 +262,7 @@ def main():
                 stages[i] += b - a
     seconds = time.perf_counter() - started
     result = {
-        "program": "pytorch-sdpa" if args.sdpa else "pytorch",
+        "program": ("hf-bert" if args.encoder else "pytorch") + ("-sdpa" if args.sdpa else ""),
         "backend": args.device,
         "batching": args.batching,
         "pad": args.pad,
@@ -232,7 +273,7 @@ def main():
         "seconds": seconds,
         "samples_per_s": samples / seconds,
         "mean_padded_len": padded / max(1, args.steps),
-        "vocab": len(vocab) + 2,
+        "vocab": len(vocab) if args.encoder else len(vocab) + 2,
         "last_loss": last_loss,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }

@@ -40,6 +40,13 @@ pub struct EncoderLayerConfig {
     /// Positions inside attention. Default: none.
     #[config(default = "AttentionPositions::None")]
     pub positions: AttentionPositions,
+    /// Whether the attention projections have biases (the feed-forward block always has).
+    /// Default: `false`, as the reference code; BERT has them.
+    #[config(default = false)]
+    pub bias: bool,
+    /// The LayerNorms' ε. Default: `1e-5`, as burn and PyTorch; BERT uses `1e-12`.
+    #[config(default = 1e-5)]
+    pub layer_norm_eps: f64,
 }
 
 impl EncoderLayerConfig {
@@ -48,6 +55,7 @@ impl EncoderLayerConfig {
             .with_n_kv_heads(self.n_kv_heads)
             .with_dropout(self.attention_dropout)
             .with_positions(self.positions.clone())
+            .with_bias(self.bias)
     }
 
     /// Checks the values without building anything.
@@ -65,6 +73,10 @@ impl EncoderLayerConfig {
         Ok(())
     }
 
+    fn norm_config(&self) -> LayerNormConfig {
+        LayerNormConfig::new(self.d_model).with_epsilon(self.layer_norm_eps)
+    }
+
     /// Builds the layer on `device`.
     ///
     /// # Panics
@@ -76,11 +88,11 @@ impl EncoderLayerConfig {
         let d_ff = self.d_ff.unwrap_or(4 * self.d_model);
         EncoderLayer {
             attention: self.attention_config().init(device),
-            norm_1: LayerNormConfig::new(self.d_model).init(device),
+            norm_1: self.norm_config().init(device),
             feed_forward: self.feed_forward.then(|| FeedForward {
                 linear_in: LinearConfig::new(self.d_model, d_ff).init(device),
                 linear_out: LinearConfig::new(d_ff, self.d_model).init(device),
-                norm: LayerNormConfig::new(self.d_model).init(device),
+                norm: self.norm_config().init(device),
                 activation: Gelu::new(),
             }),
             dropout: DropoutConfig::new(self.dropout).init(),
@@ -127,6 +139,9 @@ pub struct EncoderInput {
     pub mask_padding: Option<Tensor<2, Bool>>,
     /// `[batch, len, len]`, `true` = masked (e.g. [`causal_mask`](crate::mask::causal_mask)).
     pub mask_attention: Option<Tensor<3, Bool>>,
+    /// `[n_heads]`: each head's context scaled by its gate (0 prunes the head), as
+    /// [`AttentionInput::head_gates`].
+    pub head_gates: Option<Tensor<1>>,
 }
 
 impl EncoderInput {
@@ -136,6 +151,7 @@ impl EncoderInput {
             x,
             mask_padding: None,
             mask_attention: None,
+            head_gates: None,
         }
     }
 
@@ -155,6 +171,7 @@ impl EncoderInput {
         let mut input = AttentionInput::self_attention(x);
         input.mask_padding = self.mask_padding.clone();
         input.mask_attention = self.mask_attention.clone();
+        input.head_gates = self.head_gates.clone();
         input
     }
 }
@@ -242,7 +259,7 @@ impl EncoderConfig {
             layers: (0..self.n_layers)
                 .map(|_| self.layer.init(device))
                 .collect(),
-            norm: final_norm.then(|| LayerNormConfig::new(self.layer.d_model).init(device)),
+            norm: final_norm.then(|| self.layer.norm_config().init(device)),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! | [`LearnedPositionalEmbedding`] | adds a trained vector per position (BERT, GPT-2), with offsets |
 //! | [`RotaryPositions`], [`AlibiBias`], [`RelativePositionBias`] | RoPE, ALiBi and T5's relative bias, used by [`MultiHeadAttention`] or on their own |
 //! | [`LayerNorm`] | burn's LayerNorm (same parameters and records) trained through [`fused::layer_norm`], one op with its own backward |
+//! | [`BertModel`] | BERT-family encoders (BERT, MiniLM) built from an HF `config.json`, weights from its `model.safetensors` ([`BertModel::from_pretrained`]) |
 //! | [`EncoderLayer`], [`Encoder`] | pre-LN or post-LN layers (attention, optional feed-forward), a stack returning every layer's weights |
 //! | [`head_importance`], [`head_entropy`] | which heads matter: `|∂loss/∂gate|` (Michel et al., 2019) and attention entropy |
 //! | [`fused::fused_attention`] | attention as one op with its own backward (FlashAttention-2): trains with memory growing in `l`, not `l²`; what [`MultiHeadAttention::forward_context`] trains through |
@@ -153,6 +154,7 @@
 //! assert_eq!(head_entropy(weights).dims(), [4]);
 //! ```
 
+mod bert;
 mod cache;
 mod encoder;
 mod error;
@@ -168,6 +170,7 @@ mod pytorch;
 mod scaled_dot_product;
 mod single_head;
 
+pub use bert::{BertConfig, BertEmbeddings, BertInput, BertModel, BertOutput};
 pub use cache::KvCache;
 pub use encoder::{
     Encoder, EncoderConfig, EncoderInput, EncoderLayer, EncoderLayerConfig, EncoderOutput,

@@ -121,8 +121,8 @@ impl MultiHeadAttention {
     }
 }
 
-/// Reads `name` as a flat f32 tensor after checking its shape.
-fn read_tensor(
+/// Reads `name` (f32, f64, f16 or bf16) as a flat f32 tensor after checking its shape.
+pub(crate) fn read_tensor(
     file: &SafeTensors,
     name: &str,
     shape: &[usize],
@@ -145,7 +145,19 @@ fn read_tensor(
             .chunks_exact(8)
             .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
             .collect(),
-        other => return Err(format!("`{name}` is {other:?}; only F32 and F64 are read")),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|b| burn::tensor::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|b| burn::tensor::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(format!(
+                "`{name}` is {other:?}; only F32, F64, F16 and BF16 are read"
+            ));
+        }
     };
     let len = values.len();
     Ok(Tensor::from_data(TensorData::new(values, [len]), device))

@@ -188,3 +188,110 @@ fn positional_tables_match_the_reference() {
         assert!(err < TOLERANCE, "{name}: {err}");
     }
 }
+
+/// A random tiny HF `BertModel` (`fixtures/bert/tiny_bert.py`: 2 layers, hidden 24, 4 heads,
+/// segments and padding): built from its `config.json`, loaded from its `model.safetensors`,
+/// the last hidden state and the pooler output equal HF's (float64) within 1e-4 on every
+/// backend, through the fused path and with the weights returned.
+#[test]
+fn bert_equals_hf_bert_model_on_every_backend() {
+    let expected = load_json("bert/expected.json");
+    let mut devices = cpu_devices();
+    devices.extend(wgpu_device().map(|d| ("wgpu", d)));
+    for (backend, device) in devices {
+        let (config, bert) =
+            attention::BertModel::from_pretrained(fixture_path("bert"), &device).unwrap();
+        assert_eq!((config.num_hidden_layers, config.hidden_size), (2, 24));
+        let ids = |key: &str| {
+            let (values, shape) = flatten(&expected[key]);
+            let values: Vec<i64> = values.iter().map(|&v| v as i64).collect();
+            Tensor::<2, Int>::from_data(TensorData::new(values, shape), &device)
+        };
+        let input = attention::BertInput::new(ids("input_ids"))
+            .token_types(ids("token_type_ids"))
+            .mask_padding(ids("attention_mask").equal_elem(0));
+        for with_weights in [false, true] {
+            let out = if with_weights {
+                bert.forward(input.clone())
+            } else {
+                bert.forward_context(input.clone())
+            };
+            assert_eq!(out.weights.len(), if with_weights { 2 } else { 0 });
+            let hidden = max_abs_diff(
+                &values(out.hidden),
+                &flatten(&expected["last_hidden_state"]).0,
+            );
+            let pooled = max_abs_diff(
+                &values(out.pooled.expect("the tiny BERT has a pooler")),
+                &flatten(&expected["pooler_output"]).0,
+            );
+            eprintln!("{backend} weights {with_weights}: hidden {hidden:.2e}, pooled {pooled:.2e}");
+            assert!(
+                hidden < 1e-4 && pooled < 1e-4,
+                "{backend}: {hidden:.2e}, {pooled:.2e}"
+            );
+        }
+    }
+}
+
+/// The real all-MiniLM-L6-v2 (6 layers, hidden 384, 12 heads), when it has been fetched into
+/// `$ATTENTION_LAB_DATA/models/minilm-l6` (`experiment fetch minilm-l6`): equal to HF's
+/// `BertModel` (float64, `fixtures/bert/minilm_reference.py`) on three padded sentences within
+/// 1e-4, on every backend. Skipped, with a note, without the model.
+#[test]
+fn minilm_equals_hf_bert_model_when_fetched() {
+    let Some(dir) = fetched_model("minilm-l6") else {
+        eprintln!("all-MiniLM-L6-v2 not fetched: skipping (experiment fetch minilm-l6)");
+        return;
+    };
+    let bytes = std::fs::read(fixture_path("bert/minilm_expected.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let read = |name: &str| {
+        let view = file.tensor(name).unwrap();
+        (view.data().to_vec(), view.shape().to_vec())
+    };
+    let mut devices = cpu_devices();
+    devices.extend(wgpu_device().map(|d| ("wgpu", d)));
+    for (backend, device) in devices {
+        let (_, bert) = attention::BertModel::from_pretrained(&dir, &device).unwrap();
+        let ids = |name: &str| {
+            let (data, shape) = read(name);
+            let values: Vec<i64> = data
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            Tensor::<2, Int>::from_data(TensorData::new(values, shape), &device)
+        };
+        let floats = |name: &str| -> Vec<f32> {
+            read(name)
+                .0
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect()
+        };
+        let input = attention::BertInput::new(ids("input_ids"))
+            .token_types(ids("token_type_ids"))
+            .mask_padding(ids("attention_mask").equal_elem(0));
+        let out = bert.forward_context(input);
+        let hidden = max_abs_diff(&values(out.hidden), &floats("last_hidden_state"));
+        let pooled = max_abs_diff(&values(out.pooled.unwrap()), &floats("pooler_output"));
+        eprintln!("{backend} MiniLM: hidden {hidden:.2e}, pooled {pooled:.2e}");
+        assert!(
+            hidden < 1e-4 && pooled < 1e-4,
+            "{backend}: {hidden:.2e}, {pooled:.2e}"
+        );
+    }
+}
+
+/// `models/NAME` in the data folder (`$ATTENTION_LAB_DATA`, else `~/.cache/attention-lab`),
+/// when it holds a model.
+fn fetched_model(name: &str) -> Option<std::path::PathBuf> {
+    let root = std::env::var_os("ATTENTION_LAB_DATA")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|home| std::path::PathBuf::from(home).join(".cache/attention-lab"))
+        })?;
+    let dir = root.join("models").join(name);
+    dir.join("model.safetensors").is_file().then_some(dir)
+}

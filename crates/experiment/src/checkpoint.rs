@@ -21,7 +21,7 @@ use burn::{
     },
 };
 
-use crate::config::ExperimentConfig;
+use crate::model::ClassifierConfig;
 
 /// `dir/checkpoint/{kind}-{epoch}.bpk`, `kind` one of `model`, `optim`, `scheduler`.
 pub fn path(dir: &Path, kind: &str, epoch: usize) -> PathBuf {
@@ -49,12 +49,7 @@ pub fn epochs(dir: &Path) -> Vec<usize> {
 /// The last epoch whose model, optimiser and scheduler checkpoints are all on disk and load; 0
 /// when there is none. A damaged newest checkpoint is an error rather than a silent step back,
 /// so the user decides whether to delete it and lose that epoch.
-pub fn resume_point(
-    dir: &Path,
-    config: &ExperimentConfig,
-    vocab_size: usize,
-    n_classes: usize,
-) -> Result<usize> {
+pub fn resume_point(dir: &Path, model_config: &ClassifierConfig) -> Result<usize> {
     let Some(&epoch) = epochs(dir).last() else {
         return Ok(0);
     };
@@ -72,7 +67,6 @@ pub fn resume_point(
     }
     let record = ModuleRecord::load(path("model")).map_err(|e| damaged(&path("model"), &e))?;
     // A record of the wrong shapes panics inside burn; it is a damaged file all the same.
-    let model_config = config.model_config(vocab_size, n_classes);
     model_config
         .load(record, &Device::flex())
         .map_err(|_| damaged(&path("model"), &"does not fit the run's model"))?;

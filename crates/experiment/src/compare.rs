@@ -156,7 +156,7 @@ pub fn compare(
         let focus = head_focus(
             &trained.model,
             &data.validation,
-            &trained.vocab,
+            &trained.tokenizer,
             config.data.max_len,
             &trained.device,
         );
@@ -301,8 +301,14 @@ fn heads_of(
         return Ok(Some(cached));
     }
     let items: std::sync::Arc<[dataset::TextItem]> =
-        trained.vocab.encode_examples(validation).into();
-    let analysis = analyse_heads(&trained.model, &items, &config.batcher(), &trained.device);
+        trained.tokenizer.encode_examples(validation)?.into();
+    let analysis = analyse_heads(
+        &trained.model,
+        &items,
+        &config.batcher(),
+        &trained.device,
+        0,
+    );
     if let Some(analysis) = &analysis {
         std::fs::write(&path, serde_json::to_string_pretty(analysis)?)
             .with_context(|| format!("{}: cannot write", path.display()))?;

@@ -1,14 +1,18 @@
-//! Text to model input, one way for every caller: the dataset a configuration names, the
-//! vocabulary it builds from the training split, and batches of raw texts for inference
-//! (prediction, the head analysis). Training batches come from `dataset::TextLoader`.
+//! Text to model input, one way for every caller: the dataset a configuration names, how its
+//! texts become ids ([`Tokenizer`]: the vocabulary built from the training split, or a
+//! pretrained encoder's own tokenizer), and batches of raw texts for inference (prediction,
+//! the head analysis). Training batches come from `dataset::TextLoader`.
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
 use burn::{data::dataloader::batcher::Batcher, prelude::*};
 use dataset::{
-    DatasetSpec, TextBatch, TextBatcher, TextDataset, TextItem, Vocabulary, VocabularyConfig,
+    DatasetSpec, SubwordTokenizer, TextBatch, TextBatcher, TextDataset, TextExample, TextItem,
+    Vocabulary, VocabularyConfig, pretrained,
 };
 
-use crate::config::ExperimentConfig;
+use crate::{config::ExperimentConfig, run_dir::files};
 
 /// The dataset `config` names.
 pub fn load_dataset(config: &ExperimentConfig) -> Result<TextDataset> {
@@ -31,31 +35,145 @@ pub fn vocabulary(config: &ExperimentConfig, data: &TextDataset) -> Vocabulary {
     )
 }
 
+/// The folder of the pretrained encoder `name`: a model `experiment fetch` knows, in the data
+/// directory, or else a folder path.
+pub fn encoder_dir(config: &ExperimentConfig, name: &str) -> Result<PathBuf> {
+    if let Ok(model) = pretrained::find(name)
+        && !Path::new(name).exists()
+    {
+        let data_dir = config
+            .data
+            .data_dir
+            .clone()
+            .unwrap_or_else(dataset::sst2::default_data_dir);
+        return Ok(pretrained::locate(&data_dir, model)?);
+    }
+    let dir = PathBuf::from(name);
+    for file in ["config.json", "model.safetensors", files::TOKENIZER] {
+        if !dir.join(file).is_file() {
+            bail!(
+                "{}: no {file}; encoder must be a model `experiment fetch` knows or a folder with a BERT checkpoint",
+                dir.display()
+            );
+        }
+    }
+    Ok(dir)
+}
+
+/// How a run turns text into ids.
+#[derive(Debug, Clone)]
+pub enum Tokenizer {
+    /// Words looked up in the vocabulary of the training split (models trained from scratch).
+    Words(Vocabulary),
+    /// A pretrained encoder's own tokenizer (its `tokenizer.json`).
+    Subwords(Box<SubwordTokenizer>),
+}
+
+impl Tokenizer {
+    /// A new run's: the pretrained encoder's tokenizer (from `encoder`, its folder), else the
+    /// vocabulary of `data`'s training split.
+    pub fn new(
+        config: &ExperimentConfig,
+        data: &TextDataset,
+        encoder: Option<&Path>,
+    ) -> Result<Self> {
+        match encoder {
+            Some(dir) => Ok(Self::Subwords(Box::new(SubwordTokenizer::from_file(
+                dir.join(files::TOKENIZER),
+                config.data.max_len,
+            )?))),
+            None => Ok(Self::Words(vocabulary(config, data))),
+        }
+    }
+
+    /// The one a run folder holds: `tokenizer.json` for a pretrained encoder, else `vocab.json`.
+    pub fn open(dir: &Path, config: &ExperimentConfig) -> Result<Self> {
+        if config.model.encoder.is_some() {
+            Ok(Self::Subwords(Box::new(SubwordTokenizer::from_file(
+                dir.join(files::TOKENIZER),
+                config.data.max_len,
+            )?)))
+        } else {
+            Ok(Self::Words(Vocabulary::load(&dir.join(files::VOCAB))?))
+        }
+    }
+
+    /// Writes it into the run folder `out` (what [`open`](Self::open) reads); a tokenizer is
+    /// copied from the encoder's folder `encoder`.
+    pub fn save(&self, out: &Path, encoder: Option<&Path>) -> Result<()> {
+        match (self, encoder) {
+            (Self::Words(vocab), _) => Ok(vocab.save(&out.join(files::VOCAB))?),
+            (Self::Subwords(_), Some(dir)) => {
+                let from = dir.join(files::TOKENIZER);
+                std::fs::copy(&from, out.join(files::TOKENIZER))
+                    .with_context(|| format!("copying {}", from.display()))?;
+                Ok(())
+            }
+            (Self::Subwords(_), None) => bail!("a tokenizer is saved from its encoder's folder"),
+        }
+    }
+
+    /// Vocabulary entries: the embedding table's rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Words(vocab) => vocab.len(),
+            Self::Subwords(tokenizer) => tokenizer.vocab_size(),
+        }
+    }
+
+    /// Whether the vocabulary is empty (never, for a built one).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every example's ids with its label.
+    pub fn encode_examples(&self, examples: &[TextExample]) -> Result<Vec<TextItem>> {
+        match self {
+            Self::Words(vocab) => Ok(vocab.encode_examples(examples)),
+            Self::Subwords(tokenizer) => Ok(tokenizer.encode_examples(examples)?),
+        }
+    }
+}
+
 /// Raw texts to the batches a trained model reads: tokenised, looked up in the run's
-/// vocabulary, truncated to `max_len` and padded to the longest.
+/// vocabulary (or by its encoder's tokenizer), truncated to `max_len` and padded to the longest.
 pub struct TextEncoder<'a> {
-    vocab: &'a Vocabulary,
+    tokenizer: &'a Tokenizer,
     max_len: usize,
 }
 
 impl<'a> TextEncoder<'a> {
-    pub fn new(vocab: &'a Vocabulary, max_len: usize) -> Self {
-        Self { vocab, max_len }
+    pub fn new(tokenizer: &'a Tokenizer, max_len: usize) -> Self {
+        Self { tokenizer, max_len }
     }
 
-    /// The tokens the model sees of `text` (after truncation).
+    /// The tokens the model sees of `text` (after truncation; a subword tokenizer's special
+    /// tokens included).
     pub fn tokens(&self, text: &str) -> Vec<String> {
-        let mut tokens = dataset::tokenize(text);
-        tokens.truncate(self.max_len);
-        tokens
+        match self.tokenizer {
+            Tokenizer::Words(_) => {
+                let mut tokens = dataset::tokenize(text);
+                tokens.truncate(self.max_len);
+                tokens
+            }
+            // Texts the tokenizer cannot encode (none of BERT's) show as no tokens.
+            Tokenizer::Subwords(t) => t.encode(text).map(|e| e.tokens).unwrap_or_default(),
+        }
     }
 
     /// `tokens` (from [`tokens`](Self::tokens)) as vocabulary ids, with their label.
     pub fn item(&self, tokens: &[String], label: usize) -> TextItem {
-        TextItem {
-            tokens: tokens.iter().map(|t| self.vocab.id(t)).collect(),
-            label,
-        }
+        let ids = match self.tokenizer {
+            Tokenizer::Words(vocab) => tokens.iter().map(|t| vocab.id(t)).collect(),
+            Tokenizer::Subwords(t) => {
+                let unknown = t.token_id("[UNK]").unwrap_or(0);
+                tokens
+                    .iter()
+                    .map(|token| t.token_id(token).unwrap_or(unknown))
+                    .collect()
+            }
+        };
+        TextItem { tokens: ids, label }
     }
 
     /// One batch of items on `device`: tokens `[n, len]`, padding mask `[n, len]`
@@ -81,7 +199,8 @@ mod tests {
         };
         let config = ExperimentConfig::default();
         let vocab = vocabulary(&config, &data);
-        let encoder = TextEncoder::new(&vocab, 3);
+        let tokenizer = Tokenizer::Words(vocab.clone());
+        let encoder = TextEncoder::new(&tokenizer, 3);
         let tokens = encoder.tokens("good good good film");
         assert_eq!(tokens, ["good"; 3]);
         assert_eq!(encoder.item(&tokens, 1).tokens, [vocab.id("good"); 3]);

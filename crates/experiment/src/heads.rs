@@ -1,12 +1,14 @@
-//! Which heads matter in a trained classifier (its first layer): accuracy with each head
-//! masked, each head's importance (Michel et al., 2019, through the attention crate's
-//! [`head_importance`]), the pruning curve, and how spread out each head's attention is.
+//! Which heads matter in a trained classifier (the first layer of a model from scratch, every
+//! layer of a pretrained encoder): accuracy with each head masked, each head's importance
+//! (Michel et al., 2019, through the attention crate's [`head_importance`]), the pruning curve
+//! by importance and in random orders, and how spread out each head's attention is.
 
 use std::sync::Arc;
 
 use attention::{head_entropy, head_importance};
 use burn::{data::dataloader::DataLoader, prelude::*};
 use dataset::{Batching, TextBatcher, TextItem, TextLoader};
+use rand::{SeedableRng, seq::SliceRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::{evaluate::evaluate_gated, model::Classifier};
@@ -24,8 +26,18 @@ pub struct HeadAnalysis {
     pub importance: Vec<f64>,
     /// Heads from least to most important.
     pub pruning_order: Vec<usize>,
-    /// Accuracy with the `k` least important heads masked, `k = 0 ..= heads − 1`.
+    /// Accuracy with the `k` least important heads masked, for each `k` of
+    /// [`pruning_counts`](Self::pruning_counts).
     pub pruning_accuracy: Vec<f64>,
+    /// How many heads each point of the pruning curves masks: `0 ..= heads − 1` for up to 16
+    /// heads, else every tenth of them up to nine tenths (empty in files written before: the
+    /// former).
+    #[serde(default)]
+    pub pruning_counts: Vec<usize>,
+    /// The same curve with heads masked in random orders instead (one row per order), the
+    /// baseline importance has to beat.
+    #[serde(default)]
+    pub random_pruning_accuracy: Vec<Vec<f64>>,
     /// Per head: mean attention entropy over the uniform one (1 = uniform attention, 0 = on
     /// one key), over every query of the split.
     pub entropy_ratio: Vec<f64>,
@@ -33,6 +45,9 @@ pub struct HeadAnalysis {
 
 /// Examples per batch for every measurement here.
 const BATCH: usize = 128;
+
+/// Seed of the random pruning orders.
+const RANDOM_ORDER_SEED: u64 = 7;
 
 /// `items` in batches of similar length on `device` (the measures do not depend on the
 /// grouping).
@@ -49,12 +64,25 @@ fn batches(items: &Arc<[TextItem]>, batcher: &TextBatcher, device: &Device) -> T
 /// Above this mean entropy ratio a head's attention is called nearly uniform.
 pub const NEARLY_UNIFORM: f64 = 0.9;
 
-/// Analyses the first layer's heads of `model` on `items`; `None` for a one-head model.
+/// How many heads each point of a pruning curve masks (see [`HeadAnalysis::pruning_counts`]).
+pub fn pruning_counts(heads: usize) -> Vec<usize> {
+    if heads <= 16 {
+        return (0..heads).collect();
+    }
+    let mut counts: Vec<usize> = (0..10).map(|tenth| (tenth * heads + 5) / 10).collect();
+    counts.dedup();
+    counts
+}
+
+/// Analyses the gated heads of `model` (see [`Classifier::heads`]) on `items`, with
+/// `random_orders` pruning curves in random orders (seeded, so repeatable) beside the one by
+/// importance; `None` for a one-head model.
 pub fn analyse_heads(
     model: &Classifier,
     items: &Arc<[TextItem]>,
     batcher: &TextBatcher,
     device: &Device,
+    random_orders: usize,
 ) -> Option<HeadAnalysis> {
     let heads = model.heads();
     if heads < 2 || items.is_empty() {
@@ -77,12 +105,31 @@ pub fn analyse_heads(
     let importance = importance(model, items, batcher, device);
     let mut pruning_order: Vec<usize> = (0..heads).collect();
     pruning_order.sort_by(|&a, &b| importance[a].total_cmp(&importance[b]));
-    let mut pruning_accuracy = vec![accuracy];
-    let mut gates = vec![1.0; heads];
-    for &h in &pruning_order[..heads - 1] {
-        gates[h] = 0.0;
-        pruning_accuracy.push(gated(gates.clone()).1);
-    }
+    let counts = pruning_counts(heads);
+    let curve = |order: &[usize]| -> Vec<f64> {
+        counts
+            .iter()
+            .map(|&k| {
+                if k == 0 {
+                    return accuracy;
+                }
+                let mut gates = vec![1.0; heads];
+                for &h in &order[..k] {
+                    gates[h] = 0.0;
+                }
+                gated(gates).1
+            })
+            .collect()
+    };
+    let pruning_accuracy = curve(&pruning_order);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(RANDOM_ORDER_SEED);
+    let random_pruning_accuracy = (0..random_orders)
+        .map(|_| {
+            let mut order: Vec<usize> = (0..heads).collect();
+            order.shuffle(&mut rng);
+            curve(&order)
+        })
+        .collect();
     Some(HeadAnalysis {
         accuracy,
         masked_accuracy,
@@ -90,6 +137,8 @@ pub fn analyse_heads(
         importance,
         pruning_order,
         pruning_accuracy,
+        pruning_counts: counts,
+        random_pruning_accuracy,
         entropy_ratio: entropy_ratio(model, items, batcher, device),
     })
 }
@@ -151,7 +200,13 @@ fn entropy_ratio(
             .unwrap_or_default();
         let out = model.forward(batch.tokens, batch.mask_padding);
         let rows = (b * len) as f64;
-        let per_head = head_entropy(out.weights)
+        // The gated heads: the first layer's, or every layer's in order.
+        let weights = if heads == model.heads_per_layer() {
+            out.weights
+        } else {
+            Tensor::cat(out.layer_weights, 1)
+        };
+        let per_head = head_entropy(weights)
             .into_data()
             .try_into_vec_as::<f32>()
             .unwrap_or_default();
@@ -191,10 +246,18 @@ mod tests {
                 label: i % 2,
             })
             .collect();
-        let analysis = analyse_heads(&model, &items, &TextBatcher::new(16), &device).unwrap();
+        let analysis = analyse_heads(&model, &items, &TextBatcher::new(16), &device, 2).unwrap();
         // The same model measures the same (dropout, 0.1 here, must not act).
-        let again = analyse_heads(&model, &items, &TextBatcher::new(16), &device).unwrap();
+        let again = analyse_heads(&model, &items, &TextBatcher::new(16), &device, 2).unwrap();
         assert_eq!(analysis, again);
+        assert_eq!(analysis.pruning_counts, [0, 1, 2, 3]);
+        assert_eq!(analysis.random_pruning_accuracy.len(), 2);
+        assert!(
+            analysis
+                .random_pruning_accuracy
+                .iter()
+                .all(|curve| curve.len() == 4 && curve[0] == analysis.accuracy)
+        );
         assert_eq!(analysis.masked_accuracy.len(), 4);
         assert!((analysis.importance.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert_eq!(analysis.pruning_accuracy.len(), 4);
@@ -218,6 +281,12 @@ mod tests {
                 ..ModelOptions::default()
             })
             .init(&device);
-        assert!(analyse_heads(&one, &items, &TextBatcher::new(16), &device).is_none());
+        assert!(analyse_heads(&one, &items, &TextBatcher::new(16), &device, 0).is_none());
+    }
+
+    #[test]
+    fn large_models_are_pruned_in_tenths() {
+        assert_eq!(pruning_counts(4), [0, 1, 2, 3]);
+        assert_eq!(pruning_counts(72), [0, 7, 14, 22, 29, 36, 43, 50, 58, 65]);
     }
 }

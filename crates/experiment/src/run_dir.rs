@@ -17,6 +17,8 @@ pub mod files {
     pub const CONFIG: &str = "config.toml";
     pub const MODEL_CONFIG: &str = "model.json";
     pub const VOCAB: &str = "vocab.json";
+    /// A pretrained encoder's tokenizer, copied from its folder (in place of `vocab.json`).
+    pub const TOKENIZER: &str = "tokenizer.json";
     pub const LABELS: &str = "labels.json";
     pub const MODEL: &str = "model.bpk";
     pub const METRICS: &str = "metrics.jsonl";

@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::{prelude::*, store::ModuleRecord, tensor::activation::softmax};
-use dataset::Vocabulary;
 
 use crate::{
     config::ExperimentConfig,
-    data::TextEncoder,
+    data::{TextEncoder, Tokenizer},
     model::{Classifier, ClassifierConfig},
     run_dir::files,
+    train::run_model_config,
 };
 
 /// Everything needed to use a trained model.
@@ -21,8 +21,8 @@ pub struct TrainedRun {
     pub config: ExperimentConfig,
     /// The model's configuration.
     pub model_config: ClassifierConfig,
-    /// The training split's vocabulary.
-    pub vocab: Vocabulary,
+    /// How it turns text into ids: the training split's vocabulary, or its encoder's tokenizer.
+    pub tokenizer: Tokenizer,
     /// Class names.
     pub labels: Vec<String>,
     /// The kept model, on `device`.
@@ -97,7 +97,7 @@ impl TrainedRun {
         let read = |name: &str| -> Result<String> { crate::run_dir::read_text(&dir.join(name)) };
         let (config, _) = ExperimentConfig::read(&dir.join(files::CONFIG))
             .context("not a valid run configuration")?;
-        let vocab = Vocabulary::load(&dir.join(files::VOCAB))?;
+        let tokenizer = Tokenizer::open(dir, &config)?;
         let labels = crate::run_dir::read_labels(dir)?;
         // The model is rebuilt from config.toml (whose keys all have defaults, so older runs
         // still load); model.json only serves to check that vocabulary and labels belong to it.
@@ -116,11 +116,20 @@ impl TrainedRun {
         let built_for = |key: &str| {
             size(key).map_or_else(|| "an unknown number".to_string(), |n| n.to_string())
         };
-        if size("vocab_size") != Some(vocab.len()) {
+        // A pretrained encoder's table may have more rows than its tokenizer has entries.
+        let vocab_fits = match &tokenizer {
+            Tokenizer::Words(_) => size("vocab_size") == Some(tokenizer.len()),
+            Tokenizer::Subwords(_) => size("vocab_size").is_some_and(|n| n >= tokenizer.len()),
+        };
+        if !vocab_fits {
+            let file = match &tokenizer {
+                Tokenizer::Words(_) => files::VOCAB,
+                Tokenizer::Subwords(_) => files::TOKENIZER,
+            };
             bail!(
                 "{}: the vocabulary has {} entries but the model was built for {}; the folder mixes two runs",
-                dir.join(files::VOCAB).display(),
-                vocab.len(),
+                dir.join(file).display(),
+                tokenizer.len(),
                 built_for("vocab_size")
             );
         }
@@ -132,7 +141,7 @@ impl TrainedRun {
                 built_for("n_classes")
             );
         }
-        let model_config = config.model_config(vocab.len(), labels.len());
+        let model_config = run_model_config(dir, &config, &tokenizer, labels.len())?;
         // A hyperparameter edited in config.toml after training (say, heads: the weights have
         // the same shapes for any head count) would load silently into the wrong model.
         for (key, value) in flat_keys(serde_json::to_value(&model_config)?) {
@@ -158,7 +167,7 @@ impl TrainedRun {
             dir: dir.to_path_buf(),
             config,
             model_config,
-            vocab,
+            tokenizer,
             labels,
             model,
             device,
@@ -167,7 +176,7 @@ impl TrainedRun {
 
     /// Predicts one text.
     pub fn predict(&self, text: &str) -> Prediction {
-        let encoder = TextEncoder::new(&self.vocab, self.config.data.max_len);
+        let encoder = TextEncoder::new(&self.tokenizer, self.config.data.max_len);
         let tokens = encoder.tokens(text);
         let batch = encoder.batch(vec![encoder.item(&tokens, 0)], &self.device);
         let out = self.model.forward(batch.tokens, batch.mask_padding);

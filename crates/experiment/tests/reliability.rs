@@ -15,7 +15,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{assert_success, binary};
+use common::{assert_success, binary, resume};
 
 /// A synthetic dataset of `train` examples written as a TSV folder.
 fn dataset(dir: &Path, train: usize) -> PathBuf {
@@ -214,17 +214,8 @@ fn a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint() {
     assert_success(&predict);
 
     // A stopped run resumes from its last checkpoint, like a killed one, and then finishes.
-    let resumed = binary()
-        .args(["train", "--no-tui", "--resume"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert_success(&resumed);
-    assert!(
-        String::from_utf8_lossy(&resumed.stdout).contains("after epoch 1 of 4"),
-        "{}",
-        String::from_utf8_lossy(&resumed.stdout)
-    );
+    let stdout = resume(&out);
+    assert!(stdout.contains("after epoch 1 of 4"), "{stdout}");
     let summary = json(&out.join("summary.json"));
     assert_eq!(summary["epochs_run"], 4);
     assert_eq!(summary["interrupted"], false);
@@ -347,7 +338,8 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
             .lines()
             // Keys 0.1 did not have.
             .filter(|l| {
-                !l.starts_with('[') && !l.starts_with("layers =") && !l.starts_with("average =")
+                let added = ["layers", "average", "warmup", "pooling", "freeze_encoder"];
+                !l.starts_with('[') && !added.iter().any(|k| l.starts_with(&format!("{k} =")))
             })
             .map(|l| l.replace("positions = \"sinusoidal\"", "pe = true"))
             .collect();
@@ -356,8 +348,16 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
         let mut model = json(&dir.join("model.json"));
         let mut options = model.as_object_mut().unwrap().remove("options").unwrap();
         let options = options.as_object_mut().unwrap();
-        options.remove("positions");
-        options.remove("layers");
+        for added in [
+            "positions",
+            "layers",
+            "encoder",
+            "pooling",
+            "freeze_encoder",
+        ] {
+            options.remove(added);
+        }
+        model.as_object_mut().unwrap().remove("bert");
         options.insert("pe".into(), true.into());
         model.as_object_mut().unwrap().extend(options.clone());
         std::fs::write(dir.join("model.json"), model.to_string()).unwrap();

@@ -50,6 +50,9 @@ pub enum Schedule {
     Constant,
     /// Cosine decay from `lr` to 0 over the planned epochs.
     Cosine,
+    /// Linear decay from `lr` to 0 over the planned epochs (BERT's fine-tuning schedule, with
+    /// `warmup`).
+    Linear,
 }
 
 /// Everything a training run depends on, in three TOML sections and one top-level key:
@@ -133,6 +136,9 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Learning-rate schedule. Default: constant.
     pub schedule: Schedule,
+    /// Share of the planned steps over which the learning rate first rises linearly from
+    /// near 0 to `lr` (warm-up), before the schedule takes over. Default: 0.
+    pub warmup: f64,
     /// Stop after this many epochs without a lower validation loss; 0 never stops early.
     /// Default: 3.
     pub patience: usize,
@@ -154,6 +160,7 @@ impl Default for TrainConfig {
             lr: 1e-3,
             weight_decay: 0.0,
             schedule: Schedule::Constant,
+            warmup: 0.0,
             patience: 3,
             average: 1,
             seed: 42,
@@ -237,8 +244,32 @@ impl ExperimentConfig {
                 format!("must be >= 0, got {}", train.weight_decay),
             );
         }
+        if !(train.warmup.is_finite() && (0.0..1.0).contains(&train.warmup)) {
+            return err(
+                "warmup",
+                format!(
+                    "must be a share of the steps in [0, 1), got {}",
+                    train.warmup
+                ),
+            );
+        }
         if self.data.max_len == 0 {
             return err("max_len", "must be at least 1".into());
+        }
+        if let Some(name) = &self.model.encoder {
+            // A name must be one `experiment fetch` knows; anything else is a folder, checked
+            // when it is opened.
+            if !name.contains(['/', '\\']) && !Path::new(name).exists() {
+                dataset::pretrained::find(name).map_err(|e| ConfigError {
+                    key: "encoder",
+                    reason: e.to_string(),
+                })?;
+            }
+        } else if self.model.freeze_encoder {
+            return err(
+                "freeze_encoder",
+                "needs a pretrained encoder (set encoder)".into(),
+            );
         }
         if self.data.max_vocab < 3 {
             return err(
@@ -290,6 +321,20 @@ impl ExperimentConfig {
             Positions::Sinusoidal => "-pe".into(),
             other => format!("-{other}"),
         };
+        if let Some(encoder) = &self.model.encoder {
+            let encoder = Path::new(encoder)
+                .file_name()
+                .map_or_else(|| encoder.clone(), |n| n.to_string_lossy().into_owned());
+            let frozen = if self.model.freeze_encoder {
+                "-frozen"
+            } else {
+                ""
+            };
+            return format!(
+                "{dataset}-{encoder}{frozen}-{}-s{}",
+                self.model.pooling, self.train.seed
+            );
+        }
         let layers = match self.model.layers {
             1 => String::new(),
             n => format!("-l{n}"),

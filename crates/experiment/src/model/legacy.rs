@@ -6,7 +6,7 @@ use burn::{
     prelude::*,
 };
 
-use super::Classifier;
+use super::ScratchClassifier;
 
 /// The record layout of the classifier before it held one attention field: the single-head
 /// baseline and the multi-head model had a field each, and the weights inside are the same.
@@ -22,8 +22,8 @@ pub(super) struct LegacyClassifier {
     output: Linear,
 }
 
-impl From<(Classifier, usize)> for LegacyClassifier {
-    fn from((c, heads): (Classifier, usize)) -> Self {
+impl From<(ScratchClassifier, usize)> for LegacyClassifier {
+    fn from((c, heads): (ScratchClassifier, usize)) -> Self {
         let (single, multi) = if heads == 1 {
             (Some(c.attention), None)
         } else {
@@ -42,7 +42,7 @@ impl From<(Classifier, usize)> for LegacyClassifier {
     }
 }
 
-impl From<LegacyClassifier> for Classifier {
+impl From<LegacyClassifier> for ScratchClassifier {
     fn from(c: LegacyClassifier) -> Self {
         Self {
             embedding: c.embedding,

@@ -1,5 +1,7 @@
-//! The seed experiment's classifier: embedding → [positional encoding] → dropout →
-//! self-attention → residual + LayerNorm → masked mean → dropout → linear.
+//! The classifier a run trains: the seed experiment's model trained from scratch (embedding →
+//! [positional encoding] → dropout → self-attention → residual + LayerNorm → masked mean →
+//! dropout → linear), or a pretrained BERT-family encoder with a linear head
+//! ([`PretrainedClassifier`]).
 
 use attention::{
     AttentionError, AttentionInput, EncoderInput, EncoderLayer, EncoderLayerConfig, LayerNorm,
@@ -20,9 +22,11 @@ use dataset::TextBatch;
 
 mod legacy;
 mod options;
+mod pretrained;
 
 use legacy::LegacyClassifier;
-pub use options::{ModelOptions, Positions};
+pub use options::{ModelOptions, Pooling, Positions};
+pub use pretrained::PretrainedClassifier;
 
 /// Configuration of [`Classifier`]: the sizes the data decides, and the [`ModelOptions`].
 #[derive(Config, Debug)]
@@ -37,6 +41,10 @@ pub struct ClassifierConfig {
     /// The hyperparameters. Default: [`ModelOptions::default`].
     #[config(default = "ModelOptions::default()")]
     pub options: ModelOptions,
+    /// The pretrained encoder's shape (its `config.json`), when `options.encoder` names one.
+    /// Default: `None` (trained from scratch).
+    #[config(default = "None")]
+    pub bert: Option<attention::BertConfig>,
 }
 
 /// A configuration value that cannot work, with the key to fix (as in the TOML file and, with
@@ -85,6 +93,15 @@ impl ClassifierConfig {
                 "vocab_size/n_classes",
                 "must be at least 1",
             ));
+        }
+        if self.options.encoder.is_some() {
+            return match &self.bert {
+                Some(bert) => bert
+                    .validate()
+                    .map_err(|e| ConfigError::new("encoder", e.to_string())),
+                // Filled in from the model's config.json once it is found.
+                None => Ok(()),
+            };
         }
         // The attention crate names its own fields; say them as this config's keys.
         let ours = |error: AttentionError| match error {
@@ -144,9 +161,44 @@ impl ClassifierConfig {
         LearnedPositionalEmbeddingConfig::new(self.options.d_model).with_max_len(self.max_len)
     }
 
-    /// Builds the model on `device`.
+    /// The model's size: a pretrained encoder's from its config (BERT's positions are a
+    /// learned table added to the embeddings), else the options'.
+    pub fn shape(&self) -> ModelShape {
+        match (&self.bert, &self.options.encoder) {
+            (Some(bert), Some(_)) => ModelShape {
+                layers: bert.num_hidden_layers,
+                heads: bert.num_attention_heads,
+                d_model: bert.hidden_size,
+                positions: Positions::Learned,
+            },
+            _ => ModelShape {
+                layers: self.options.layers,
+                heads: self.options.heads,
+                d_model: self.options.d_model,
+                positions: self.options.positions,
+            },
+        }
+    }
+
+    /// Builds the model on `device`: randomly initialised (a pretrained encoder's weights come
+    /// from [`PretrainedClassifier::load_pretrained`] or a record).
     pub fn init(&self, device: &Device) -> Classifier {
-        Classifier {
+        match &self.bert {
+            Some(bert) if self.options.encoder.is_some() => {
+                Classifier::Pretrained(PretrainedClassifier::init(
+                    bert,
+                    self.n_classes,
+                    self.options.pooling,
+                    self.options.dropout,
+                    device,
+                ))
+            }
+            _ => Classifier::Scratch(self.init_scratch(device)),
+        }
+    }
+
+    fn init_scratch(&self, device: &Device) -> ScratchClassifier {
+        ScratchClassifier {
             embedding: EmbeddingConfig::new(self.vocab_size, self.options.d_model)
                 .with_initializer(Initializer::Normal {
                     mean: 0.0,
@@ -170,18 +222,38 @@ impl ClassifierConfig {
     }
 
     /// The model with `record`'s weights, or the error when they do not fit this configuration
-    /// (a missing tensor or another shape). Records saved before the classifier held one
-    /// attention field (`single.*` for one head, `multi.*` for more) load as well.
+    /// (a missing tensor or another shape). Records of models trained from scratch saved before
+    /// the classifier had two kinds (no `Scratch.` in their names), and before it held one
+    /// attention field (`single.*` for one head, `multi.*` for more), load as well.
     pub fn load(&self, record: ModuleRecord, device: &Device) -> Result<Classifier, RecordError> {
         let error = match self.init(device).try_load_record(record.clone()) {
             Ok(model) => return Ok(model),
             Err(error) => error,
         };
-        LegacyClassifier::from((self.init(device), self.options.heads))
+        if self.options.encoder.is_some() {
+            return Err(error);
+        }
+        if let Ok(model) = self.init_scratch(device).try_load_record(record.clone()) {
+            return Ok(Classifier::Scratch(model));
+        }
+        LegacyClassifier::from((self.init_scratch(device), self.options.heads))
             .try_load_record(record)
-            .map(Classifier::from)
+            .map(|legacy| Classifier::Scratch(legacy.into()))
             .map_err(|_| error)
     }
+}
+
+/// A classifier's size, for summaries and run descriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelShape {
+    /// Attention layers.
+    pub layers: usize,
+    /// Heads per layer.
+    pub heads: usize,
+    /// Hidden width.
+    pub d_model: usize,
+    /// Where positions come from.
+    pub positions: Positions,
 }
 
 /// How many rows of `logits` have their largest value at the target class, as a one-element
@@ -194,9 +266,32 @@ pub fn correct_predictions(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor
     logits.argmax(1).reshape([n]).equal(targets).int().sum()
 }
 
-/// A one-layer attention text classifier.
+/// The model a run trains.
+// Built once per run and moved rarely; boxing a variant would put every parameter access of
+// training behind one more pointer for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
-pub struct Classifier {
+pub enum Classifier {
+    /// Trained from scratch: the seed's attention classifier.
+    Scratch(ScratchClassifier),
+    /// A pretrained BERT-family encoder with a linear head.
+    Pretrained(PretrainedClassifier),
+}
+
+/// Masked mean over the real tokens; an empty text (all padding) pools to zero.
+///
+/// # Shapes
+/// hidden `[batch, len, d]`, padding mask `[batch, len]` → `[batch, d]`
+pub fn masked_mean(hidden: Tensor<3>, mask_padding: Tensor<2, Bool>) -> Tensor<2> {
+    let [batch, _, d] = hidden.dims();
+    let keep = mask_padding.bool_not().float().unsqueeze_dim::<3>(2); // [batch, len, 1]
+    let pooled = (hidden * keep.clone()).sum_dim(1) / keep.sum_dim(1).clamp_min(1.0); // [batch, 1, d]
+    pooled.reshape([batch, d])
+}
+
+/// The attention text classifier trained from scratch: attention layers over word embeddings.
+#[derive(Module, Debug)]
+pub struct ScratchClassifier {
     embedding: Embedding,
     token_dropout: Dropout,
     positions: Option<SinusoidalPositionalEncoding>,
@@ -243,16 +338,86 @@ impl Classifier {
         self.run(tokens, mask_padding, false, None).0
     }
 
-    /// The first layer's attention heads.
+    /// The heads that [`classify_gated`](Self::classify_gated) gates: the first layer's for a
+    /// model trained from scratch, every layer's (layer-major) for a pretrained encoder.
     pub fn heads(&self) -> usize {
-        self.attention.n_heads
+        match self {
+            Self::Scratch(m) => m.attention.n_heads,
+            Self::Pretrained(m) => m.layers() * m.heads(),
+        }
+    }
+
+    /// A pretrained encoder's weights from its checkpoint folder `dir` (a model from scratch is
+    /// returned as it is).
+    pub fn load_pretrained(self, dir: &std::path::Path) -> Result<Self, AttentionError> {
+        match self {
+            Self::Pretrained(m) => Ok(Self::Pretrained(m.load_pretrained(dir)?)),
+            scratch => Ok(scratch),
+        }
+    }
+
+    /// A pretrained encoder without gradients, so only the head trains (a model from scratch is
+    /// returned as it is).
+    pub fn freeze_encoder(self) -> Self {
+        match self {
+            Self::Pretrained(m) => Self::Pretrained(m.freeze_encoder()),
+            scratch => scratch,
+        }
+    }
+
+    /// Heads per layer.
+    pub fn heads_per_layer(&self) -> usize {
+        match self {
+            Self::Scratch(m) => m.attention.n_heads,
+            Self::Pretrained(m) => m.heads(),
+        }
     }
 
     /// The number of classes.
     pub fn classes(&self) -> usize {
-        self.output.weight.dims()[1]
+        match self {
+            Self::Scratch(m) => m.output.weight.dims()[1],
+            Self::Pretrained(m) => m.classes(),
+        }
     }
 
+    fn run(
+        &self,
+        tokens: Tensor<2, Int>,
+        mask_padding: Tensor<2, Bool>,
+        with_weights: bool,
+        gates: Option<Tensor<1>>,
+    ) -> (Tensor<2>, Vec<Tensor<4>>) {
+        match self {
+            Self::Scratch(m) => m.run(tokens, mask_padding, with_weights, gates),
+            Self::Pretrained(m) => {
+                let gates = gates.map(|g| g.reshape([m.layers(), m.heads()]));
+                m.run(tokens, mask_padding, with_weights, gates)
+            }
+        }
+    }
+
+    /// Logits, loss and targets of a batch.
+    pub fn classify(&self, batch: TextBatch) -> ClassificationOutput {
+        self.classify_gated(batch, None)
+    }
+
+    /// [`classify`](Self::classify) with heads gated, `gates` `[heads()]` (0 removes a head):
+    /// what [`attention::head_importance`] differentiates and head masking evaluates.
+    pub fn classify_gated(
+        &self,
+        batch: TextBatch,
+        gates: Option<Tensor<1>>,
+    ) -> ClassificationOutput {
+        let (logits, _) = self.run(batch.tokens, batch.mask_padding, false, gates);
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits.clone(), batch.labels.clone());
+        ClassificationOutput::new(loss, logits, batch.labels)
+    }
+}
+
+impl ScratchClassifier {
     fn run(
         &self,
         tokens: Tensor<2, Int>,
@@ -297,34 +462,9 @@ impl Classifier {
         if !self.deeper.is_empty() {
             hidden = deeper.x;
         }
-        // Mean over real tokens only; an empty text (all padding) pools to zero.
-        let keep = mask_padding.bool_not().float().unsqueeze_dim::<3>(2); // [batch, len, 1]
-        let pooled = (hidden * keep.clone()).sum_dim(1) / keep.sum_dim(1).clamp_min(1.0); // [batch, 1, d]
-        let d_model = pooled.dims()[2];
-        let logits = self
-            .output
-            .forward(self.dropout.forward(pooled.reshape([batch, d_model])));
+        let pooled = masked_mean(hidden, mask_padding);
+        let logits = self.output.forward(self.dropout.forward(pooled));
         (logits, weights)
-    }
-
-    /// Logits, loss and targets of a batch.
-    pub fn classify(&self, batch: TextBatch) -> ClassificationOutput {
-        self.classify_gated(batch, None)
-    }
-
-    /// [`classify`](Self::classify) with the first layer's heads gated, `gates` `[heads]` (0
-    /// removes a head): what [`attention::head_importance`] differentiates and head masking
-    /// evaluates.
-    pub fn classify_gated(
-        &self,
-        batch: TextBatch,
-        gates: Option<Tensor<1>>,
-    ) -> ClassificationOutput {
-        let (logits, _) = self.run(batch.tokens, batch.mask_padding, false, gates);
-        let loss = CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits.clone(), batch.labels.clone());
-        ClassificationOutput::new(loss, logits, batch.labels)
     }
 }
 
@@ -369,7 +509,7 @@ mod tests {
     }
 
     #[test]
-    fn records_of_the_old_two_field_layout_load_and_others_are_an_error() {
+    fn records_of_older_layouts_load_and_others_are_an_error() {
         let device = Device::flex();
         let tokens = Tensor::<2, Int>::from_data([[2, 3, 4]], &device);
         let padding = Tensor::<2, Bool>::from_data([[false, false, false]], &device);
@@ -377,8 +517,18 @@ mod tests {
             let config = classifier(10, 2, heads, 8, true);
             let model = config.init(&device);
             let expected = values(model.logits(tokens.clone(), padding.clone()));
+            let Classifier::Scratch(scratch) = model else {
+                panic!("a model from scratch");
+            };
+            // Saved before the classifier had two kinds (no `Scratch.` prefix).
+            let unprefixed = scratch.clone().into_record();
+            let loaded = config.load(unprefixed, &device).unwrap();
+            assert_eq!(
+                values(loaded.logits(tokens.clone(), padding.clone())),
+                expected
+            );
             // Saved as models were before they had one attention field.
-            let legacy = LegacyClassifier::from((model, heads)).into_record();
+            let legacy = LegacyClassifier::from((scratch, heads)).into_record();
             let loaded = config.load(legacy, &device).unwrap();
             assert_eq!(
                 values(loaded.logits(tokens.clone(), padding.clone())),

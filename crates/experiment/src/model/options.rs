@@ -29,6 +29,18 @@ pub struct ModelOptions {
     pub token_dropout: f64,
     /// Standard deviation of the embedding initialisation. Default: 1.0 (burn's default).
     pub embedding_std: f64,
+    /// A pretrained encoder to fine-tune instead of a model from scratch: a name `experiment
+    /// fetch` knows (`minilm-l6`), found in `DATA_DIR/models/`, or a folder holding a BERT
+    /// checkpoint (`config.json`, `model.safetensors`, `tokenizer.json`). Its config then
+    /// decides d_model, layers, heads and positions, and its tokenizer the ids. Default: none.
+    pub encoder: Option<String>,
+    /// How a pretrained encoder's states become one vector: `cls` (the `[CLS]` token through
+    /// the checkpoint's pooler, as BERT fine-tuning does) or `mean` (over the real tokens, as
+    /// sentence-transformers do and as the models from scratch always do). Default: mean.
+    pub pooling: Pooling,
+    /// Train the classification head alone, the pretrained encoder frozen (a linear probe).
+    /// Default: false.
+    pub freeze_encoder: bool,
 }
 
 impl Default for ModelOptions {
@@ -42,8 +54,32 @@ impl Default for ModelOptions {
             attention_dropout: 0.0,
             token_dropout: 0.0,
             embedding_std: 1.0,
+            encoder: None,
+            pooling: Pooling::Mean,
+            freeze_encoder: false,
         }
     }
+}
+
+/// How a pretrained encoder's hidden states are pooled into one vector per text.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The `[CLS]` token's state, through the checkpoint's pooler (`tanh(Linear)`) if it has one.
+    Cls,
+    /// The mean over the real tokens.
+    #[default]
+    Mean,
 }
 
 /// How the classifier encodes token positions.
@@ -93,13 +129,22 @@ impl Positions {
 }
 
 /// The name used in flags, files and run names (clap's, which serde's `lowercase` matches).
+fn value_name(value: &impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .expect("no skipped variants")
+        .get_name()
+        .to_string()
+}
+
 impl std::fmt::Display for Positions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use clap::ValueEnum;
-        f.write_str(
-            self.to_possible_value()
-                .expect("no skipped variants")
-                .get_name(),
-        )
+        f.write_str(&value_name(self))
+    }
+}
+
+impl std::fmt::Display for Pooling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&value_name(self))
     }
 }

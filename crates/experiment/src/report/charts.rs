@@ -322,6 +322,87 @@ pub fn finals(report: &Report, path: &Path) -> Result<()> {
     root.present().map_err(draw_err)
 }
 
+/// One model's pruning curves (`experiment heads`): validation accuracy against the share of
+/// heads masked, by importance and in each random order (their mean drawn thicker).
+pub fn pruning_shares(
+    path: &Path,
+    title: &str,
+    shares: &[f64],
+    by_importance: &[f64],
+    random: &[Vec<f64>],
+) -> Result<()> {
+    fonts();
+    let root = BitMapBackend::new(path, (700, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_err)?;
+    let root = root.titled(title, ("sans-serif", 20)).map_err(draw_err)?;
+    let points = |curve: &[f64]| -> Vec<(f64, f64)> {
+        shares
+            .iter()
+            .zip(curve)
+            .map(|(&x, &y)| (100.0 * x, 100.0 * y))
+            .collect()
+    };
+    let all = by_importance.iter().chain(random.iter().flatten());
+    let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), &y| {
+        (lo.min(100.0 * y), hi.max(100.0 * y))
+    });
+    let (lo, hi) = if lo > hi { (0.0, 100.0) } else { (lo, hi) };
+    let pad = ((hi - lo) * 0.08).max(0.5);
+    let right = 100.0 * shares.last().copied().unwrap_or(1.0);
+    let mut chart = ChartBuilder::on(&root)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-2.0..right + 2.0, (lo - pad)..(hi + pad))
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("heads masked (%)")
+        .y_desc("validation accuracy (%)")
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(draw_err)?;
+    let grey = RGBColor(150, 150, 150).to_rgba();
+    for (i, curve) in random.iter().enumerate() {
+        let drawn = chart
+            .draw_series(LineSeries::new(points(curve), grey.stroke_width(1)))
+            .map_err(draw_err)?;
+        if i == 0 {
+            drawn.label("random orders").legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(2))
+            });
+        }
+    }
+    let mut lines = vec![(colour(0), "least important first", points(by_importance))];
+    if !random.is_empty() {
+        let mean: Vec<f64> = (0..shares.len())
+            .map(|k| random.iter().map(|c| c[k]).sum::<f64>() / random.len() as f64)
+            .collect();
+        lines.push((colour(1), "random orders, mean", points(&mean)));
+    }
+    for (colour, name, pts) in lines {
+        chart
+            .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(3)))
+            .map_err(draw_err)?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+            });
+        chart
+            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
+            .map_err(draw_err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_err)?;
+    root.present().map_err(draw_err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub mod charts;
 pub mod heatmaps;
 mod markdown;
+pub mod pruning;
 
 use crate::{
     analysis::HeadFocus,

@@ -9,7 +9,14 @@ use std::{
 
 use anyhow::{Result, bail};
 use burn::{
-    optim::{AdamWConfig, lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig},
+    optim::{
+        AdamWConfig,
+        lr_scheduler::{
+            LrSchedulerConfig, cosine::CosineAnnealingLrSchedulerConfig,
+            linear::LinearLrSchedulerConfig, module_lr_scheduler::ModuleLrScheduler,
+            sequential::SequentialLrSchedulerConfig,
+        },
+    },
     prelude::*,
     train::{
         ExecutionStrategy, Interrupter, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim,
@@ -64,6 +71,28 @@ pub(super) struct Launched {
     pub started: Instant,
 }
 
+/// The learning rate over `iterations` steps: `warmup`'s share rising linearly to `lr` (from
+/// `lr / steps`, as burn's schedulers start above 0), then the schedule over the rest.
+fn schedule(config: &ExperimentConfig, iterations: usize) -> Result<ModuleLrScheduler, String> {
+    let lr = config.train.lr;
+    let warmup = (config.train.warmup * iterations as f64).round() as usize;
+    let rest = iterations.saturating_sub(warmup).max(1);
+    let main = match config.train.schedule {
+        Schedule::Constant => LrSchedulerConfig::Constant(lr),
+        Schedule::Cosine => {
+            LrSchedulerConfig::Cosine(CosineAnnealingLrSchedulerConfig::new(lr, rest))
+        }
+        Schedule::Linear => LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(lr, 0.0, rest)),
+    };
+    let (schedulers, milestones) = if warmup == 0 {
+        (vec![main], vec![])
+    } else {
+        let rise = LinearLrSchedulerConfig::new(lr / warmup as f64, lr, warmup);
+        (vec![LrSchedulerConfig::Linear(rise), main], vec![warmup])
+    };
+    SequentialLrSchedulerConfig::new(schedulers, milestones).init()
+}
+
 /// Trains `model` from `setup.start` to the configured epochs (or early stopping).
 pub(super) fn launch(setup: &Setup, model: Classifier) -> Result<Launched> {
     let Setup {
@@ -103,12 +132,8 @@ pub(super) fn launch(setup: &Setup, model: Classifier) -> Result<Launched> {
             device_batch,
             config.train.batching,
         );
-    let scheduler = match config.train.schedule {
-        Schedule::Constant => config.train.lr.into(),
-        Schedule::Cosine => CosineAnnealingLrSchedulerConfig::new(config.train.lr, iterations)
-            .init()
-            .map_err(|e| anyhow::anyhow!("invalid learning-rate schedule: {e}"))?,
-    };
+    let scheduler = schedule(config, iterations)
+        .map_err(|e| anyhow::anyhow!("invalid learning-rate schedule: {e}"))?;
 
     let interrupter = Interrupter::new();
     let throughput = Arc::new(Mutex::new(Throughput::default()));

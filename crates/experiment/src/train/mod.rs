@@ -20,15 +20,15 @@ use burn::{
     prelude::*,
     train::{Interrupter, renderer::MetricsRenderer},
 };
-use dataset::{TextDataset, TextItem, Vocabulary};
+use dataset::{TextDataset, TextItem};
 
 use crate::{
     backend,
     checkpoint::{forget_epochs_after, resume_point},
     config::{Backend, ExperimentConfig},
-    data::{self, load_dataset},
+    data::{Tokenizer, encoder_dir, load_dataset},
     evaluate::{evaluate, macro_f1},
-    model::Positions,
+    model::{ClassifierConfig, Positions},
     run_dir::{self, RunLock, Summary, epoch_metrics, files, read_labels, write},
 };
 
@@ -48,19 +48,107 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
     config.validate()?;
     let data = load_dataset(config)?;
     // Everything that can fail on user input fails before the output folder is touched.
+    let encoder = config
+        .model
+        .encoder
+        .as_ref()
+        .map(|name| encoder_dir(config, name))
+        .transpose()?;
+    let tokenizer = Tokenizer::new(config, &data, encoder.as_deref())?;
+    let model_config = model_config(config, &tokenizer, data.n_classes(), encoder.as_deref())?;
     let devices = backend::devices(config.backend, config.train.devices)?;
     let _lock = run_dir::claim(&options.out, options.overwrite)?;
     let out = options.out.as_path();
 
-    let vocab = data::vocabulary(config, &data);
-    vocab.save(&out.join(files::VOCAB))?;
+    tokenizer.save(out, encoder.as_deref())?;
     write(out, files::CONFIG, &config.to_toml())?;
     write(
         out,
         files::LABELS,
         &serde_json::to_string_pretty(&data.labels)?,
     )?;
-    fit(config, &data, &vocab, devices, options, 0)
+    let run = Run {
+        config,
+        data: &data,
+        tokenizer: &tokenizer,
+        model_config,
+        encoder: encoder.as_deref(),
+    };
+    fit(&run, devices, options, 0)
+}
+
+/// The classifier `config` trains on `tokenizer`'s ids: from scratch, or the pretrained encoder
+/// in the folder `encoder`, whose `config.json` gives its shape.
+pub(crate) fn model_config(
+    config: &ExperimentConfig,
+    tokenizer: &Tokenizer,
+    n_classes: usize,
+    encoder: Option<&Path>,
+) -> Result<ClassifierConfig> {
+    let model_config = config.model_config(tokenizer.len(), n_classes);
+    let Some(dir) = encoder else {
+        return Ok(model_config);
+    };
+    let path = dir.join("config.json");
+    let bert = attention::BertConfig::from_hf_json(&dataset::read_text(&path)?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if tokenizer.len() > bert.vocab_size {
+        bail!(
+            "{}: the tokenizer has {} entries but the model's vocabulary {}; they are not one model's",
+            dir.join(files::TOKENIZER).display(),
+            tokenizer.len(),
+            bert.vocab_size
+        );
+    }
+    if config.data.max_len > bert.max_position_embeddings {
+        bail!(
+            "invalid max_len: {} tokens, but {} holds {} positions",
+            config.data.max_len,
+            path.display(),
+            bert.max_position_embeddings
+        );
+    }
+    let model_config = ClassifierConfig {
+        vocab_size: bert.vocab_size,
+        bert: Some(bert),
+        ..model_config
+    };
+    model_config.validate()?;
+    Ok(model_config)
+}
+
+/// The classifier of the run in `dir`: for a pretrained encoder the shape it saved in
+/// `model.json` (its folder need not be there), else what `config` builds.
+pub(crate) fn run_model_config(
+    dir: &Path,
+    config: &ExperimentConfig,
+    tokenizer: &Tokenizer,
+    n_classes: usize,
+) -> Result<ClassifierConfig> {
+    if config.model.encoder.is_none() {
+        return Ok(config.model_config(tokenizer.len(), n_classes));
+    }
+    let path = dir.join(files::MODEL_CONFIG);
+    let saved: ClassifierConfig = serde_json::from_str(&run_dir::read_text(&path)?)
+        .with_context(|| format!("{}: not a valid model configuration", path.display()))?;
+    if saved.bert.is_none() || saved.options != config.model || saved.n_classes != n_classes {
+        bail!(
+            "{}: not the model {} describes; the folder mixes two runs",
+            path.display(),
+            files::CONFIG
+        );
+    }
+    Ok(saved)
+}
+
+/// What a run trains: the data, its ids, the model, and where a pretrained encoder's weights are.
+struct Run<'a> {
+    config: &'a ExperimentConfig,
+    data: &'a TextDataset,
+    tokenizer: &'a Tokenizer,
+    model_config: ClassifierConfig,
+    /// The encoder's folder, for a new run of a pretrained encoder.
+    encoder: Option<&'a Path>,
 }
 
 /// Continues an interrupted run in `dir` from its last complete checkpoint, with the run's own
@@ -95,7 +183,7 @@ pub fn resume(dir: &Path, backend: Option<Backend>, dashboard: bool) -> Result<S
         }
     }
     let data = load_dataset(&config)?;
-    let vocab = Vocabulary::load(&dir.join(files::VOCAB))?;
+    let tokenizer = Tokenizer::open(dir, &config)?;
     let labels = read_labels(dir)?;
     if labels != data.labels {
         bail!(
@@ -107,7 +195,8 @@ pub fn resume(dir: &Path, backend: Option<Backend>, dashboard: bool) -> Result<S
     }
     let devices = backend::devices(config.backend, config.train.devices)?;
     let _lock = RunLock::acquire(dir)?;
-    let epoch = resume_point(dir, &config, vocab.len(), data.n_classes())?;
+    let model_config = run_model_config(dir, &config, &tokenizer, data.n_classes())?;
+    let epoch = resume_point(dir, &model_config)?;
     forget_epochs_after(dir, epoch)?;
     println!(
         "resuming {} after epoch {epoch} of {}",
@@ -119,37 +208,57 @@ pub fn resume(dir: &Path, backend: Option<Backend>, dashboard: bool) -> Result<S
         dashboard,
         overwrite: false,
     };
-    fit(&config, &data, &vocab, devices, &options, epoch)
+    let run = Run {
+        config: &config,
+        data: &data,
+        tokenizer: &tokenizer,
+        model_config,
+        encoder: None,
+    };
+    fit(&run, devices, &options, epoch)
 }
 
 /// Trains from epoch `start` (0: from scratch; else the checkpoint of that epoch) on `devices`
 /// (the first one holds the model and evaluates) and writes the artifacts.
-fn fit(
-    config: &ExperimentConfig,
-    data: &TextDataset,
-    vocab: &Vocabulary,
-    devices: Vec<Device>,
-    options: &RunOptions,
-    start: usize,
-) -> Result<Summary> {
+fn fit(run: &Run, devices: Vec<Device>, options: &RunOptions, start: usize) -> Result<Summary> {
+    let Run {
+        config,
+        data,
+        tokenizer,
+        ref model_config,
+        encoder,
+    } = *run;
     let out = options.out.as_path();
     let device = devices[0].clone();
     // A resumed run continues with fresh RNG streams rather than replaying epoch 1's.
     let seed = config.train.seed + start as u64;
     device.seed(seed);
-    let model_config = config.model_config(vocab.len(), data.n_classes());
     model_config
         .save(out.join(files::MODEL_CONFIG))
         .context("saving the model config")?;
     // Built on the autodiff device: burn 0.22 compares devices without their autodiff flag, so
     // the learner's fork onto `device.autodiff()` would leave a plain model untracked.
-    let model = model_config.init(&device.clone().autodiff());
+    let mut model = model_config.init(&device.clone().autodiff());
+    if let (Some(dir), 0) = (encoder, start) {
+        model = model.load_pretrained(dir)?;
+    }
+    if config.model.freeze_encoder {
+        model = model.freeze_encoder();
+    }
     let params = model.num_params();
-    println!("{}", describe(config, data, vocab, params));
+    println!(
+        "{}",
+        describe(config, data, tokenizer, model_config, params)
+    );
 
     // Shared by the loaders and the final evaluation, not copied for each.
-    let train_items: Arc<[TextItem]> = vocab.encode_examples(&data.train).into();
-    let valid_items: Arc<[TextItem]> = vocab.encode_examples(&data.validation).into();
+    let train_items: Arc<[TextItem]> = tokenizer.encode_examples(&data.train)?.into();
+    let valid_items: Arc<[TextItem]> = tokenizer.encode_examples(&data.validation)?.into();
+    let test_items = data
+        .test
+        .as_ref()
+        .map(|t| tokenizer.encode_examples(t))
+        .transpose()?;
     let batcher = config.batcher();
     let launched = learner::launch(
         &learner::Setup {
@@ -181,30 +290,23 @@ fn fit(
             .map(|e| serde_json::to_string(e).unwrap() + "\n")
             .collect::<String>(),
     )?;
-    let kept = keep::load_mean(out, &averaged, &model_config, &device)?;
+    let kept = keep::load_mean(out, &averaged, model_config, &device)?;
     let best = averaged[0];
 
     let batch_size = config.train.batch_size.max(64);
     let train = evaluate(&kept, train_items, &batcher, batch_size, &device);
     let valid = evaluate(&kept, valid_items, &batcher, batch_size, &device);
-    let test = data.test.as_ref().map(|t| {
-        evaluate(
-            &kept,
-            vocab.encode_examples(t),
-            &batcher,
-            batch_size,
-            &device,
-        )
-    });
+    let test = test_items.map(|t| evaluate(&kept, t, &batcher, batch_size, &device));
     let throughput = &launched.throughput;
+    let shape = model_config.shape();
     let summary = Summary {
         dataset: data.name.clone(),
         backend: config.backend.to_string(),
-        heads: config.model.heads,
-        d_model: config.model.d_model,
-        layers: config.model.layers,
-        pe: config.model.positions != Positions::None,
-        positions: Some(config.model.positions),
+        heads: shape.heads,
+        d_model: shape.d_model,
+        layers: shape.layers,
+        pe: shape.positions != Positions::None,
+        positions: Some(shape.positions),
         seed: config.train.seed,
         params,
         epochs_run: epochs.len(),
@@ -247,12 +349,26 @@ fn fit(
 fn describe(
     config: &ExperimentConfig,
     data: &TextDataset,
-    vocab: &Vocabulary,
+    tokenizer: &Tokenizer,
+    model_config: &ClassifierConfig,
     params: usize,
 ) -> String {
     let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let shape = model_config.shape();
+    let encoder = match &config.model.encoder {
+        Some(name) => format!(
+            "{name}{}, pooling {}, ",
+            if config.model.freeze_encoder {
+                " (frozen)"
+            } else {
+                ""
+            },
+            config.model.pooling
+        ),
+        None => String::new(),
+    };
     format!(
-        "{}: {} train / {} validation{} examples, {} classes, vocabulary {}; model {} parameters ({} layer{}, {} head{}, d_model {}, positions {}) on {}",
+        "{}: {} train / {} validation{} examples, {} classes, vocabulary {}; model {encoder}{} parameters ({} layer{}, {} head{}, d_model {}, positions {}) on {}",
         data.name,
         data.train.len(),
         data.validation.len(),
@@ -260,14 +376,14 @@ fn describe(
             .as_ref()
             .map_or_else(String::new, |t| format!(" / {} test", t.len())),
         data.n_classes(),
-        vocab.len(),
+        tokenizer.len(),
         params,
-        config.model.layers,
-        plural(config.model.layers),
-        config.model.heads,
-        plural(config.model.heads),
-        config.model.d_model,
-        config.model.positions,
+        shape.layers,
+        plural(shape.layers),
+        shape.heads,
+        plural(shape.heads),
+        shape.d_model,
+        shape.positions,
         config.backend,
     )
 }

@@ -43,3 +43,14 @@ pub fn assert_success(output: &Output) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `experiment train --resume DIR --no-tui`, asserting that it succeeded; returns its stdout.
+pub fn resume(dir: &Path) -> String {
+    let output = binary()
+        .args(["train", "--no-tui", "--resume"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert_success(&output);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Fine-tuning throughput (issue 21): `experiment train --config experiments/minilm-finetune.toml`
+# (MiniLM-L6 through burn-train's learner) beside PyTorch + HF transformers fine-tuning the same
+# checkpoint (`benches/pytorch_reference.py --encoder`, attention written out and through SDPA),
+# alternating, at the same thread counts, batch 32 and batching.
+#
+#   benches/finetune.sh DATASET_DIR ENCODER_DIR [THREADS...]      # default threads: 1 2
+#   ROUNDS=2 EXAMPLES=1280 BATCHING=bucket benches/finetune.sh ../shared/datasets/sst2 DATA/models/minilm-l6
+#
+# Both train on the first EXAMPLES texts of DATASET_DIR/train.tsv (default 1,280 = 40 batches):
+# burn one epoch (the learner's samples/s over the training split, its first steps included),
+# PyTorch the same number of steps after 5 untimed ones. Prints one JSON line per run, also
+# appended to $RESULTS (default benches/results/finetune.jsonl); `python3 benches/summarize.py
+# FILE` tabulates them. Needs `pip install torch transformers`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+data=${1:?usage: benches/finetune.sh DATASET_DIR ENCODER_DIR [THREADS...]}
+encoder=${2:?usage: benches/finetune.sh DATASET_DIR ENCODER_DIR [THREADS...]}
+shift 2
+threads=("$@")
+[[ $# -eq 0 ]] && threads=(1 2)
+rounds=${ROUNDS:-2}
+examples=${EXAMPLES:-1280}
+batching=${BATCHING:-bucket}
+results=${RESULTS:-benches/results/finetune.jsonl}
+mkdir -p "$(dirname "$results")"
+
+source benches/common.sh
+exe=$(experiment_exe)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir "$tmp/data"
+head -n "$examples" "$data/train.tsv" > "$tmp/data/train.tsv"
+# Validation is not timed; a few texts keep the run short.
+head -n 64 "$data/validation.tsv" > "$tmp/data/validation.tsv"
+steps=$(( examples / 32 ))
+
+for t in "${threads[@]}"; do
+    for round in $(seq "$rounds"); do
+        out=$tmp/run-$t-$round
+        RAYON_NUM_THREADS=$t "$exe" train --no-tui --config experiments/minilm-finetune.toml \
+            --encoder "$encoder" --dataset "$tmp/data" --batching "$batching" --epochs 1 \
+            --out "$out" >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; exit 1; }
+        python3 - "$out/summary.json" "$t" "$batching" <<'PY' | tee -a "$results"
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(json.dumps({
+    "program": "burn-learner-minilm", "backend": s["backend"], "threads": sys.argv[2],
+    "batching": sys.argv[3], "samples_per_s": s["train_samples_per_s"], "seconds": s["seconds"],
+}))
+PY
+        for sdpa in "" --sdpa; do
+            python3 benches/pytorch_reference.py --dataset "$tmp/data" --encoder "$encoder" \
+                --threads "$t" --steps "$steps" --warmup 5 --batch-size 32 --batching "$batching" \
+                $sdpa 2>/dev/null | tee -a "$results"
+        done
+    done
+done
