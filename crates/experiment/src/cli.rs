@@ -210,6 +210,9 @@ pub struct PredictArgs {
     /// Head shown token × token in the heatmap.
     #[arg(long, default_value_t = 0)]
     pub head: usize,
+    /// The layer whose heads are shown (1 = the first; a fine-tuned MiniLM has 6).
+    #[arg(long, default_value_t = 1)]
+    pub layer: usize,
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,

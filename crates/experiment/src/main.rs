@@ -104,7 +104,7 @@ fn predict(args: &PredictArgs) -> Result<()> {
     let run = TrainedRun::open(&args.run, backend::device(args.backend)?)?;
     let colour = std::io::stdout().is_terminal();
     for (i, text) in args.texts.iter().enumerate() {
-        let prediction = run.predict(text);
+        let prediction = run.predict(text, args.layer)?;
         print!("{}", predict::describe(&run, text, &prediction, colour));
         if i == 0
             && let Some(png) = &args.png

@@ -174,19 +174,25 @@ impl TrainedRun {
         })
     }
 
-    /// Predicts one text.
-    pub fn predict(&self, text: &str) -> Prediction {
+    /// Predicts one text, with the attention of the heads of `layer` (1 = the first).
+    pub fn predict(&self, text: &str, layer: usize) -> Result<Prediction> {
         let encoder = TextEncoder::new(&self.tokenizer, self.config.data.max_len);
         let tokens = encoder.tokens(text);
         let batch = encoder.batch(vec![encoder.item(&tokens, 0)], &self.device);
         let out = self.model.forward(batch.tokens, batch.mask_padding);
+        let layers = out.layer_weights.len();
+        let Some(weights) = layer
+            .checked_sub(1)
+            .and_then(|i| out.layer_weights.get(i).cloned())
+        else {
+            bail!("--layer {layer}: the model has layers 1 to {layers}");
+        };
         let probabilities = softmax(out.logits, 1)
             .into_data()
             .try_into_vec_as::<f32>()
             .unwrap_or_default();
-        let [_, heads, len, _] = out.weights.dims();
-        let flat = out
-            .weights
+        let [_, heads, len, _] = weights.dims();
+        let flat = weights
             .into_data()
             .try_into_vec_as::<f32>()
             .unwrap_or_default();
@@ -197,10 +203,10 @@ impl TrainedRun {
                     .collect()
             })
             .collect();
-        Prediction {
+        Ok(Prediction {
             tokens,
             probabilities,
             weights,
-        }
+        })
     }
 }

@@ -114,6 +114,27 @@ fn fine_tunes_a_checkpoint_and_predicts_from_the_run_folder_alone() {
         stdout.contains("[CLS]") && stdout.contains("[SEP]"),
         "{stdout}"
     );
+    // The second layer's heads, in the text and the heatmap; a third layer is an error.
+    let png = dir.path().join("layer2.png");
+    let output = binary()
+        .args(["predict", "--layer", "2", "--head", "3", "--png"])
+        .arg(&png)
+        .arg("--run")
+        .arg(&out)
+        .arg("a good film")
+        .output()
+        .unwrap();
+    assert_success(&output);
+    assert!(png.exists() && String::from_utf8_lossy(&output.stdout).contains("head 3"));
+    let output = binary()
+        .args(["predict", "--layer", "3", "--run"])
+        .arg(&out)
+        .arg("a good film")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--layer 3: the model has layers 1 to 2")
+    );
 
     // Every layer's heads: 2 × 4, named layer.head, pruned by importance and in random orders.
     let output = binary()
