@@ -46,7 +46,7 @@ pub enum Command {
 pub struct RecipeArgs {
     /// TOML file with any of the keys below (snake_case) in its section: `backend` at the top,
     /// then `[data]` (dataset … min_freq, max_vocab), `[model]` (heads, positions, d_model, layers, the
-    /// dropouts, embedding_std, encoder, pooling, freeze_encoder), `[train]` (devices, epochs … seed).
+    /// dropouts, embedding_std, encoder, pooling, freeze_encoder, freeze_embeddings), `[train]` (devices, epochs … seed).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Compute backend [default: flex].
@@ -140,6 +140,10 @@ pub struct TrainArgs {
     /// Train only the linear head on the frozen encoder (a linear probe).
     #[arg(long, requires = "encoder")]
     pub freeze_encoder: bool,
+    /// Keep the encoder's word-embedding table as it is and train the rest (faster on short
+    /// texts: its dense gradient and optimiser step are skipped).
+    #[arg(long, requires = "encoder", conflicts_with = "freeze_encoder")]
+    pub freeze_embeddings: bool,
     /// Seed for initialisation, dropout and shuffling [default: 42].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -155,7 +159,7 @@ pub struct TrainArgs {
         "config", "dataset", "data_dir", "download", "devices", "d_model", "layers", "dropout", "attention_dropout",
         "token_dropout", "embedding_std", "epochs", "batch_size", "batching", "lr", "weight_decay",
         "schedule", "warmup", "patience", "average", "max_len", "min_freq", "heads", "positions", "pe", "seed", "out", "overwrite",
-        "encoder", "pooling", "freeze_encoder",
+        "encoder", "pooling", "freeze_encoder", "freeze_embeddings",
     ])]
     pub resume: Option<PathBuf>,
     /// Print a compact log instead of the terminal dashboard (automatic when not a terminal).
@@ -347,6 +351,7 @@ impl TrainArgs {
             c.model.encoder = self.encoder.clone();
         }
         c.model.freeze_encoder |= self.freeze_encoder;
+        c.model.freeze_embeddings |= self.freeze_embeddings;
         if let Some(pe) = self.pe {
             c.model.positions = Positions::from_pe(pe);
         }

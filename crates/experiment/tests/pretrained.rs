@@ -185,6 +185,45 @@ fn a_linear_probe_keeps_the_encoder_and_an_interrupted_run_resumes() {
     assert_eq!(summary(&out)["epochs_run"], 2);
 }
 
+/// The word embeddings of the model kept in the run folder `out`, and of the checkpoint.
+fn word_embeddings(out: &Path, checkpoint: &Path) -> (Vec<f32>, Vec<f32>) {
+    use burn::prelude::*;
+    let device = Device::flex();
+    let run = experiment::trained::TrainedRun::open(out, device.clone()).unwrap();
+    let experiment::model::Classifier::Pretrained(model) = &run.model else {
+        panic!("a pretrained model");
+    };
+    let (_, original) = attention::BertModel::from_pretrained(checkpoint, &device).unwrap();
+    let values = |m: &attention::BertModel| {
+        m.embeddings
+            .word
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    (values(model.encoder()), values(&original))
+}
+
+#[test]
+fn frozen_word_embeddings_stay_as_the_checkpoint_has_them_through_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_folder(dir.path(), "data", 128);
+    let encoder = tiny_checkpoint(dir.path());
+    for (flag, frozen) in [("--freeze-embeddings", true), ("--epochs", false)] {
+        let out = dir.path().join(flag.trim_start_matches('-'));
+        let extra: &[&str] = if frozen {
+            &[flag, "--epochs", "1"]
+        } else {
+            &[flag, "1"]
+        };
+        assert_success(&fine_tune(&data, &encoder, &out, extra));
+        let (trained, original) = word_embeddings(&out, &encoder);
+        assert_eq!(trained == original, frozen, "{flag}");
+    }
+}
+
 #[test]
 fn bad_encoders_fail_in_one_line_naming_the_cause() {
     let dir = tempfile::tempdir().unwrap();

@@ -338,7 +338,14 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
             .lines()
             // Keys 0.1 did not have.
             .filter(|l| {
-                let added = ["layers", "average", "warmup", "pooling", "freeze_encoder"];
+                let added = [
+                    "layers",
+                    "average",
+                    "warmup",
+                    "pooling",
+                    "freeze_encoder",
+                    "freeze_embeddings",
+                ];
                 !l.starts_with('[') && !added.iter().any(|k| l.starts_with(&format!("{k} =")))
             })
             .map(|l| l.replace("positions = \"sinusoidal\"", "pe = true"))
@@ -354,6 +361,7 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
             "encoder",
             "pooling",
             "freeze_encoder",
+            "freeze_embeddings",
         ] {
             options.remove(added);
         }

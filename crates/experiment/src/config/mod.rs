@@ -265,11 +265,13 @@ impl ExperimentConfig {
                     reason: e.to_string(),
                 })?;
             }
-        } else if self.model.freeze_encoder {
-            return err(
-                "freeze_encoder",
-                "needs a pretrained encoder (set encoder)".into(),
-            );
+        } else if self.model.freeze_encoder || self.model.freeze_embeddings {
+            let key = if self.model.freeze_encoder {
+                "freeze_encoder"
+            } else {
+                "freeze_embeddings"
+            };
+            return err(key, "needs a pretrained encoder (set encoder)".into());
         }
         if self.data.max_vocab < 3 {
             return err(
@@ -325,10 +327,10 @@ impl ExperimentConfig {
             let encoder = Path::new(encoder)
                 .file_name()
                 .map_or_else(|| encoder.clone(), |n| n.to_string_lossy().into_owned());
-            let frozen = if self.model.freeze_encoder {
-                "-frozen"
-            } else {
-                ""
+            let frozen = match (self.model.freeze_encoder, self.model.freeze_embeddings) {
+                (true, _) => "-frozen",
+                (false, true) => "-frozen-embeddings",
+                (false, false) => "",
             };
             return format!(
                 "{dataset}-{encoder}{frozen}-{}-s{}",

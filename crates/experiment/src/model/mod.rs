@@ -365,6 +365,15 @@ impl Classifier {
         }
     }
 
+    /// A pretrained encoder's word-embedding table frozen (a model from scratch is returned as
+    /// it is).
+    pub fn freeze_embeddings(self) -> Self {
+        match self {
+            Self::Pretrained(m) => Self::Pretrained(m.freeze_embeddings()),
+            scratch => scratch,
+        }
+    }
+
     /// Heads per layer.
     pub fn heads_per_layer(&self) -> usize {
         match self {

@@ -41,6 +41,10 @@ pub struct ModelOptions {
     /// Train the classification head alone, the pretrained encoder frozen (a linear probe).
     /// Default: false.
     pub freeze_encoder: bool,
+    /// Keep a pretrained encoder's word-embedding table (the largest tensor: 30,522 × 384 in
+    /// MiniLM) as it is and train the rest: its dense gradient and optimiser step are a large
+    /// share of a step on short texts. Default: false.
+    pub freeze_embeddings: bool,
 }
 
 impl Default for ModelOptions {
@@ -57,6 +61,7 @@ impl Default for ModelOptions {
             encoder: None,
             pooling: Pooling::Mean,
             freeze_encoder: false,
+            freeze_embeddings: false,
         }
     }
 }

@@ -76,6 +76,17 @@ impl PretrainedClassifier {
         self
     }
 
+    /// The word-embedding table frozen; the rest of the encoder trains.
+    pub fn freeze_embeddings(mut self) -> Self {
+        self.encoder.embeddings.word = self.encoder.embeddings.word.freeze();
+        self
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &BertModel {
+        &self.encoder
+    }
+
     /// Encoder layers.
     pub fn layers(&self) -> usize {
         self.encoder.layers.len()
@@ -174,6 +185,15 @@ mod tests {
             "the frozen encoder has a gradient"
         );
         assert!(model.output.weight.val().grad(&grads).is_some());
+
+        let model =
+            PretrainedClassifier::init(&tiny(), 2, Pooling::Mean, 0.0, &device).freeze_embeddings();
+        let (logits, _) = model.run(tokens.clone(), tokens.clone().equal_elem(0), false, None);
+        let grads = logits.sum().backward();
+        let embeddings = &model.encoder.embeddings;
+        assert!(embeddings.word.weight.val().grad(&grads).is_none());
+        assert!(embeddings.position.weight.val().grad(&grads).is_some());
+        let model = model.freeze_encoder();
 
         // Parameters that ask for gradients again (a checkpoint loaded into them) get none.
         let mut thawed = model.clone();

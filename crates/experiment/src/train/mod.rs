@@ -244,6 +244,8 @@ fn fit(run: &Run, devices: Vec<Device>, options: &RunOptions, start: usize) -> R
     }
     if config.model.freeze_encoder {
         model = model.freeze_encoder();
+    } else if config.model.freeze_embeddings {
+        model = model.freeze_embeddings();
     }
     let params = model.num_params();
     println!(
