@@ -84,6 +84,12 @@ pub fn compare(
     if jobs == 0 {
         bail!("--jobs must be at least 1");
     }
+    if let Some(encoder) = &base.model.encoder {
+        // Its config fixes the heads, positions and depth that the conditions would vary.
+        bail!(
+            "compare varies heads, positions and layers of models from scratch, but encoder = {encoder:?} fixes them; train its seeds with `experiment train --seed N` (experiments/minilm-finetune.sh) and analyse them with `experiment heads`"
+        );
+    }
     let data = load_dataset(base)?;
     let total = conditions.len() * seeds.len();
     let mut plan = Vec::with_capacity(total);

@@ -381,6 +381,24 @@ fn bad_arguments_fail_in_one_line() {
     for (args, expected) in cases {
         fails_with(&[args, &["--out", out]].concat(), &[], expected);
     }
+    let encoder_config = dir.path().join("encoder.toml");
+    std::fs::write(&encoder_config, "[model]\nencoder = \"minilm-l6\"\n").unwrap();
+    fails_with(
+        &[
+            "compare",
+            "--config",
+            encoder_config.to_str().unwrap(),
+            "--out",
+            out,
+        ],
+        &[],
+        "compare varies heads, positions and layers of models from scratch",
+    );
+    fails_with(
+        &["--freeze-encoder", "--out", out],
+        &[],
+        "the following required arguments were not provided",
+    );
     let hidden = [
         ("VK_ICD_FILENAMES", "/nonexistent"),
         ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent"),
