@@ -135,14 +135,14 @@ pub struct TrainArgs {
     pub encoder: Option<String>,
     /// How the encoder's states become one vector: cls ([CLS] through the pooler) or mean
     /// [default: mean].
-    #[arg(long, value_enum, requires = "encoder")]
+    #[arg(long, value_enum)]
     pub pooling: Option<Pooling>,
     /// Train only the linear head on the frozen encoder (a linear probe).
-    #[arg(long, requires = "encoder")]
+    #[arg(long)]
     pub freeze_encoder: bool,
     /// Keep the encoder's word-embedding table as it is and train the rest (faster on short
     /// texts: its dense gradient and optimiser step are skipped).
-    #[arg(long, requires = "encoder", conflicts_with = "freeze_encoder")]
+    #[arg(long, conflicts_with = "freeze_encoder")]
     pub freeze_embeddings: bool,
     /// Seed for initialisation, dropout and shuffling [default: 42].
     #[arg(long)]

@@ -394,10 +394,11 @@ fn bad_arguments_fail_in_one_line() {
         &[],
         "compare varies heads, positions and layers of models from scratch",
     );
+    // The encoder may come from --config, so the check is the configuration's.
     fails_with(
         &["--freeze-encoder", "--out", out],
         &[],
-        "the following required arguments were not provided",
+        "error: invalid freeze_encoder: needs a pretrained encoder (set encoder)",
     );
     let hidden = [
         ("VK_ICD_FILENAMES", "/nonexistent"),

@@ -159,6 +159,42 @@ fn fine_tunes_a_checkpoint_and_predicts_from_the_run_folder_alone() {
 }
 
 #[test]
+fn the_encoder_and_its_flags_may_come_from_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_folder(dir.path(), "data", 64);
+    let encoder = tiny_checkpoint(dir.path());
+    let config = dir.path().join("probe.toml");
+    let toml = format!(
+        "[data]\nmax_len = 16\n[model]\nencoder = {:?}\n[train]\nepochs = 1\n",
+        encoder.display().to_string()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let out = dir.path().join("probe");
+    let output = binary()
+        .args([
+            "train",
+            "--no-tui",
+            "--freeze-encoder",
+            "--pooling",
+            "cls",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--dataset")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        saved.contains("freeze_encoder = true") && saved.contains("pooling = \"cls\""),
+        "{saved}"
+    );
+}
+
+#[test]
 fn a_linear_probe_keeps_the_encoder_and_an_interrupted_run_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let data = synthetic_folder(dir.path(), "data", 128);
