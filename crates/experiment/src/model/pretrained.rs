@@ -52,13 +52,12 @@ impl PretrainedClassifier {
     /// The encoder's weights from the checkpoint `dir/model.safetensors` (the head stays as
     /// initialised). A checkpoint without a pooler keeps the initialised one for `[CLS]` pooling.
     pub fn load_pretrained(mut self, dir: &Path) -> Result<Self, attention::AttentionError> {
-        let pooler = self.encoder.pooler.take();
-        let had_pooler = pooler.is_some();
-        self.encoder.pooler = pooler.clone();
+        // The loader drops the pooler when the checkpoint has none; keep the initialised one.
+        let pooler = self.encoder.pooler.clone();
         self.encoder = self
             .encoder
             .load_hf_safetensors(dir.join("model.safetensors"))?;
-        if had_pooler && self.encoder.pooler.is_none() {
+        if pooler.is_some() && self.encoder.pooler.is_none() {
             eprintln!(
                 "note: {}: no pooler in the checkpoint; [CLS] pooling trains a new one",
                 dir.display()
