@@ -34,6 +34,11 @@ run() { # NAME SEED FLAGS...
   fi
 }
 for seed in $seeds; do
+  # Recorded already (summaries.jsonl) and its folder not here: not trained again.
+  if [ ! -d "$out/runs/finetune-s$seed" ] && grep -q "\"run\": \"finetune-s$seed\"" "$out/summaries.jsonl" 2>/dev/null \
+    && grep -q "\"run\": \"probe-s$seed\"" "$out/summaries.jsonl" && [ -f "$out/heads-finetune-s$seed.md" ]; then
+    continue
+  fi
   run finetune "$seed"
   run probe "$seed" --freeze-encoder --lr 1e-3
   # Which heads matter in the fine-tuned model (experiment heads), kept beside the table.
@@ -48,15 +53,23 @@ done
 python3 - "$out" <<'PY'
 import json, pathlib, statistics, sys
 out = pathlib.Path(sys.argv[1])
-rows, lines = {}, []
+# Runs finished here, and those recorded earlier whose folders are not on this machine (runs/
+# is not committed): summaries.jsonl is the record, a run folder only adds to it.
+recorded = {}
+if (out / "summaries.jsonl").exists():
+    for line in (out / "summaries.jsonl").read_text().splitlines():
+        s = json.loads(line)
+        recorded[s["run"]] = s
 for summary in sorted(out.glob("runs/*/summary.json")):
     s = json.loads(summary.read_text())
     if s.get("interrupted"):
         continue
     s["run"] = summary.parent.name
-    lines.append(json.dumps(s) + "\n")
-    rows.setdefault(summary.parent.name.rsplit("-", 1)[0], []).append(s)
-(out / "summaries.jsonl").write_text("".join(lines))
+    recorded[s["run"]] = s
+rows = {}
+for name, s in sorted(recorded.items()):
+    rows.setdefault(name.rsplit("-", 1)[0], []).append(s)
+(out / "summaries.jsonl").write_text("".join(json.dumps(s) + "\n" for _, s in sorted(recorded.items())))
 def cell(values):
     values = [100 * v for v in values if v is not None]
     if not values:

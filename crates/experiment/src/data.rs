@@ -9,7 +9,8 @@ use anyhow::{Context, Result, bail};
 use burn::{data::dataloader::batcher::Batcher, prelude::*};
 use dataset::{
     DatasetSpec, SubwordTokenizer, TextBatch, TextBatcher, TextDataset, TextExample, TextItem,
-    Vocabulary, VocabularyConfig, pretrained,
+    Vocabulary, VocabularyConfig, WordVectors,
+    pretrained::{self, Kind},
 };
 
 use crate::{config::ExperimentConfig, run_dir::files};
@@ -38,15 +39,8 @@ pub fn vocabulary(config: &ExperimentConfig, data: &TextDataset) -> Vocabulary {
 /// The folder of the pretrained encoder `name`: a model `experiment fetch` knows, in the data
 /// directory, or else a folder path.
 pub fn encoder_dir(config: &ExperimentConfig, name: &str) -> Result<PathBuf> {
-    if let Ok(model) = pretrained::find(name)
-        && !Path::new(name).exists()
-    {
-        let data_dir = config
-            .data
-            .data_dir
-            .clone()
-            .unwrap_or_else(dataset::sst2::default_data_dir);
-        return Ok(pretrained::locate(&data_dir, model)?);
+    if let Some(dir) = fetched(config, name, Kind::Encoder)? {
+        return Ok(dir);
     }
     let dir = PathBuf::from(name);
     for file in ["config.json", "model.safetensors", files::TOKENIZER] {
@@ -58,6 +52,38 @@ pub fn encoder_dir(config: &ExperimentConfig, name: &str) -> Result<PathBuf> {
         }
     }
     Ok(dir)
+}
+
+/// The folder of the model `name` when it is one `experiment fetch` knows (and not a path
+/// that exists): found in the data directory, or the error saying how to fetch it.
+fn fetched(config: &ExperimentConfig, name: &str, kind: Kind) -> Result<Option<PathBuf>> {
+    if Path::new(name).exists() || pretrained::find(name).is_err() {
+        return Ok(None);
+    }
+    let model = pretrained::find_kind(name, kind)?;
+    let data_dir = config
+        .data
+        .data_dir
+        .clone()
+        .unwrap_or_else(dataset::sst2::default_data_dir);
+    Ok(Some(pretrained::locate(&data_dir, model)?))
+}
+
+/// The word vectors `name` (`--embeddings`) for the words of `vocab`: a name `experiment
+/// fetch` knows, or a file or folder.
+pub fn word_vectors(
+    config: &ExperimentConfig,
+    name: &str,
+    vocab: &Vocabulary,
+) -> Result<WordVectors> {
+    let path = fetched(config, name, Kind::WordVectors)?.unwrap_or_else(|| PathBuf::from(name));
+    // `<pad>` and `<unk>` are ours, not words a file's vectors describe.
+    let words: std::collections::HashSet<&str> = (0..vocab.len())
+        .filter(|&id| id != dataset::PAD && id != dataset::UNK)
+        .filter_map(|id| vocab.token(id))
+        .collect();
+    let vectors = WordVectors::read(&path, |w| words.contains(w))?;
+    Ok(vectors)
 }
 
 /// How a run turns text into ids.

@@ -7,7 +7,10 @@ use std::{
 
 use clap::ValueEnum;
 pub use dataset::Batching;
-use dataset::{PadTo, TextBatcher};
+use dataset::{
+    PadTo, TextBatcher,
+    pretrained::{self, Kind},
+};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ClassifierConfig, ConfigError, ModelOptions, Positions};
@@ -256,22 +259,40 @@ impl ExperimentConfig {
         if self.data.max_len == 0 {
             return err("max_len", "must be at least 1".into());
         }
+        if self.model.freeze_encoder && self.model.freeze_embeddings {
+            return err(
+                "freeze_embeddings",
+                "freeze_encoder freezes the embeddings too; set one".into(),
+            );
+        }
         if let Some(name) = &self.model.encoder {
             // A name must be one `experiment fetch` knows; anything else is a folder, checked
             // when it is opened.
             if !name.contains(['/', '\\']) && !Path::new(name).exists() {
-                dataset::pretrained::find(name).map_err(|e| ConfigError {
+                pretrained::find_kind(name, Kind::Encoder).map_err(|e| ConfigError {
                     key: "encoder",
                     reason: e.to_string(),
                 })?;
             }
-        } else if self.model.freeze_encoder || self.model.freeze_embeddings {
-            let key = if self.model.freeze_encoder {
-                "freeze_encoder"
-            } else {
-                "freeze_embeddings"
-            };
-            return err(key, "needs a pretrained encoder (set encoder)".into());
+        } else if self.model.freeze_encoder {
+            return err(
+                "freeze_encoder",
+                "needs a pretrained encoder (set encoder)".into(),
+            );
+        } else if self.model.freeze_embeddings && self.model.embeddings.is_none() {
+            return err(
+                "freeze_embeddings",
+                "needs pretrained embeddings (set encoder or embeddings)".into(),
+            );
+        }
+        if let Some(name) = &self.model.embeddings
+            && !name.contains(['/', '\\'])
+            && !Path::new(name).exists()
+        {
+            pretrained::find_kind(name, Kind::WordVectors).map_err(|e| ConfigError {
+                key: "embeddings",
+                reason: e.to_string(),
+            })?;
         }
         if self.data.max_vocab < 3 {
             return err(
@@ -341,8 +362,23 @@ impl ExperimentConfig {
             1 => String::new(),
             n => format!("-l{n}"),
         };
+        let vectors = self
+            .model
+            .embeddings
+            .as_ref()
+            .map_or_else(String::new, |v| {
+                let name = Path::new(v)
+                    .file_name()
+                    .map_or_else(|| v.clone(), |n| n.to_string_lossy().into_owned());
+                let frozen = if self.model.freeze_embeddings {
+                    "-frozen"
+                } else {
+                    ""
+                };
+                format!("-{name}{frozen}")
+            });
         format!(
-            "{dataset}{layers}-h{}{positions}-s{}",
+            "{dataset}{layers}-h{}{positions}{vectors}-s{}",
             self.model.heads, self.train.seed
         )
     }

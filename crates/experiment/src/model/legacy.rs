@@ -46,6 +46,7 @@ impl From<LegacyClassifier> for ScratchClassifier {
     fn from(c: LegacyClassifier) -> Self {
         Self {
             embedding: c.embedding,
+            project: None,
             token_dropout: c.token_dropout,
             positions: c.positions,
             learned: None,

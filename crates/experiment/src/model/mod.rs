@@ -45,6 +45,11 @@ pub struct ClassifierConfig {
     /// Default: `None` (trained from scratch).
     #[config(default = "None")]
     pub bert: Option<attention::BertConfig>,
+    /// The width of the word vectors `options.embeddings` names (read from them when a run
+    /// starts): the embedding table keeps it, and a projection maps it to d_model when they
+    /// differ. Default: `None` (the table is d_model wide).
+    #[config(default = "None")]
+    pub embedding_dim: Option<usize>,
 }
 
 /// A configuration value that cannot work, with the key to fix (as in the TOML file and, with
@@ -94,7 +99,18 @@ impl ClassifierConfig {
                 "must be at least 1",
             ));
         }
+        if self.embedding_dim == Some(0) {
+            return Err(ConfigError::new("embeddings", "vectors of width 0"));
+        }
         if self.options.encoder.is_some() {
+            if let Some(vectors) = &self.options.embeddings {
+                return Err(ConfigError::new(
+                    "embeddings",
+                    format!(
+                        "{vectors} is for models from scratch; a pretrained encoder has its own embeddings"
+                    ),
+                ));
+            }
             return match &self.bert {
                 Some(bert) => bert
                     .validate()
@@ -198,13 +214,25 @@ impl ClassifierConfig {
     }
 
     fn init_scratch(&self, device: &Device) -> ScratchClassifier {
+        let d_model = self.options.d_model;
+        let width = self.embedding_dim.unwrap_or(d_model);
         ScratchClassifier {
-            embedding: EmbeddingConfig::new(self.vocab_size, self.options.d_model)
+            embedding: EmbeddingConfig::new(self.vocab_size, width)
                 .with_initializer(Initializer::Normal {
                     mean: 0.0,
                     std: self.options.embedding_std,
                 })
                 .init(device),
+            // Variance-preserving (std 1/sqrt(width)), so projected vectors keep the table's scale.
+            project: (width != d_model).then(|| {
+                LinearConfig::new(width, d_model)
+                    .with_bias(false)
+                    .with_initializer(Initializer::KaimingNormal {
+                        gain: 1.0,
+                        fan_out_only: false,
+                    })
+                    .init(device)
+            }),
             token_dropout: DropoutConfig::new(self.options.token_dropout).init(),
             positions: (self.options.positions == Positions::Sinusoidal)
                 .then(|| self.sinusoidal_config().init(device)),
@@ -293,6 +321,8 @@ pub fn masked_mean(hidden: Tensor<3>, mask_padding: Tensor<2, Bool>) -> Tensor<2
 #[derive(Module, Debug)]
 pub struct ScratchClassifier {
     embedding: Embedding,
+    /// Word vectors' width → d_model, when the table is as wide as pretrained vectors.
+    project: Option<Linear>,
     token_dropout: Dropout,
     positions: Option<SinusoidalPositionalEncoding>,
     learned: Option<LearnedPositionalEmbedding>,
@@ -365,12 +395,46 @@ impl Classifier {
         }
     }
 
-    /// A pretrained encoder's word-embedding table frozen (a model from scratch is returned as
-    /// it is).
+    /// The word-embedding table frozen: a pretrained encoder's, or the table of a model from
+    /// scratch (pretrained word vectors kept as they are: Kim's "static" embeddings).
     pub fn freeze_embeddings(self) -> Self {
         match self {
             Self::Pretrained(m) => Self::Pretrained(m.freeze_embeddings()),
-            scratch => scratch,
+            Self::Scratch(mut m) => {
+                m.embedding = m.embedding.freeze();
+                Self::Scratch(m)
+            }
+        }
+    }
+
+    /// The embedding table with the rows `vectors` gives replaced (a pretrained encoder is
+    /// returned as it is): `vectors(id)` is the vector of the token `id`, as wide as the table.
+    /// Returns the model and how many rows were replaced.
+    pub fn with_word_vectors<'a>(
+        self,
+        vectors: impl Fn(usize) -> Option<&'a [f32]>,
+    ) -> (Self, usize) {
+        match self {
+            Self::Scratch(mut m) => {
+                let weight = m.embedding.weight.val();
+                let [rows, width] = weight.dims();
+                let device = weight.device();
+                let mut table = weight
+                    .into_data()
+                    .try_into_vec_as::<f32>()
+                    .expect("an f32 embedding table");
+                let mut replaced = 0;
+                for (id, row) in table.chunks_exact_mut(width).enumerate().take(rows) {
+                    if let Some(vector) = vectors(id) {
+                        row.copy_from_slice(vector);
+                        replaced += 1;
+                    }
+                }
+                let table = Tensor::<2>::from_data(TensorData::new(table, [rows, width]), &device);
+                m.embedding.weight = burn::module::Param::from_tensor(table);
+                (Self::Scratch(m), replaced)
+            }
+            pretrained => (pretrained, 0),
         }
     }
 
@@ -427,6 +491,11 @@ impl Classifier {
 }
 
 impl ScratchClassifier {
+    /// The word-embedding table, `[vocab, width]`.
+    pub fn embedding(&self) -> &Embedding {
+        &self.embedding
+    }
+
     fn run(
         &self,
         tokens: Tensor<2, Int>,
@@ -436,6 +505,9 @@ impl ScratchClassifier {
     ) -> (Tensor<2>, Vec<Tensor<4>>) {
         let [batch, len] = tokens.dims();
         let mut x = self.embedding.forward(tokens);
+        if let Some(project) = &self.project {
+            x = project.forward(x);
+        }
         if self.token_dropout.prob > 0.0 {
             // One keep/drop draw per token, shared by its d_model features (active only in training).
             let keep = self
@@ -567,6 +639,53 @@ mod tests {
 
     fn values(t: Tensor<2>) -> Vec<f32> {
         t.into_data().try_into_vec_as::<f32>().unwrap()
+    }
+
+    #[test]
+    fn word_vectors_replace_their_rows_and_a_projection_maps_their_width() {
+        let device = Device::flex().autodiff();
+        let plain = classifier(6, 2, 2, 8, true);
+        let config = plain.clone().with_embedding_dim(Some(3));
+        let model = config.init(&device);
+        // A 6 × 3 table and a 3 → 8 projection instead of a 6 × 8 table.
+        assert_eq!(
+            model.num_params(),
+            plain.init(&device).num_params() - 6 * 8 + 6 * 3 + 3 * 8
+        );
+        let table = |m: &Classifier| match m {
+            Classifier::Scratch(m) => values(m.embedding.weight.val()),
+            Classifier::Pretrained(_) => unreachable!(),
+        };
+        let before = table(&model);
+        let vector = [1.0, 2.0, 3.0];
+        let (model, found) = model.with_word_vectors(|id| (id == 4).then_some(&vector[..]));
+        assert_eq!(found, 1);
+        let after = table(&model);
+        assert_eq!(after[12..15], vector);
+        assert_eq!((&after[..12], &after[15..]), (&before[..12], &before[15..]));
+        // Still trained.
+        let tokens = Tensor::<2, Int>::from_data([[4, 2, 0]], &device);
+        let grads = model
+            .logits(tokens.clone(), tokens.clone().equal_elem(0))
+            .sum()
+            .backward();
+        let Classifier::Scratch(m) = &model else {
+            unreachable!()
+        };
+        assert!(m.embedding.weight.val().grad(&grads).is_some());
+        // A record of it loads into the configuration's model (off autodiff: no dropout).
+        let device = Device::flex();
+        let model = config
+            .init(&device)
+            .with_word_vectors(|_| Some(&vector[..]))
+            .0;
+        let tokens = Tensor::<2, Int>::from_data([[4, 2, 0]], &device);
+        let mask = tokens.clone().equal_elem(0);
+        let expected = values(model.logits(tokens.clone(), mask.clone()));
+        let loaded = config.load(model.into_record(), &device).unwrap();
+        assert_eq!(values(loaded.logits(tokens, mask)), expected);
+        assert!(config.validate().is_ok());
+        assert!(plain.with_embedding_dim(Some(0)).validate().is_err());
     }
 
     #[test]

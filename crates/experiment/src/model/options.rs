@@ -29,6 +29,14 @@ pub struct ModelOptions {
     pub token_dropout: f64,
     /// Standard deviation of the embedding initialisation. Default: 1.0 (burn's default).
     pub embedding_std: f64,
+    /// Word vectors the embedding table starts from: a name `experiment fetch` knows
+    /// (`glove-6b-50d`), found in `DATA_DIR/models/`, or a file (or folder) in GloVe's text
+    /// format (word2vec and fastText text files too, `.gz` as well). The vectors are scaled so
+    /// their components' standard deviation is `embedding_std`, the scale of the words without
+    /// a vector (drawn as without vectors) and of the positional encodings. When their width is
+    /// not d_model the table keeps it and a linear projection maps it to d_model. Models from
+    /// scratch only. Default: none.
+    pub embeddings: Option<String>,
     /// A pretrained encoder to fine-tune instead of a model from scratch: a name `experiment
     /// fetch` knows (`minilm-l6`), found in `DATA_DIR/models/`, or a folder holding a BERT
     /// checkpoint (`config.json`, `model.safetensors`, `tokenizer.json`). Its config then
@@ -41,9 +49,10 @@ pub struct ModelOptions {
     /// Train the classification head alone, the pretrained encoder frozen (a linear probe).
     /// Default: false.
     pub freeze_encoder: bool,
-    /// Keep a pretrained encoder's word-embedding table (the largest tensor: 30,522 × 384 in
-    /// MiniLM) as it is and train the rest: its dense gradient and optimiser step are a large
-    /// share of a step on short texts. Default: false.
+    /// Keep the word-embedding table as it is and train the rest: a pretrained encoder's (the
+    /// largest tensor: 30,522 × 384 in MiniLM), or the one `embeddings` starts a model from
+    /// scratch from (Kim's "static" word vectors; the projection, if any, still trains).
+    /// Default: false.
     pub freeze_embeddings: bool,
 }
 
@@ -58,6 +67,7 @@ impl Default for ModelOptions {
             attention_dropout: 0.0,
             token_dropout: 0.0,
             embedding_std: 1.0,
+            embeddings: None,
             encoder: None,
             pooling: Pooling::Mean,
             freeze_encoder: false,

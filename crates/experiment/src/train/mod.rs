@@ -20,13 +20,13 @@ use burn::{
     prelude::*,
     train::{Interrupter, renderer::MetricsRenderer},
 };
-use dataset::{TextDataset, TextItem};
+use dataset::{TextDataset, TextItem, WordVectors};
 
 use crate::{
     backend,
     checkpoint::{forget_epochs_after, resume_point},
     config::{Backend, ExperimentConfig},
-    data::{Tokenizer, encoder_dir, load_dataset},
+    data::{Tokenizer, encoder_dir, load_dataset, word_vectors},
     evaluate::{evaluate, macro_f1},
     model::{ClassifierConfig, Positions},
     run_dir::{self, RunLock, Summary, epoch_metrics, files, read_labels, write},
@@ -55,7 +55,21 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
         .map(|name| encoder_dir(config, name))
         .transpose()?;
     let tokenizer = Tokenizer::new(config, &data, encoder.as_deref())?;
-    let model_config = model_config(config, &tokenizer, data.n_classes(), encoder.as_deref())?;
+    let mut model_config = model_config(config, &tokenizer, data.n_classes(), encoder.as_deref())?;
+    let vectors = match (&config.model.embeddings, &tokenizer) {
+        (Some(name), Tokenizer::Words(vocab)) => {
+            let vectors = word_vectors(config, name, vocab)?;
+            if vectors.is_empty() {
+                bail!(
+                    "{name}: none of the vocabulary's {} words has a vector (another language, or cased vectors for lower-cased words?)",
+                    vocab.len() - 2
+                );
+            }
+            model_config.embedding_dim = Some(vectors.dim());
+            Some(vectors)
+        }
+        _ => None,
+    };
     let devices = backend::devices(config.backend, config.train.devices)?;
     let _lock = run_dir::claim(&options.out, options.overwrite)?;
     let out = options.out.as_path();
@@ -73,6 +87,7 @@ pub fn train(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary>
         tokenizer: &tokenizer,
         model_config,
         encoder: encoder.as_deref(),
+        vectors: vectors.as_ref(),
     };
     fit(&run, devices, options, 0)
 }
@@ -117,21 +132,53 @@ pub(crate) fn model_config(
     Ok(model_config)
 }
 
-/// The classifier of the run in `dir`: for a pretrained encoder the shape it saved in
-/// `model.json` (its folder need not be there), else what `config` builds.
+/// `model` with the embedding rows of `vocab`'s words that `vectors` holds replaced by their
+/// vectors, scaled so their components' standard deviation is `std` (the scale of the rows
+/// drawn at random); says how many words it found.
+fn start_from_vectors(
+    model: crate::model::Classifier,
+    vectors: &WordVectors,
+    vocab: &dataset::Vocabulary,
+    std: f64,
+) -> crate::model::Classifier {
+    let scale = (std / vectors.moments().1.max(f64::MIN_POSITIVE)) as f32;
+    let scaled: Vec<Option<Vec<f32>>> = (0..vocab.len())
+        .map(|id| {
+            let word = vocab.token(id)?;
+            let vector = vectors.get(word)?;
+            Some(vector.iter().map(|v| v * scale).collect())
+        })
+        .collect();
+    let (model, found) = model.with_word_vectors(|id| scaled[id].as_deref());
+    let words = vocab.len() - 2;
+    println!(
+        "word vectors: {found} of {words} words ({:.1} %), {} wide, scaled by {scale:.3}",
+        100.0 * found as f64 / words.max(1) as f64,
+        vectors.dim()
+    );
+    model
+}
+
+/// The classifier of the run in `dir`: for a pretrained encoder, or word vectors, the shape it
+/// saved in `model.json` (the encoder's folder or the vectors need not be there), else what
+/// `config` builds.
 pub(crate) fn run_model_config(
     dir: &Path,
     config: &ExperimentConfig,
     tokenizer: &Tokenizer,
     n_classes: usize,
 ) -> Result<ClassifierConfig> {
-    if config.model.encoder.is_none() {
+    if config.model.encoder.is_none() && config.model.embeddings.is_none() {
         return Ok(config.model_config(tokenizer.len(), n_classes));
     }
     let path = dir.join(files::MODEL_CONFIG);
     let saved: ClassifierConfig = serde_json::from_str(&run_dir::read_text(&path)?)
         .with_context(|| format!("{}: not a valid model configuration", path.display()))?;
-    if saved.bert.is_none() || saved.options != config.model || saved.n_classes != n_classes {
+    let shaped = match &config.model.encoder {
+        Some(_) => saved.bert.is_some(),
+        None => saved.embedding_dim.is_some(),
+    };
+    if !shaped || saved.options != config.model || saved.n_classes != n_classes {
         bail!(
             "{}: not the model {} describes; the folder mixes two runs",
             path.display(),
@@ -149,6 +196,8 @@ struct Run<'a> {
     model_config: ClassifierConfig,
     /// The encoder's folder, for a new run of a pretrained encoder.
     encoder: Option<&'a Path>,
+    /// The word vectors the embedding table starts from, for a new run with `embeddings`.
+    vectors: Option<&'a WordVectors>,
 }
 
 /// Continues an interrupted run in `dir` from its last complete checkpoint, with the run's own
@@ -214,6 +263,7 @@ pub fn resume(dir: &Path, backend: Option<Backend>, dashboard: bool) -> Result<S
         tokenizer: &tokenizer,
         model_config,
         encoder: None,
+        vectors: None,
     };
     fit(&run, devices, &options, epoch)
 }
@@ -227,6 +277,7 @@ fn fit(run: &Run, devices: Vec<Device>, options: &RunOptions, start: usize) -> R
         tokenizer,
         ref model_config,
         encoder,
+        vectors,
     } = *run;
     let out = options.out.as_path();
     let device = devices[0].clone();
@@ -241,6 +292,9 @@ fn fit(run: &Run, devices: Vec<Device>, options: &RunOptions, start: usize) -> R
     let mut model = model_config.init(&device.clone().autodiff());
     if let (Some(dir), 0) = (encoder, start) {
         model = model.load_pretrained(dir)?;
+    }
+    if let (Some(vectors), Tokenizer::Words(vocab), 0) = (vectors, tokenizer, start) {
+        model = start_from_vectors(model, vectors, vocab, config.model.embedding_std);
     }
     if config.model.freeze_encoder {
         model = model.freeze_encoder();
@@ -369,8 +423,21 @@ fn describe(
         ),
         None => String::new(),
     };
+    let frozen = if config.model.freeze_embeddings {
+        ", frozen"
+    } else {
+        ""
+    };
+    let vectors = match (&config.model.embeddings, model_config.embedding_dim) {
+        (Some(name), Some(dim)) if dim != shape.d_model => {
+            format!("{name} vectors ({dim} wide, projected{frozen}), ")
+        }
+        (Some(name), _) if !frozen.is_empty() => format!("{name} vectors (frozen), "),
+        (Some(name), _) => format!("{name} vectors, "),
+        _ => String::new(),
+    };
     format!(
-        "{}: {} train / {} validation{} examples, {} classes, vocabulary {}; model {encoder}{} parameters ({} layer{}, {} head{}, d_model {}, positions {}) on {}",
+        "{}: {} train / {} validation{} examples, {} classes, vocabulary {}; model {encoder}{vectors}{} parameters ({} layer{}, {} head{}, d_model {}, positions {}) on {}",
         data.name,
         data.train.len(),
         data.validation.len(),
