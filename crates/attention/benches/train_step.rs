@@ -9,7 +9,9 @@
 //! cargo bench --workspace --bench train_step -- fused 1024          # the fused op (flex)
 //! cargo bench --workspace --bench train_step -- decomposition 1024  # the recorded ops
 //! ```
-//! Arguments: `IMPL LEN [BATCH=16] [STEPS=5] [BACKEND=flex] [LR=0]`; prints one JSON line.
+//! Arguments: `IMPL LEN [BATCH=16] [STEPS=5] [BACKEND=flex] [LR=0] [DROPOUT=0]`; prints one JSON
+//! line. `DROPOUT` is the attention dropout (inside the fused op on flex, burn's `Dropout` on the
+//! decomposition's weights).
 //! `benches/attention_train.sh` runs the grid beside PyTorch, alternating. With `LR > 0` every
 //! step (the warm-up too) also updates the layer with Adam towards a random target, and the
 //! line holds each step's loss: `benches/loss_curve.sh` compares the fused op's curve with
@@ -47,6 +49,7 @@ fn main() {
     let steps: usize = arg(3, "5").parse().expect("STEPS: a number");
     let backend = arg(4, "flex");
     let lr: f64 = arg(5, "0").parse().expect("LR: a number");
+    let dropout: f64 = arg(6, "0").parse().expect("DROPOUT: a number");
     let plain = match backend.as_str() {
         "flex" => Device::flex(),
         "ndarray" => Device::ndarray(),
@@ -55,7 +58,9 @@ fn main() {
     };
     let device = plain.clone().autodiff();
     device.seed(0);
-    let mut mha = MultiHeadAttentionConfig::new(D_MODEL, HEADS).init(&device);
+    let mut mha = MultiHeadAttentionConfig::new(D_MODEL, HEADS)
+        .with_dropout(dropout)
+        .init(&device);
     let x = Tensor::<3>::random(
         [batch, len, D_MODEL],
         Distribution::Normal(0.0, 1.0),
@@ -120,7 +125,7 @@ fn main() {
         serde_json::json!({
             "program": "attention", "mode": which, "backend": backend, "len": len,
             "batch": batch, "threads": threads, "steps": steps, "ms_per_step": ms,
-            "peak_rss_mib": common::peak_rss_mib(), "lr": lr, "losses": losses,
+            "peak_rss_mib": common::peak_rss_mib(), "lr": lr, "dropout": dropout, "losses": losses,
         })
     );
 }

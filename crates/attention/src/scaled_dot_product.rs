@@ -8,7 +8,7 @@ use burn::{
 
 use crate::{
     AttentionError,
-    fused::{fused_attention, repeat_kv},
+    fused::{dropout_supported, fused_attention_dropout, repeat_kv},
 };
 
 /// Configuration of [`ScaledDotProductAttention`].
@@ -135,10 +135,11 @@ impl ScaledDotProductAttention {
     }
 
     /// The context alone, never materialising the weights where a backend allows: while
-    /// training (an autodiff device) through [`fused_attention`], one recorded op with its own
+    /// training (an autodiff device) through [`fused_attention`](crate::fused::fused_attention), one recorded op with its own
     /// backward whose memory grows with `l`, not `l²`; for inference through burn's fused
-    /// [`attention`] kernel. With dropout active it is [`forward`](Self::forward)'s
-    /// decomposition (the fused op has no dropout).
+    /// [`attention`] kernel. Dropout on the weights happens inside the fused op where
+    /// [`dropout_supported`] (flex); elsewhere, with dropout active, this is
+    /// [`forward`](Self::forward)'s decomposition.
     ///
     /// # Shapes
     /// As [`forward`](Self::forward), except that `k` and `v` may have fewer heads than `q`,
@@ -170,9 +171,11 @@ impl ScaledDotProductAttention {
     ) -> Tensor<4> {
         let [batch, heads, l_q, d_k] = q.dims();
         let temperature = self.temperature_for(d_k);
-        let training = q.device().is_autodiff();
-        if training && self.dropout.prob == 0.0 {
-            return fused_attention(q, k, v, mask, bias, 1.0 / temperature);
+        let device = q.device();
+        let training = device.is_autodiff();
+        if training && (self.dropout.prob == 0.0 || dropout_supported(&device, q.dtype())) {
+            let scale = 1.0 / temperature;
+            return fused_attention_dropout(q, k, v, mask, bias, scale, self.dropout.prob);
         }
         let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
         if training {

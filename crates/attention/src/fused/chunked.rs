@@ -80,6 +80,10 @@ pub(crate) fn forward<B: Backend>(
 where
     DispatchTensor: Wrap<B>,
 {
+    assert!(
+        inputs.dropout.is_none(),
+        "dropout inside the fused op is the flex kernels' (see `dropout_supported`)"
+    );
     let x = Inputs::wrap(inputs);
     let (output, lse) = forward_tensors(&x);
     (

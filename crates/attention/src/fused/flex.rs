@@ -18,7 +18,7 @@ use burn::{
 };
 use rayon::prelude::*;
 
-use super::{KernelGrads, KernelInputs, Saved, chunked};
+use super::{DropoutMask, KernelGrads, KernelInputs, Saved, chunked};
 
 /// Key columns per tile: a `[l_q, TILE]` score block and a `[TILE, d]` key block stay in L2.
 const TILE: usize = 64;
@@ -188,6 +188,7 @@ struct Operands<'a> {
     v: F32,
     mask: Option<Broadcast>,
     bias: Option<Broadcast>,
+    dropout: Option<DropoutMask>,
 }
 
 impl<'a> Operands<'a> {
@@ -199,6 +200,7 @@ impl<'a> Operands<'a> {
             v: F32::new(&inputs.value),
             mask: inputs.mask.as_ref().map(|m| Broadcast::new(m, x)),
             bias: inputs.bias.as_ref().map(|b| Broadcast::new(b, x)),
+            dropout: inputs.dropout,
         }
     }
 
@@ -212,6 +214,10 @@ impl<'a> Operands<'a> {
             v: self.v.head(b, kv, x.l_k * x.d_v),
             mask: self.mask.as_ref().map(|m| m.mask_plane(b, h)),
             bias: self.bias.as_ref().map(|m| m.bias_plane(b, h)),
+            dropout: self.dropout.map(|mask| HeadDropout {
+                mask,
+                first_row: ((b * x.heads + h) * x.l_q) as u64,
+            }),
         }
     }
 }
@@ -389,6 +395,23 @@ struct Head<'a> {
     v: &'a [f32],
     mask: Option<Plane<'a, u8>>,
     bias: Option<Plane<'a, f32>>,
+    dropout: Option<HeadDropout>,
+}
+
+/// One head's share of the dropout mask: its query row `i` is row `first_row + i`.
+#[derive(Clone, Copy)]
+struct HeadDropout {
+    mask: DropoutMask,
+    first_row: u64,
+}
+
+impl HeadDropout {
+    /// Query row `i`'s weights against the keys from `start` times their dropout factors.
+    #[inline(always)]
+    fn apply(&self, row: &mut [f32], i: usize, start: usize) {
+        let key = self.mask.row_key(self.first_row + i as u64);
+        self.mask.apply(row, key, start as u32);
+    }
 }
 
 impl Head<'_> {
@@ -589,6 +612,10 @@ fn forward_head_body<const FMA: bool>(
             }
             sums[i] += tile_sum;
             lse[i] = new_max;
+            // The row sum above is the softmax's; only O sees the dropped weights.
+            if let Some(dropout) = &head.dropout {
+                dropout.apply(row, i, start);
+            }
         }
         // O += P · V_tile
         matmul(
@@ -701,7 +728,40 @@ fn backward_group_body<const FMA: bool>(
             for (row, &lse) in p.chunks_exact_mut(width).zip(lse) {
                 exp_shifted::<FMA>(row, lse);
             }
-            // dV_tile += Pᵀ · dO
+            // dP = dO · V_tileᵀ, then dS = P ∘ (dP − D) in its place; with dropout Z (0 or
+            // 1/(1−p)), O = (P∘Z)·V, so dS = P ∘ (dP∘Z − D) and dV takes P∘Z.
+            matmul(
+                ds,
+                x.l_q,
+                width,
+                false,
+                d_o,
+                Op::N,
+                v_tile,
+                Op::T,
+                x.d_v,
+                1.0,
+            );
+            if let Some(dropout) = &head.dropout {
+                for (r, ds_row) in ds.chunks_exact_mut(width).enumerate() {
+                    dropout.apply(ds_row, r, start);
+                }
+            }
+            for ((ds_row, p_row), &delta) in ds
+                .chunks_exact_mut(width)
+                .zip(p.chunks_exact(width))
+                .zip(&scratch.delta)
+            {
+                for (d, &p) in ds_row.iter_mut().zip(p_row) {
+                    *d = p * (*d - delta);
+                }
+            }
+            if let Some(dropout) = &head.dropout {
+                for (r, p_row) in p.chunks_exact_mut(width).enumerate() {
+                    dropout.apply(p_row, r, start);
+                }
+            }
+            // dV_tile += (P∘Z)ᵀ · dO
             let dv_tile = &mut dv[start * x.d_v..(start + width) * x.d_v];
             matmul(
                 dv_tile,
@@ -715,28 +775,6 @@ fn backward_group_body<const FMA: bool>(
                 x.l_q,
                 1.0,
             );
-            // dP = dO · V_tileᵀ, then dS = P ∘ (dP − D) in its place.
-            matmul(
-                ds,
-                x.l_q,
-                width,
-                false,
-                d_o,
-                Op::N,
-                v_tile,
-                Op::T,
-                x.d_v,
-                1.0,
-            );
-            for ((ds_row, p_row), &delta) in ds
-                .chunks_exact_mut(width)
-                .zip(p.chunks_exact(width))
-                .zip(&scratch.delta)
-            {
-                for (d, &p) in ds_row.iter_mut().zip(p_row) {
-                    *d = p * (*d - delta);
-                }
-            }
             if let Some(slots) = bias.as_mut() {
                 let offset = if slots.per_head { i * slots.len } else { 0 };
                 for (r, ds_row) in ds.chunks_exact(width).enumerate() {

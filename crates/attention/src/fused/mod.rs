@@ -13,6 +13,11 @@
 //! | ndarray (`ndarray`), wgpu/cuda (`wgpu`, `cuda`) | the same algorithm from the backend's own tensor ops, in query chunks |
 //! | any other, or the feature off | the decomposition (today's recorded ops), same numbers |
 //!
+//! Attention dropout ([`fused_attention_dropout`]) happens inside the op on flex: a weight is
+//! kept or dropped by a hash of a per-call seed and its index ([`DropoutMask`]), so the backward
+//! regenerates the mask rather than storing it; other backends take the decomposition with
+//! burn's `Dropout` ([`dropout_supported`]).
+//!
 //! [`is_supported`] tells which a device gets. Masks are `true` = masked, broadcast over the
 //! dimensions of size 1; a row whose keys are all masked gives zeros (never NaN) in the output
 //! and in every gradient, as [`ScaledDotProductAttention`](crate::ScaledDotProductAttention)
@@ -104,11 +109,94 @@ pub struct FusedInputs<B: Backend> {
     Cube: cfg(feature = "cube")
 )]
 pub trait FusedAttentionBackend: Backend {
-    /// `softmax(q·kᵀ·scale + bias, masked)·v`, `[batch, heads, l_q, d_v]`.
+    /// `softmax(q·kᵀ·scale + bias, masked)·v`, `[batch, heads, l_q, d_v]`; with `dropout` > 0
+    /// (autodiff devices) the weights go through [`DropoutMask`]`::new(dropout, seed)`.
     fn fused_attention(
         #[extension_type] inputs: FusedInputs<Self>,
         scale: f64,
+        dropout: f64,
+        seed: u64,
     ) -> FloatTensor<Self>;
+}
+
+/// Dropout on the attention weights inside the fused op: weight `(b, h, i, j)` is kept with
+/// probability `1 − p` and scaled by `1 / (1 − p)`. Whether it is kept is a hash of the seed,
+/// the weight's row `(b, h, i)` and its column `j` (FlashAttention's counter-based idea), so the
+/// backward regenerates the mask instead of storing `l²` of it: splitmix64 of the seed and the
+/// row gives a 32-bit key per row, and a 32-bit integer hash (Wellons' `lowbias32`) of the key
+/// and the column decides each weight, which vectorises along the row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DropoutMask {
+    p: f64,
+    seed: u64,
+    /// Kept when the hash is at least this.
+    threshold: u32,
+    /// `1 / (1 − p)`.
+    scale: f32,
+}
+
+impl DropoutMask {
+    /// The mask of dropout probability `p` (in `[0, 1)`) drawn from `seed`.
+    pub fn new(p: f64, seed: u64) -> Self {
+        assert!(
+            (0.0..1.0).contains(&p),
+            "attention dropout must be in [0, 1), got {p}"
+        );
+        Self {
+            p,
+            seed,
+            threshold: (p * 4_294_967_296.0).round().min(u32::MAX as f64) as u32,
+            scale: (1.0 / (1.0 - p)) as f32,
+        }
+    }
+
+    /// The dropout probability.
+    pub fn probability(&self) -> f64 {
+        self.p
+    }
+
+    /// The key of row `row` (`(b·heads + h)·l_q + i`).
+    #[inline(always)]
+    pub fn row_key(&self, row: u64) -> u32 {
+        let mut z = self
+            .seed
+            .wrapping_add(row.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) as u32
+    }
+
+    /// The factor on the weight in column `col` of the row with key `key`: 0 or `1 / (1 − p)`.
+    #[inline(always)]
+    pub fn factor(&self, key: u32, col: u32) -> f32 {
+        let mut h = key ^ col.wrapping_mul(0x9E37_79B9);
+        h = (h ^ (h >> 16)).wrapping_mul(0x7FEB_352D);
+        h = (h ^ (h >> 15)).wrapping_mul(0x846C_A68B);
+        h ^= h >> 16;
+        // A select rather than a branch, so that a row's loop vectorises.
+        if h >= self.threshold { self.scale } else { 0.0 }
+    }
+
+    /// `row[j] ·= factor(key, first + j)`.
+    #[inline(always)]
+    pub fn apply(&self, row: &mut [f32], key: u32, first: u32) {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v *= self.factor(key, first.wrapping_add(j as u32));
+        }
+    }
+
+    /// The factors of the whole `[batch, heads, l_q, l_k]` block as a tensor: the mask the
+    /// op applies, written out (for reference checks; `l²` memory).
+    pub fn factors(&self, shape: [usize; 4], device: &Device) -> Tensor<4> {
+        let rows = (shape[0] * shape[1] * shape[2]) as u64;
+        let values: Vec<f32> = (0..rows)
+            .flat_map(|row| {
+                let key = self.row_key(row);
+                (0..shape[3] as u32).map(move |col| self.factor(key, col))
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
 }
 
 /// The inputs of [`AttentionKernels`], on a backend without autodiff.
@@ -126,6 +214,8 @@ pub struct KernelInputs<B: Backend> {
     pub bias: Option<FloatTensor<B>>,
     /// Factor on `q·kᵀ`.
     pub scale: f64,
+    /// Dropout on the weights (kernels that support it: [`dropout_supported`]).
+    pub dropout: Option<DropoutMask>,
 }
 
 /// What the forward pass keeps for the backward pass: the inputs, the context and the row
@@ -221,7 +311,13 @@ macro_rules! inference {
     ($backend:ty, $feature:literal) => {
         #[cfg(feature = $feature)]
         impl FusedAttentionBackend for $backend {
-            fn fused_attention(inputs: FusedInputs<Self>, scale: f64) -> FloatTensor<Self> {
+            // No tape, no dropout (as burn's `Dropout` on a plain device).
+            fn fused_attention(
+                inputs: FusedInputs<Self>,
+                scale: f64,
+                _dropout: f64,
+                _seed: u64,
+            ) -> FloatTensor<Self> {
                 Self::attention_forward(kernel_inputs(inputs, scale)).0
             }
         }
@@ -245,11 +341,17 @@ fn kernel_inputs<B: Backend>(inputs: FusedInputs<B>, scale: f64) -> KernelInputs
             BiasInput::NoBias => None,
         },
         scale,
+        dropout: None,
     }
 }
 
 impl<B: AttentionKernels, C: CheckpointStrategy> FusedAttentionBackend for Autodiff<B, C> {
-    fn fused_attention(inputs: FusedInputs<Self>, scale: f64) -> FloatTensor<Self> {
+    fn fused_attention(
+        inputs: FusedInputs<Self>,
+        scale: f64,
+        dropout: f64,
+        seed: u64,
+    ) -> FloatTensor<Self> {
         let FusedInputs {
             query,
             key,
@@ -268,6 +370,7 @@ impl<B: AttentionKernels, C: CheckpointStrategy> FusedAttentionBackend for Autod
             mask: mask.clone(),
             bias,
             scale,
+            dropout: (dropout > 0.0).then(|| DropoutMask::new(dropout, seed)),
         };
         // Two arities: a bias is a fourth parent only when there is one.
         match bias {
@@ -371,10 +474,88 @@ pub fn fused_attention(
     scale: f64,
 ) -> Tensor<4> {
     let kernels = is_supported(&q.device());
-    attention_or_fallback(q, k, v, mask, bias, scale, kernels)
+    attention_or_fallback(q, k, v, mask, bias, scale, kernels, None)
 }
 
-/// [`fused_attention`] through the kernels, or (a backend they do not know) the decomposition.
+/// Whether [`fused_attention_dropout`] drops weights inside the op on `device` for inputs of
+/// `dtype`: the flex kernels (f32). Elsewhere it is the decomposition with burn's `Dropout`.
+pub fn dropout_supported(device: &Device, dtype: burn::tensor::DType) -> bool {
+    use burn::backend::DispatchDevice;
+    #[allow(unreachable_patterns)]
+    match device.clone().inner().as_dispatch() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => dtype == burn::tensor::DType::F32,
+        _ => false,
+    }
+}
+
+/// [`fused_attention`] with dropout `p` on the weights while training (an autodiff device; as
+/// burn's `Dropout`, nothing is dropped on a plain one). Where [`dropout_supported`], inside the
+/// op ([`DropoutMask`], its seed drawn from the device's generator, so `Device::seed` makes
+/// runs repeat); elsewhere the decomposition with burn's `Dropout` on the weights.
+///
+/// # Shapes
+/// As [`fused_attention`].
+///
+/// # Panics
+/// As [`fused_attention`], and when `p` is not in `[0, 1)`.
+pub fn fused_attention_dropout(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+    scale: f64,
+    p: f64,
+) -> Tensor<4> {
+    assert!(
+        (0.0..1.0).contains(&p),
+        "attention dropout must be in [0, 1), got {p}"
+    );
+    let device = q.device();
+    if p == 0.0 || !device.is_autodiff() {
+        return fused_attention(q, k, v, mask, bias, scale);
+    }
+    if !dropout_supported(&device, q.dtype()) {
+        check_shapes(&q, &k, &v, mask.as_ref(), bias.as_ref());
+        let heads = q.dims()[1];
+        let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
+        let mut scores = q.mul_scalar(scale).matmul(k.swap_dims(2, 3));
+        if let Some(bias) = bias {
+            scores = scores + bias;
+        }
+        let weights = crate::scaled_dot_product::masked_softmax(scores, mask);
+        return burn::nn::DropoutConfig::new(p)
+            .init()
+            .forward(weights)
+            .matmul(v);
+    }
+    // 60 bits from the device's generator (two draws below 2^30: exact in i32 and f32).
+    let draws = Tensor::<1, Int>::random(
+        [2],
+        burn::tensor::Distribution::Uniform(0.0, 1_073_741_824.0),
+        &device,
+    )
+    .into_data()
+    .convert::<i64>()
+    .to_vec::<i64>()
+    .expect("two integers");
+    let seed = ((draws[0] as u64) << 30) ^ draws[1] as u64;
+    attention_or_fallback(
+        q,
+        k,
+        v,
+        mask,
+        bias,
+        scale,
+        true,
+        Some(DropoutMask::new(p, seed)),
+    )
+}
+
+/// [`fused_attention`] through the kernels, or (a backend they do not know) the decomposition;
+/// `dropout` only where [`dropout_supported`].
+#[allow(clippy::too_many_arguments)]
 fn attention_or_fallback(
     q: Tensor<4>,
     k: Tensor<4>,
@@ -383,11 +564,13 @@ fn attention_or_fallback(
     bias: Option<Tensor<4>>,
     scale: f64,
     kernels: bool,
+    dropout: Option<DropoutMask>,
 ) -> Tensor<4> {
     check_shapes(&q, &k, &v, mask.as_ref(), bias.as_ref());
     if !kernels {
         return reference_attention(q, k, v, mask, bias, scale);
     }
+    let (p, seed) = dropout.map_or((0.0, 0), |d| (d.probability(), d.seed));
     let inputs = FusedInputs {
         query: q.into_dispatch(),
         key: k.into_dispatch(),
@@ -402,7 +585,7 @@ fn attention_or_fallback(
         },
     };
     Tensor::from_dispatch(<Dispatch as FusedAttentionBackend>::fused_attention(
-        inputs, scale,
+        inputs, scale, p, seed,
     ))
 }
 
@@ -541,6 +724,7 @@ mod tests {
                 Some(bias.clone()),
                 0.5,
                 kernels,
+                None,
             );
             let grads = out.clone().sum().backward();
             let grad = |t: &Tensor<4>| t.grad(&grads).unwrap().into_data();
@@ -570,5 +754,115 @@ mod tests {
             message.contains("2 key/value heads do not divide 3"),
             "{message}"
         );
+    }
+
+    /// The flex kernels with dropout equal the decomposition with the same mask written out
+    /// ([`DropoutMask::factors`]): output and the gradients of q, k, v and the bias, across
+    /// two key tiles, grouped heads and a text whose keys are all masked.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn dropout_inside_the_op_equals_the_decomposition_with_its_mask() {
+        use burn::tensor::{Distribution, Tolerance};
+        let plain = Device::flex();
+        let device = plain.clone().autodiff();
+        let (batch, heads, kv_heads, l_q, l_k) = (2, 4, 2, 5, 70);
+        let random = |shape| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &plain);
+        let (q, k, v) = (
+            random([batch, heads, l_q, 8]),
+            random([batch, kv_heads, l_k, 8]),
+            random([batch, kv_heads, l_k, 3]),
+        );
+        let bias = random([1, heads, l_q, l_k]);
+        let upstream = random([batch, heads, l_q, 3]);
+        // Text 0 keeps its first 40 keys, text 1 none (fully masked rows).
+        let keys = Tensor::<1, Int>::arange(0..l_k as i64, &plain).reshape([1, 1, 1, l_k]);
+        let lengths = Tensor::<1, Int>::from_data([40, 0], &plain).reshape([batch, 1, 1, 1]);
+        let mask = keys.greater_equal(lengths);
+        let dropout = DropoutMask::new(0.3, 0x5eed);
+        let run = |fused: bool| {
+            let track = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &device).require_grad();
+            let (q, k, v, bias) = (track(&q), track(&k), track(&v), track(&bias));
+            let mask = Tensor::<4, Bool>::from_data(mask.to_data(), &device);
+            let out = if fused {
+                attention_or_fallback(
+                    q.clone(),
+                    k.clone(),
+                    v.clone(),
+                    Some(mask),
+                    Some(bias.clone()),
+                    0.35,
+                    true,
+                    Some(dropout),
+                )
+            } else {
+                let (kr, vr) = (repeat_kv(k.clone(), heads), repeat_kv(v.clone(), heads));
+                let scores = q.clone().mul_scalar(0.35).matmul(kr.swap_dims(2, 3)) + bias.clone();
+                let weights = crate::scaled_dot_product::masked_softmax(scores, Some(mask));
+                let factors = dropout.factors([batch, heads, l_q, l_k], &device);
+                (weights * factors).matmul(vr)
+            };
+            let grads = (out.clone() * Tensor::from_data(upstream.to_data(), &device))
+                .sum()
+                .backward();
+            let grad = |t: &Tensor<4>| t.grad(&grads).unwrap().into_data();
+            [
+                out.inner().into_data(),
+                grad(&q),
+                grad(&k),
+                grad(&v),
+                grad(&bias),
+            ]
+        };
+        let names = ["output", "dq", "dk", "dv", "dbias"];
+        for ((name, want), got) in names.iter().zip(run(false)).zip(run(true)) {
+            assert!(got.iter::<f32>().all(f32::is_finite), "{name}: not finite");
+            got.assert_approx_eq::<f32>(&want, Tolerance::absolute(1e-4));
+        }
+    }
+
+    #[test]
+    fn the_dropout_mask_drops_its_share_and_depends_on_the_seed() {
+        let device = Device::flex();
+        let factors = |p, seed| {
+            DropoutMask::new(p, seed)
+                .factors([4, 5, 100, 100], &device)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        };
+        let a = factors(0.3, 1);
+        let dropped = a.iter().filter(|&&f| f == 0.0).count() as f64 / a.len() as f64;
+        assert!((dropped - 0.3).abs() < 0.005, "dropped {dropped}");
+        assert!(a.iter().all(|&f| f == 0.0 || (f - 1.0 / 0.7).abs() < 1e-6));
+        // Rows are not copies of one another (each has its own key).
+        assert_ne!(a[..100], a[100..200]);
+        assert_ne!(a, factors(0.3, 2));
+        assert_eq!(a, factors(0.3, 1));
+        assert!(factors(0.0, 1).iter().all(|&f| f == 1.0));
+    }
+
+    /// `fused_attention_dropout` draws its seed from the device's generator: consecutive calls
+    /// differ, and a plain device drops nothing.
+    #[test]
+    fn dropout_draws_a_new_mask_per_call_and_is_off_without_autodiff() {
+        let plain = Device::flex();
+        let q = Tensor::<4>::random([1, 2, 6, 4], burn::tensor::Distribution::Default, &plain);
+        let call = |device: &Device| {
+            let q = Tensor::<4>::from_data(q.to_data(), device);
+            fused_attention_dropout(q.clone(), q.clone(), q, None, None, 0.5, 0.5)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        };
+        // (That a seeded device repeats is not checked here: other tests draw from flex's
+        // generator concurrently. The mask's dependence on the seed alone is checked above.)
+        let device = plain.clone().autodiff();
+        let (first, second) = (call(&device), call(&device));
+        assert_ne!(first, second);
+        let undropped = fused_attention(q.clone(), q.clone(), q.clone(), None, None, 0.5)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(call(&plain), undropped);
     }
 }

@@ -13,11 +13,31 @@ pub fn cpu_devices() -> Vec<(&'static str, Device)> {
     vec![("flex", Device::flex()), ("ndarray", Device::ndarray())]
 }
 
-/// The wgpu device when a graphics adapter (a GPU, or lavapipe) answers.
+/// One test at a time on the wgpu device: two test threads submitting to it at once can
+/// deadlock inside cubecl 0.11.3 (fusion autotune waiting for exclusive access to the device
+/// while the other thread's submission waits on it; seen in `tests/fused.rs`, both threads
+/// parked forever).
+static WGPU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+thread_local! {
+    /// The calling test's hold on [`WGPU`], released when its thread ends (pass or panic).
+    static HOLD: std::cell::RefCell<Option<std::sync::MutexGuard<'static, ()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The wgpu device when a graphics adapter (a GPU, or lavapipe) answers; the calling test
+/// holds the wgpu device alone from here to its end (see [`WGPU`]).
 ///
 /// Without one the wgpu checks are skipped with a note, except under CI (`CI` set), which
 /// installs lavapipe and must run them. `ATTENTION_LAB_SKIP_WGPU` skips them explicitly.
 pub fn wgpu_device() -> Option<Device> {
+    HOLD.with(|hold| {
+        let mut hold = hold.borrow_mut();
+        if hold.is_none() {
+            // A test that panicked while holding it poisoned nothing we rely on.
+            *hold = Some(WGPU.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    });
     if std::env::var_os("ATTENTION_LAB_SKIP_WGPU").is_some() {
         eprintln!("ATTENTION_LAB_SKIP_WGPU is set: skipping the wgpu backend");
         return None;

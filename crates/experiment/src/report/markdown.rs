@@ -110,7 +110,7 @@ fn heads_section(md: &mut String, r: &Report) {
     let _ = writeln!(md, "## Which heads matter\n");
     let _ = writeln!(
         md,
-        "On the validation split, for the first layer's heads of each multi-head model: importance is `|∂loss/∂gate|` of each head's gate (Michel et al., 2019), normalised to sum to 1 and ranked within each model; *masking* sets one head's gate to 0; the pruning curve (`pruning.png`) masks heads from least to most important. Entropy is the heads' mean attention entropy over that of uniform attention (1 = uniform). Means over seeds; accuracy drops in points.\n"
+        "On the validation split, for the first layer's heads of each multi-head model: importance is `|∂loss/∂gate|` of each head's gate (Michel et al., 2019), normalised to sum to 1 and ranked within each model; *masking* sets one head's gate to 0; the pruning curve (`pruning.png`) masks heads from least to most important. Entropy is the heads' mean attention entropy over that of uniform attention (1 = uniform). Means over seeds; masking columns: the change in accuracy, in points (negative: the head was needed).\n"
     );
     let _ = writeln!(
         md,
@@ -133,12 +133,12 @@ fn heads_section(md: &mut String, r: &Report) {
         let entropy = Stat::of(h.entropy_ratio.clone());
         let _ = writeln!(
             md,
-            "| {} | {} % | −{:.2} ± {:.2} | −{:.2} ± {:.2} | {} | {:.2} ± {:.2} |",
+            "| {} | {} % | {:+.2} ± {:.2} | {:+.2} ± {:.2} | {} | {:.2} ± {:.2} |",
             k.name,
             mean_of(&h.importance, 100.0),
-            100.0 * h.drop_most.mean,
+            -100.0 * h.drop_most.mean,
             100.0 * h.drop_most.std,
-            100.0 * h.drop_least.mean,
+            -100.0 * h.drop_least.mean,
             100.0 * h.drop_least.std,
             mean_of(&h.pruning_curves, 100.0),
             entropy.mean,
