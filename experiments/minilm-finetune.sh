@@ -33,23 +33,9 @@ run() { # NAME SEED FLAGS...
       --out "$dir" --overwrite --no-tui "$@" > "$dir.log" 2>&1
   fi
 }
-for seed in $seeds; do
-  # Recorded already (summaries.jsonl) and its folder not here: not trained again.
-  if [ ! -d "$out/runs/finetune-s$seed" ] && grep -q "\"run\": \"finetune-s$seed\"" "$out/summaries.jsonl" 2>/dev/null \
-    && grep -q "\"run\": \"probe-s$seed\"" "$out/summaries.jsonl" && [ -f "$out/heads-finetune-s$seed.md" ]; then
-    continue
-  fi
-  run finetune "$seed"
-  run probe "$seed" --freeze-encoder --lr 1e-3
-  # Which heads matter in the fine-tuned model (experiment heads), kept beside the table.
-  dir="$out/runs/finetune-s$seed"
-  if [ ! -f "$dir/HEADS.md" ]; then
-    echo "heads of $dir"
-    "$bin" heads --run "$dir" --orders 3 > "$dir.heads.log" 2>&1
-  fi
-  cp "$dir/HEADS.md" "$out/heads-finetune-s$seed.md"
-  cp "$dir/pruning.png" "$out/pruning-finetune-s$seed.png"
-done
+# summaries.jsonl and table.md from every finished run, written after each one: run folders
+# are not committed, and a session may end before the last seed.
+record() {
 python3 - "$out" <<'PY'
 import json, pathlib, statistics, sys
 out = pathlib.Path(sys.argv[1])
@@ -86,3 +72,26 @@ for name, runs in sorted(rows.items()):
 (out / "table.md").write_text("\n".join(table) + "\n")
 print("\n".join(table))
 PY
+}
+recorded() { grep -q "\"run\": \"$1\"" "$out/summaries.jsonl" 2>/dev/null; }
+for seed in $seeds; do
+  # A run recorded in summaries.jsonl whose folder is not on this machine is not trained again.
+  dir="$out/runs/finetune-s$seed"
+  if [ -d "$dir" ] || ! recorded "finetune-s$seed" || [ ! -f "$out/heads-finetune-s$seed.md" ]; then
+    run finetune "$seed"
+    # Which heads matter in the fine-tuned model (experiment heads), kept beside the table; run
+    # before the probe so that a session that ends early has recorded what needs the folder.
+    if [ ! -f "$dir/HEADS.md" ]; then
+      echo "heads of $dir"
+      "$bin" heads --run "$dir" --orders 3 > "$dir.heads.log" 2>&1
+    fi
+    cp "$dir/HEADS.md" "$out/heads-finetune-s$seed.md"
+    cp "$dir/pruning.png" "$out/pruning-finetune-s$seed.png"
+    record > /dev/null
+  fi
+  if [ -d "$out/runs/probe-s$seed" ] || ! recorded "probe-s$seed"; then
+    run probe "$seed" --freeze-encoder --lr 1e-3
+    record > /dev/null
+  fi
+done
+record

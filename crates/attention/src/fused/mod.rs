@@ -518,13 +518,7 @@ pub fn fused_attention_dropout(
     }
     if !dropout_supported(&device, q.dtype()) {
         check_shapes(&q, &k, &v, mask.as_ref(), bias.as_ref());
-        let heads = q.dims()[1];
-        let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
-        let mut scores = q.mul_scalar(scale).matmul(k.swap_dims(2, 3));
-        if let Some(bias) = bias {
-            scores = scores + bias;
-        }
-        let weights = crate::scaled_dot_product::masked_softmax(scores, mask);
+        let (weights, v) = reference_weights(q, k, v, mask, bias, scale);
         return burn::nn::DropoutConfig::new(p)
             .init()
             .forward(weights)
@@ -602,13 +596,26 @@ pub fn reference_attention(
     bias: Option<Tensor<4>>,
     scale: f64,
 ) -> Tensor<4> {
+    let (weights, v) = reference_weights(q, k, v, mask, bias, scale);
+    weights.matmul(v)
+}
+
+/// The decomposition's weights `[batch, heads, l_q, l_k]`, and `v` with a head per query head.
+fn reference_weights(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+    scale: f64,
+) -> (Tensor<4>, Tensor<4>) {
     let heads = q.dims()[1];
     let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
     let mut scores = q.mul_scalar(scale).matmul(k.swap_dims(2, 3));
     if let Some(bias) = bias {
         scores = scores + bias;
     }
-    crate::scaled_dot_product::masked_softmax(scores, mask).matmul(v)
+    (crate::scaled_dot_product::masked_softmax(scores, mask), v)
 }
 
 /// `[batch, kv_heads, l, d]` → `[batch, heads, l, d]`, each key/value head repeated for its
@@ -795,11 +802,15 @@ mod tests {
                     Some(dropout),
                 )
             } else {
-                let (kr, vr) = (repeat_kv(k.clone(), heads), repeat_kv(v.clone(), heads));
-                let scores = q.clone().mul_scalar(0.35).matmul(kr.swap_dims(2, 3)) + bias.clone();
-                let weights = crate::scaled_dot_product::masked_softmax(scores, Some(mask));
-                let factors = dropout.factors([batch, heads, l_q, l_k], &device);
-                (weights * factors).matmul(vr)
+                let (weights, v) = reference_weights(
+                    q.clone(),
+                    k.clone(),
+                    v.clone(),
+                    Some(mask),
+                    Some(bias.clone()),
+                    0.35,
+                );
+                (weights * dropout.factors([batch, heads, l_q, l_k], &device)).matmul(v)
             };
             let grads = (out.clone() * Tensor::from_data(upstream.to_data(), &device))
                 .sum()
