@@ -9,7 +9,9 @@
 # Needs `experiment fetch minilm-l6` first. Writes experiments/results/sst2-minilm/{runs/,
 # summaries.jsonl, table.md}, and per fine-tuned seed its head analysis (`experiment heads`:
 # heads-finetune-sN.md, pruning-finetune-sN.png). EXPERIMENT=path runs that binary instead of building
-# target/debug/experiment.
+# target/debug/experiment; ONLY=finetune or ONLY=probe runs one kind (a seed's fine-tuning and
+# head analysis need about 1 h 45 min here and must finish in one session: run folders are not
+# committed).
 set -euo pipefail
 root=${1:?usage: experiments/minilm-finetune.sh DATA_ROOT [SEEDS]}
 seeds=${2:-1 2 3}
@@ -77,7 +79,7 @@ recorded() { grep -q "\"run\": \"$1\"" "$out/summaries.jsonl" 2>/dev/null; }
 for seed in $seeds; do
   # A run recorded in summaries.jsonl whose folder is not on this machine is not trained again.
   dir="$out/runs/finetune-s$seed"
-  if [ -d "$dir" ] || ! recorded "finetune-s$seed" || [ ! -f "$out/heads-finetune-s$seed.md" ]; then
+  if [ "${ONLY:-}" != probe ] && { [ -d "$dir" ] || ! recorded "finetune-s$seed" || [ ! -f "$out/heads-finetune-s$seed.md" ]; }; then
     run finetune "$seed"
     # Which heads matter in the fine-tuned model (experiment heads), kept beside the table; run
     # before the probe so that a session that ends early has recorded what needs the folder.
@@ -89,7 +91,7 @@ for seed in $seeds; do
     cp "$dir/pruning.png" "$out/pruning-finetune-s$seed.png"
     record > /dev/null
   fi
-  if [ -d "$out/runs/probe-s$seed" ] || ! recorded "probe-s$seed"; then
+  if [ "${ONLY:-}" != finetune ] && { [ -d "$out/runs/probe-s$seed" ] || ! recorded "probe-s$seed"; }; then
     run probe "$seed" --freeze-encoder --lr 1e-3
     record > /dev/null
   fi
