@@ -329,10 +329,7 @@ impl ExperimentConfig {
 
     /// The dataset's short name: `synthetic`, `sst2`, or a folder's last component.
     pub fn dataset_name(&self) -> String {
-        Path::new(&self.data.dataset).file_name().map_or_else(
-            || self.data.dataset.clone(),
-            |n| n.to_string_lossy().into_owned(),
-        )
+        last_component(&self.data.dataset)
     }
 
     /// A short run name: `synthetic-h4-pe-s42`.
@@ -345,9 +342,7 @@ impl ExperimentConfig {
             other => format!("-{other}"),
         };
         if let Some(encoder) = &self.model.encoder {
-            let encoder = Path::new(encoder)
-                .file_name()
-                .map_or_else(|| encoder.clone(), |n| n.to_string_lossy().into_owned());
+            let encoder = last_component(encoder);
             let frozen = match (self.model.freeze_encoder, self.model.freeze_embeddings) {
                 (true, _) => "-frozen",
                 (false, true) => "-frozen-embeddings",
@@ -367,9 +362,7 @@ impl ExperimentConfig {
             .embeddings
             .as_ref()
             .map_or_else(String::new, |v| {
-                let name = Path::new(v)
-                    .file_name()
-                    .map_or_else(|| v.clone(), |n| n.to_string_lossy().into_owned());
+                let name = last_component(v);
                 let frozen = if self.model.freeze_embeddings {
                     "-frozen"
                 } else {
@@ -402,6 +395,13 @@ fn one_line(message: &str) -> String {
         [only] => only.to_string(),
         [first, .., last] => format!("{first} {last}"),
     }
+}
+
+/// A name as run names show it: a path's last component (`../data/sst2` → `sst2`), else itself.
+fn last_component(name: &str) -> String {
+    Path::new(name)
+        .file_name()
+        .map_or_else(|| name.to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]
