@@ -2,8 +2,13 @@
 # optimised build, shared with `cargo test`; `cargo bench` would build burn again into
 # target/release) and print the path of the executable.
 
-# The `experiment` binary.
+# The `experiment` binary; EXPERIMENT=path times that one instead (one built at another commit,
+# for an A/B).
 experiment_exe() {
+    if [ -n "${EXPERIMENT:-}" ]; then
+        echo "$EXPERIMENT"
+        return
+    fi
     cargo build -p experiment --quiet
     echo target/debug/experiment
 }

@@ -12,6 +12,10 @@
 # PyTorch the same number of steps after 5 untimed ones. Prints one JSON line per run, also
 # appended to $RESULTS (default benches/results/finetune.jsonl); `python3 benches/summarize.py
 # FILE` tabulates them. Needs `pip install torch transformers`.
+#
+# A/B of two builds of ours: `EXPERIMENT=path/to/experiment LABEL=name PYTORCH=0 benches/finetune.sh …`
+# times that binary (built at another commit; LABEL goes into its lines' "program") and skips
+# PyTorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +28,8 @@ rounds=${ROUNDS:-2}
 examples=${EXAMPLES:-1280}
 batching=${BATCHING:-bucket}
 results=${RESULTS:-benches/results/finetune.jsonl}
+label=${LABEL:-}
+pytorch=${PYTORCH:-1}
 mkdir -p "$(dirname "$results")"
 
 source benches/common.sh
@@ -42,14 +48,16 @@ for t in "${threads[@]}"; do
         RAYON_NUM_THREADS=$t "$exe" train --no-tui --config experiments/minilm-finetune.toml \
             --encoder "$encoder" --dataset "$tmp/data" --batching "$batching" --epochs 1 \
             --out "$out" >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; exit 1; }
-        python3 - "$out/summary.json" "$t" "$batching" <<'PY' | tee -a "$results"
+        python3 - "$out/summary.json" "$t" "$batching" "$label" <<'PY' | tee -a "$results"
 import json, sys
 s = json.load(open(sys.argv[1]))
+program = "burn-learner-minilm" + (f"-{sys.argv[4]}" if sys.argv[4] else "")
 print(json.dumps({
-    "program": "burn-learner-minilm", "backend": s["backend"], "threads": sys.argv[2],
+    "program": program, "backend": s["backend"], "threads": sys.argv[2],
     "batching": sys.argv[3], "samples_per_s": s["train_samples_per_s"], "seconds": s["seconds"],
 }))
 PY
+        [ "$pytorch" = 1 ] || continue
         for sdpa in "" --sdpa; do
             python3 benches/pytorch_reference.py --dataset "$tmp/data" --encoder "$encoder" \
                 --threads "$t" --steps "$steps" --warmup 5 --batch-size 32 --batching "$batching" \

@@ -10,8 +10,8 @@
 # summaries.jsonl, table.md}, and per fine-tuned seed its head analysis (`experiment heads`:
 # heads-finetune-sN.md, pruning-finetune-sN.png). EXPERIMENT=path runs that binary instead of building
 # target/debug/experiment; ONLY=finetune or ONLY=probe runs one kind (a seed's fine-tuning and
-# head analysis need about 1 h 45 min here and must finish in one session: run folders are not
-# committed).
+# head analysis need about an hour here and must finish in one session: run folders are not
+# committed; its accuracy is recorded as soon as it has trained).
 set -euo pipefail
 root=${1:?usage: experiments/minilm-finetune.sh DATA_ROOT [SEEDS]}
 seeds=${2:-1 2 3}
@@ -81,6 +81,7 @@ for seed in $seeds; do
   dir="$out/runs/finetune-s$seed"
   if [ "${ONLY:-}" != probe ] && { [ -d "$dir" ] || ! recorded "finetune-s$seed" || [ ! -f "$out/heads-finetune-s$seed.md" ]; }; then
     run finetune "$seed"
+    record > /dev/null
     # Which heads matter in the fine-tuned model (experiment heads), kept beside the table; run
     # before the probe so that a session that ends early has recorded what needs the folder.
     if [ ! -f "$dir/HEADS.md" ]; then

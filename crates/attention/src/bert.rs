@@ -184,6 +184,8 @@ impl BertConfig {
             .with_bias(true)
             .with_layer_norm_eps(self.layer_norm_eps)
             .with_dropout(self.hidden_dropout_prob)
+            // BERT's intermediate block has no dropout of its own (HF's `BertIntermediate`).
+            .with_activation_dropout(Some(0.0))
             .with_attention_dropout(self.attention_probs_dropout_prob)
     }
 
@@ -441,7 +443,7 @@ impl BertModel {
         let x = e.word.forward(input.tokens)
             + e.position.forward(positions)
             + e.token_type.forward(types);
-        let x = e.dropout.forward(e.norm.forward(x));
+        let x = crate::fused::dropout_layer(&e.dropout, e.norm.forward(x));
         let mut encoder = EncoderInput::new(x);
         encoder.mask_padding = input.mask_padding;
         let mut weights = Vec::new();

@@ -8,7 +8,7 @@ use burn::{
 
 use crate::{
     AttentionError, AttentionInput, AttentionPositions, LayerNorm, LayerNormConfig,
-    MultiHeadAttention, MultiHeadAttentionConfig,
+    MultiHeadAttention, MultiHeadAttentionConfig, fused,
 };
 
 /// Configuration of [`EncoderLayer`].
@@ -30,10 +30,12 @@ pub struct EncoderLayerConfig {
     /// (`norm(x + f(x))`, the original transformer). Default: `true`, pre-LN.
     #[config(default = true)]
     pub norm_first: bool,
-    /// Dropout on each sub-block's output before the residual sum, and inside the
-    /// feed-forward block. Default: `0.1`.
+    /// Dropout on each sub-block's output before the residual sum. Default: `0.1`.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Dropout on the feed-forward block's hidden activations (after GELU). Default: `None`,
+    /// the same as `dropout`, as PyTorch's `TransformerEncoderLayer`; BERT has none (`0.0`).
+    pub activation_dropout: Option<f64>,
     /// Dropout on the attention weights. Default: `0.0`.
     #[config(default = 0.0)]
     pub attention_dropout: f64,
@@ -64,11 +66,16 @@ impl EncoderLayerConfig {
         if self.d_ff == Some(0) {
             return Err(AttentionError::config("d_ff", "must be at least 1"));
         }
-        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
-            return Err(AttentionError::config(
-                "dropout",
-                format!("must be in [0, 1), got {}", self.dropout),
-            ));
+        for (field, p) in [
+            ("dropout", Some(self.dropout)),
+            ("activation_dropout", self.activation_dropout),
+        ] {
+            if let Some(p) = p.filter(|p| !(p.is_finite() && (0.0..1.0).contains(p))) {
+                return Err(AttentionError::config(
+                    field,
+                    format!("must be in [0, 1), got {p}"),
+                ));
+            }
         }
         Ok(())
     }
@@ -96,12 +103,15 @@ impl EncoderLayerConfig {
                 activation: Gelu::new(),
             }),
             dropout: DropoutConfig::new(self.dropout).init(),
+            activation_dropout: self.activation_dropout.unwrap_or(self.dropout),
             norm_first: self.norm_first,
         }
     }
 }
 
-/// The feed-forward sub-block: `linear_out(dropout(gelu(linear_in(x))))`, with its norm.
+/// The feed-forward sub-block: `linear_out(dropout(gelu(linear_in(x))))`, with its norm; GELU
+/// and dropout through [`fused::gelu`] and [`fused::dropout`] (one op each with its own
+/// backward on flex).
 #[derive(Module, Debug)]
 pub struct FeedForward {
     /// `d_model → d_ff`.
@@ -110,7 +120,7 @@ pub struct FeedForward {
     pub linear_out: Linear,
     /// The sub-block's LayerNorm.
     pub norm: LayerNorm,
-    /// GELU.
+    /// GELU (the forward calls [`fused::gelu`], the same function).
     pub activation: Gelu,
 }
 
@@ -124,8 +134,11 @@ pub struct EncoderLayer {
     pub norm_1: LayerNorm,
     /// The feed-forward sub-block, if any.
     pub feed_forward: Option<FeedForward>,
-    /// Dropout on sub-block outputs.
+    /// Dropout on sub-block outputs; its training flag (cleared by `freeze`) also governs
+    /// `activation_dropout`.
     pub dropout: Dropout,
+    /// Dropout on the feed-forward block's hidden activations.
+    pub activation_dropout: f64,
     /// Pre-LN when `true`, post-LN when `false`.
     pub norm_first: bool,
 }
@@ -199,22 +212,26 @@ impl EncoderLayer {
         };
         let (x, weights) = if self.norm_first {
             let (context, weights) = attend(self.norm_1.forward(x.clone()));
-            (x + self.dropout.forward(context), weights)
+            (x + fused::dropout_layer(&self.dropout, context), weights)
         } else {
             let (context, weights) = attend(x.clone());
             (
-                self.norm_1.forward(x + self.dropout.forward(context)),
+                self.norm_1
+                    .forward(x + fused::dropout_layer(&self.dropout, context)),
                 weights,
             )
         };
         let Some(ff) = &self.feed_forward else {
             return (x, weights);
         };
+        let hidden_dropout = if self.dropout.training.is_enabled() {
+            self.activation_dropout
+        } else {
+            0.0
+        };
         let block = |h: Tensor<3>| {
-            let hidden = self
-                .dropout
-                .forward(ff.activation.forward(ff.linear_in.forward(h)));
-            self.dropout.forward(ff.linear_out.forward(hidden))
+            let hidden = fused::dropout(fused::gelu(ff.linear_in.forward(h)), hidden_dropout);
+            fused::dropout_layer(&self.dropout, ff.linear_out.forward(hidden))
         };
         let x = if self.norm_first {
             x.clone() + block(ff.norm.forward(x))
@@ -335,6 +352,48 @@ mod tests {
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_into_vec_as::<f32>().unwrap()
+    }
+
+    /// Only the feed-forward's hidden dropout is on (outputs and attention dropout 0): a
+    /// training pass differs from inference with it, equals inference without it (BERT's
+    /// setting) and when the layer is frozen.
+    #[test]
+    fn activation_dropout_drops_the_hidden_activations_alone() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<3>::random([2, 5, 8], Distribution::Default, &device);
+        let run = |activation_dropout, frozen: bool| {
+            let layer = EncoderLayerConfig::new(8, 2)
+                .with_dropout(0.0)
+                .with_activation_dropout(activation_dropout)
+                .init(&device);
+            assert_eq!(layer.activation_dropout, activation_dropout.unwrap_or(0.0));
+            // Inference first: `freeze` consumes the layer.
+            let (want, _) = layer
+                .valid()
+                .forward(&EncoderInput::new(x.clone().inner()), false);
+            let layer = if frozen { layer.freeze() } else { layer };
+            let (got, _) = layer.forward(&EncoderInput::new(x.clone()), false);
+            (values(got.inner()), values(want))
+        };
+        let (got, want) = run(Some(0.5), false);
+        assert_ne!(got, want);
+        for (activation_dropout, frozen) in [(Some(0.0), false), (None, false), (Some(0.5), true)] {
+            let (got, want) = run(activation_dropout, frozen);
+            let diff = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(diff < 1e-5, "{activation_dropout:?} {frozen}: {diff}");
+        }
+        assert!(
+            EncoderLayerConfig::new(8, 2)
+                .with_activation_dropout(Some(1.0))
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("activation_dropout")
+        );
     }
 
     #[test]

@@ -173,9 +173,11 @@ impl ScaledDotProductAttention {
         let temperature = self.temperature_for(d_k);
         let device = q.device();
         let training = device.is_autodiff();
-        if training && (self.dropout.prob == 0.0 || dropout_supported(&device, q.dtype())) {
+        // A frozen module drops nothing, as burn's `Dropout`.
+        let p = crate::fused::active_probability(&self.dropout);
+        if training && (p == 0.0 || dropout_supported(&device, q.dtype())) {
             let scale = 1.0 / temperature;
-            return fused_attention_dropout(q, k, v, mask, bias, scale, self.dropout.prob);
+            return fused_attention_dropout(q, k, v, mask, bias, scale, p);
         }
         let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
         if training {
@@ -226,7 +228,7 @@ pub(crate) fn masked_softmax(scores: Tensor<4>, mask: Option<Tensor<4, Bool>>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::Tolerance;
+    use burn::tensor::{Distribution, Tolerance};
 
     fn device() -> Device {
         Device::flex()
@@ -294,6 +296,33 @@ mod tests {
         let c = out.context.into_data().try_into_vec_as::<f32>().unwrap();
         assert!((c[0] - 1.0).abs() < 1e-6 && (c[1] - 1.0).abs() < 1e-6);
         assert_eq!(&c[2..], &[0.0, 0.0]);
+    }
+
+    /// While training, `forward_context` drops weights (inside the fused op on flex); a frozen
+    /// module drops none, as burn's `Dropout`.
+    #[test]
+    fn a_frozen_module_drops_no_weights() {
+        let device = Device::flex().autodiff();
+        let sdpa = ScaledDotProductAttentionConfig::new()
+            .with_dropout(0.5)
+            .init();
+        let qkv = || Tensor::<4>::random([2, 2, 6, 4], Distribution::Default, &device);
+        let (q, k, v) = (qkv(), qkv(), qkv());
+        let inference = sdpa
+            .forward_context(
+                q.clone().inner(),
+                k.clone().inner(),
+                v.clone().inner(),
+                None,
+            )
+            .into_data();
+        let training = sdpa.forward_context(q.clone(), k.clone(), v.clone(), None);
+        assert_ne!(training.inner().into_data(), inference);
+        let frozen = burn::module::Module::freeze(sdpa).forward_context(q, k, v, None);
+        frozen
+            .inner()
+            .into_data()
+            .assert_approx_eq::<f32>(&inference, Tolerance::absolute(1e-5));
     }
 
     #[test]

@@ -23,6 +23,28 @@ use cli::{Cli, Command, CompareArgs, DatasetArgs, FetchArgs, HeadsArgs, PredictA
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc's own C API, in the library the `mimalloc` crate links (its Rust bindings to options
+// need a feature that adds a dependency).
+unsafe extern "C" {
+    #[cfg(test)]
+    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_purge_delay` in mimalloc v3's `mi_option_t` (the version `mimalloc` 0.1.52 builds).
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Keeps freed memory in the process: mimalloc hands pages unused for a second back to the
+/// kernel, and burn frees and reallocates a training step's large buffers (gradients, optimiser
+/// temporaries) every step, so they were faulted in again, zeroed (8% of a fine-tuning step in
+/// the kernel's `clear_page_erms`; BENCHMARKS.md). A `MIMALLOC_PURGE_DELAY` the user set wins.
+fn keep_freed_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain setter of a process-wide option; -1 means never purge.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
+}
+
 fn train(args: &TrainArgs) -> Result<()> {
     let dashboard = !args.no_tui && std::io::stdout().is_terminal();
     let (summary, out) = match &args.resume {
@@ -209,6 +231,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    keep_freed_memory();
     // burn-train restores checkpoints (optimiser state) onto `Device::default()`, which is the
     // GPU whenever wgpu is compiled in, and panics on a machine without a graphics driver even
     // for a CPU run. Pin the default to the chosen backend.
@@ -232,6 +255,26 @@ fn main() -> ExitCode {
             let message: Vec<String> = err.chain().map(|e| e.to_string()).collect();
             eprintln!("error: {}", message.join(": "));
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Option 15 is the purge delay: its default (1,000 ms in mimalloc v3) until set, then -1.
+    /// Fails if a mimalloc upgrade renumbers the options.
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: plain getters and setters of process-wide options.
+        unsafe {
+            assert_eq!(mi_option_get(MI_OPTION_PURGE_DELAY), 1000);
+            keep_freed_memory();
+            assert_eq!(mi_option_get(MI_OPTION_PURGE_DELAY), -1);
         }
     }
 }

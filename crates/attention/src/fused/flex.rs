@@ -877,7 +877,7 @@ fn matmul(
 /// `e^x` for `x ≤ 88`, 0 for `x ≤ -88` (and `-inf`), relative error ~1e-7: branch-free so
 /// the loops around it vectorise, where libm's `expf` is a call per element.
 #[inline(always)]
-fn exp<const FMA: bool>(x: f32) -> f32 {
+pub(super) fn exp<const FMA: bool>(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;

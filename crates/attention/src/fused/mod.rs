@@ -1,5 +1,5 @@
-//! Attention as one differentiable op with its own backward pass (FlashAttention-2), and
-//! [`layer_norm`], LayerNorm as one op with its own backward.
+//! Attention as one differentiable op with its own backward pass (FlashAttention-2), and the
+//! other ops of an encoder layer likewise: [`layer_norm`], [`gelu`] and [`dropout`].
 //!
 //! On an autodiff device burn records attention as about ten ops, each keeping a
 //! `[batch, heads, l_q, l_k]` tensor for the backward pass. [`fused_attention`] records one op
@@ -47,8 +47,14 @@ mod flex;
 mod norm;
 #[cfg(feature = "flex")]
 mod norm_flex;
+mod pointwise;
+#[cfg(feature = "flex")]
+mod pointwise_flex;
 
 pub use norm::{FusedLayerNormBackend, NormGrads, NormKernels, NormSaved, layer_norm};
+#[cfg(feature = "flex")]
+pub use pointwise::{FusedPointwiseBackend, PointwiseKernels};
+pub use pointwise::{active_probability, dropout, dropout_layer, gelu, pointwise_supported};
 
 use burn::{
     backend::{
@@ -524,17 +530,7 @@ pub fn fused_attention_dropout(
             .forward(weights)
             .matmul(v);
     }
-    // 60 bits from the device's generator (two draws below 2^30: exact in i32 and f32).
-    let draws = Tensor::<1, Int>::random(
-        [2],
-        burn::tensor::Distribution::Uniform(0.0, 1_073_741_824.0),
-        &device,
-    )
-    .into_data()
-    .convert::<i64>()
-    .to_vec::<i64>()
-    .expect("two integers");
-    let seed = ((draws[0] as u64) << 30) ^ draws[1] as u64;
+    let seed = draw_seed(&device);
     attention_or_fallback(
         q,
         k,
@@ -545,6 +541,21 @@ pub fn fused_attention_dropout(
         true,
         Some(DropoutMask::new(p, seed)),
     )
+}
+
+/// A dropout mask's seed: 60 bits from the device's generator (two draws below 2^30, exact in
+/// i32 and f32), so that `Device::seed` makes the masks repeat.
+pub(crate) fn draw_seed(device: &Device) -> u64 {
+    let draws = Tensor::<1, Int>::random(
+        [2],
+        burn::tensor::Distribution::Uniform(0.0, 1_073_741_824.0),
+        device,
+    )
+    .into_data()
+    .convert::<i64>()
+    .to_vec::<i64>()
+    .expect("two integers");
+    ((draws[0] as u64) << 30) ^ draws[1] as u64
 }
 
 /// [`fused_attention`] through the kernels, or (a backend they do not know) the decomposition;

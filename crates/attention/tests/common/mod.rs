@@ -45,13 +45,14 @@ pub fn wgpu_device() -> Option<Device> {
     let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
     let probe = device.clone();
     // burn acquires the adapter lazily and panics on its own thread when there is none.
-    let works = std::thread::spawn(move || {
-        Tensor::<1>::ones([1], &probe)
-            .into_data()
-            .try_into_vec_as::<f32>()
-    })
-    .join()
-    .is_ok_and(|values| values.is_ok_and(|v| v == [1.0]));
+    let works = primary_adapter()
+        && std::thread::spawn(move || {
+            Tensor::<1>::ones([1], &probe)
+                .into_data()
+                .try_into_vec_as::<f32>()
+        })
+        .join()
+        .is_ok_and(|values| values.is_ok_and(|v| v == [1.0]));
     match (works, std::env::var_os("CI").is_some()) {
         (true, _) => Some(device),
         (false, true) => panic!(
@@ -59,10 +60,31 @@ pub fn wgpu_device() -> Option<Device> {
         ),
         (false, false) => {
             eprintln!(
-                "no graphics adapter: skipping the wgpu backend (apt-get install mesa-vulkan-drivers to test it)"
+                "no Vulkan, Metal or DX12 adapter: skipping the wgpu backend (apt-get install mesa-vulkan-drivers libvulkan1 to test it)"
             );
             None
         }
+    }
+}
+
+/// Whether wgpu finds an adapter through Vulkan, Metal or DX12 (a GPU, or lavapipe). With
+/// OpenGL alone (Mesa's llvmpipe without a Vulkan driver) cubecl falls back to GL, where the
+/// one-op probe answers but the fused-op tests then wait forever (seen with
+/// `VK_DRIVER_FILES=/nonexistent`).
+fn primary_adapter() -> bool {
+    use burn::tensor::wgpu::wgpu;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::PRIMARY,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let mut adapters = std::pin::pin!(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    // Native backends answer at the first poll; no executor needed.
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(adapters) = adapters.as_mut().poll(&mut context) {
+            return !adapters.is_empty();
+        }
+        std::thread::yield_now();
     }
 }
 
