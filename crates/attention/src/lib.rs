@@ -18,6 +18,7 @@
 //! | [`EncoderLayer`], [`Encoder`] | pre-LN or post-LN layers (attention, optional feed-forward), a stack returning every layer's weights |
 //! | [`head_importance`], [`head_entropy`] | which heads matter: `|∂loss/∂gate|` (Michel et al., 2019) and attention entropy |
 //! | [`fused::gelu`], [`fused::dropout`] | exact GELU (a vectorised `erf`) and dropout (a hashed mask regenerated in the backward), one op each with its own backward on flex; what [`EncoderLayer`] trains through |
+//! | [`fused::FusedAdamW`] | burn's AdamW (same numbers, same state and records) in one `rayon` pass per parameter on flex; burn's own elsewhere |
 //! | [`fused::fused_attention`] | attention as one op with its own backward (FlashAttention-2): trains with memory growing in `l`, not `l²`; what [`MultiHeadAttention::forward_context`] trains through ([`fused::fused_attention_dropout`]: attention dropout inside the op on flex, the mask regenerated in the backward from a counter-based hash) |
 //!
 //! # Masks

@@ -1,5 +1,6 @@
 //! Attention as one differentiable op with its own backward pass (FlashAttention-2), and the
-//! other ops of an encoder layer likewise: [`layer_norm`], [`gelu`] and [`dropout`].
+//! other ops of an encoder layer likewise: [`layer_norm`], [`gelu`] and [`dropout`]; and the
+//! optimiser's step, [`FusedAdamW`].
 //!
 //! On an autodiff device burn records attention as about ten ops, each keeping a
 //! `[batch, heads, l_q, l_k]` tensor for the backward pass. [`fused_attention`] records one op
@@ -41,6 +42,9 @@
 // burn-ndarray is deprecated in burn 0.22 but shipped, and one of the backends we serve.
 #![allow(deprecated)]
 
+mod adamw;
+#[cfg(feature = "flex")]
+mod adamw_flex;
 pub(crate) mod chunked;
 #[cfg(feature = "flex")]
 mod flex;
@@ -51,6 +55,7 @@ mod pointwise;
 #[cfg(feature = "flex")]
 mod pointwise_flex;
 
+pub use adamw::{FusedAdamW, FusedAdamWConfig};
 pub use norm::{FusedLayerNormBackend, NormGrads, NormKernels, NormSaved, layer_norm};
 #[cfg(feature = "flex")]
 pub use pointwise::{FusedPointwiseBackend, PointwiseKernels};

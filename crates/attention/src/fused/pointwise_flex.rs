@@ -69,7 +69,7 @@ pub(super) fn dropout(x: FloatTensor<Flex>, mask: DropoutMask) -> FloatTensor<Fl
 
 /// `t` contiguous from offset 0 and held by no one else, so that its storage can be written
 /// in place (a copy otherwise).
-fn owned(t: FlexTensor) -> FlexTensor {
+pub(super) fn owned(t: FlexTensor) -> FlexTensor {
     let whole = t.layout().start_offset() == 0
         && t.layout().is_contiguous()
         && t.storage::<f32>().len() == t.layout().num_elements();
@@ -83,12 +83,12 @@ fn owned(t: FlexTensor) -> FlexTensor {
 }
 
 /// A contiguous f32 tensor's values.
-fn values(t: &FlexTensor) -> &[f32] {
+pub(super) fn values(t: &FlexTensor) -> &[f32] {
     let start = t.layout().start_offset();
     &t.storage::<f32>()[start..start + t.layout().num_elements()]
 }
 
-fn tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
+pub(super) fn tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
 }
 

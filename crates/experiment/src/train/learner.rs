@@ -9,13 +9,10 @@ use std::{
 
 use anyhow::{Result, bail};
 use burn::{
-    optim::{
-        AdamWConfig,
-        lr_scheduler::{
-            LrSchedulerConfig, cosine::CosineAnnealingLrSchedulerConfig,
-            linear::LinearLrSchedulerConfig, module_lr_scheduler::ModuleLrScheduler,
-            sequential::SequentialLrSchedulerConfig,
-        },
+    optim::lr_scheduler::{
+        LrSchedulerConfig, cosine::CosineAnnealingLrSchedulerConfig,
+        linear::LinearLrSchedulerConfig, module_lr_scheduler::ModuleLrScheduler,
+        sequential::SequentialLrSchedulerConfig,
     },
     prelude::*,
     train::{
@@ -123,7 +120,8 @@ pub(super) fn launch(setup: &Setup, model: Classifier) -> Result<Launched> {
         device.clone(),
     );
 
-    let optimizer = AdamWConfig::new()
+    // burn's AdamW, in one pass per parameter on flex (BENCHMARKS.md).
+    let optimizer = attention::fused::FusedAdamWConfig::new()
         .with_weight_decay(config.train.weight_decay as f32)
         .init();
     let iterations = config.train.epochs
