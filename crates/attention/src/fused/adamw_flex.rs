@@ -4,10 +4,7 @@
 use burn::backend::flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::pointwise_flex::{owned, tensor, values};
-
-/// Elements per `rayon` task.
-const TASK: usize = 1 << 15;
+use super::pointwise_flex::{TASK, owned, tensor, values};
 
 /// One step's constants.
 #[derive(Clone, Copy, Debug)]

@@ -36,13 +36,8 @@ pub use kernels::{FusedPointwiseBackend, PointwiseKernels};
 /// Whether [`gelu`] and [`dropout`] run their own kernels on `device` for inputs of `dtype`:
 /// flex and f32. Elsewhere they are burn's `gelu` and `Dropout`.
 pub fn pointwise_supported(device: &Device, dtype: DType) -> bool {
-    use burn::backend::DispatchDevice;
-    #[allow(unreachable_patterns)]
-    match device.clone().inner().as_dispatch() {
-        #[cfg(feature = "flex")]
-        DispatchDevice::Flex(_) => dtype == DType::F32,
-        _ => false,
-    }
+    // The same devices as attention dropout inside the fused op: flex, f32.
+    super::dropout_supported(device, dtype)
 }
 
 /// GELU, `x · Φ(x) = x/2 · (1 + erf(x/√2))` (exact, not the tanh approximation), as one op with

@@ -17,8 +17,8 @@ use rayon::prelude::*;
 use super::DropoutMask;
 use super::flex::{avx2_fma, exp};
 
-/// Elements per `rayon` task.
-const TASK: usize = 1 << 15;
+/// Elements per `rayon` task (the AdamW kernel's too).
+pub(super) const TASK: usize = 1 << 15;
 
 pub(super) fn gelu(x: FloatTensor<Flex>) -> FloatTensor<Flex> {
     if x.dtype() != DType::F32 {
