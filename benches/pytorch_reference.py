@@ -269,6 +269,7 @@ def main():
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "steps": args.steps,
+        "warmup": args.warmup,
         "samples": samples,
         "seconds": seconds,
         "samples_per_s": samples / seconds,

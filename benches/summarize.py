@@ -25,6 +25,9 @@ def main(path):
         # Results from before batching options were recorded in file order.
         batching = r.get("batching", "file")
         program = r["program"] + (f" ×{r['devices']} devices" if r.get("devices", 1) > 1 else "")
+        # Runs timed after different numbers of untimed steps are not pooled.
+        if "warmup" in r:
+            program += f" ({r['warmup']} untimed steps)"
         runs[(program, r["backend"], threads, batching)].append(r)
     device = lambda backend: "gpu" if backend in ("cuda", "wgpu") else "cpu"
     torch = {}

@@ -103,14 +103,15 @@ impl EncoderLayerConfig {
                 activation: Gelu::new(),
             }),
             dropout: DropoutConfig::new(self.dropout).init(),
-            activation_dropout: self.activation_dropout.unwrap_or(self.dropout),
+            activation_dropout: DropoutConfig::new(self.activation_dropout.unwrap_or(self.dropout))
+                .init(),
             norm_first: self.norm_first,
         }
     }
 }
 
 /// The feed-forward sub-block: `linear_out(dropout(gelu(linear_in(x))))`, with its norm; GELU
-/// and dropout through [`fused::gelu`] and [`fused::dropout`] (one op each with its own
+/// and dropout through [`fused::gelu`] and [`fused::dropout_layer`] (one op each with its own
 /// backward on flex).
 #[derive(Module, Debug)]
 pub struct FeedForward {
@@ -134,11 +135,10 @@ pub struct EncoderLayer {
     pub norm_1: LayerNorm,
     /// The feed-forward sub-block, if any.
     pub feed_forward: Option<FeedForward>,
-    /// Dropout on sub-block outputs; its training flag (cleared by `freeze`) also governs
-    /// `activation_dropout`.
+    /// Dropout on sub-block outputs.
     pub dropout: Dropout,
     /// Dropout on the feed-forward block's hidden activations.
-    pub activation_dropout: f64,
+    pub activation_dropout: Dropout,
     /// Pre-LN when `true`, post-LN when `false`.
     pub norm_first: bool,
 }
@@ -224,13 +224,11 @@ impl EncoderLayer {
         let Some(ff) = &self.feed_forward else {
             return (x, weights);
         };
-        let hidden_dropout = if self.dropout.training.is_enabled() {
-            self.activation_dropout
-        } else {
-            0.0
-        };
         let block = |h: Tensor<3>| {
-            let hidden = fused::dropout(fused::gelu(ff.linear_in.forward(h)), hidden_dropout);
+            let hidden = fused::dropout_layer(
+                &self.activation_dropout,
+                fused::gelu(ff.linear_in.forward(h)),
+            );
             fused::dropout_layer(&self.dropout, ff.linear_out.forward(hidden))
         };
         let x = if self.norm_first {
@@ -366,7 +364,10 @@ mod tests {
                 .with_dropout(0.0)
                 .with_activation_dropout(activation_dropout)
                 .init(&device);
-            assert_eq!(layer.activation_dropout, activation_dropout.unwrap_or(0.0));
+            assert_eq!(
+                layer.activation_dropout.prob,
+                activation_dropout.unwrap_or(0.0)
+            );
             // Inference first: `freeze` consumes the layer.
             let (want, _) = layer
                 .valid()

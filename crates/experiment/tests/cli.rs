@@ -11,7 +11,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{assert_success, binary, synthetic_folder};
+use common::{assert_success, binary, small_train, synthetic_folder};
 
 /// A small synthetic dataset written as a TSV folder.
 fn small_dataset(dir: &Path) -> PathBuf {
@@ -19,26 +19,7 @@ fn small_dataset(dir: &Path) -> PathBuf {
 }
 
 fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
-    binary()
-        .args([
-            "train",
-            "--no-tui",
-            "--batch-size",
-            "32",
-            "--max-len",
-            "32",
-            "--heads",
-            "2",
-            "--d-model",
-            "16",
-        ])
-        .arg("--dataset")
-        .arg(data)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap()
+    small_train(data, out).args(extra).output().unwrap()
 }
 
 fn summary(out: &Path) -> Value {

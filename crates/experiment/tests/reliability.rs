@@ -22,16 +22,10 @@ fn dataset(dir: &Path, train: usize) -> PathBuf {
     common::synthetic_folder(dir, &format!("synthetic-{train}"), train)
 }
 
-/// A small, fast training command (flex, d_model 16, batch 32).
+/// A small, fast training command without early stopping.
 fn train(data: &Path, out: &Path) -> Command {
-    let mut command = binary();
-    command
-        .args(["train", "--no-tui", "--batch-size", "32", "--d-model", "16"])
-        .args(["--heads", "2", "--max-len", "32", "--patience", "0"])
-        .arg("--dataset")
-        .arg(data)
-        .arg("--out")
-        .arg(out);
+    let mut command = common::small_train(data, out);
+    command.args(["--patience", "0"]);
     command
 }
 
@@ -372,7 +366,7 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
     };
     let legacy = copy("legacy");
     flat(&legacy);
-    let predicted = Command::new(env!("CARGO_BIN_EXE_experiment"))
+    let predicted = binary()
         .args(["predict", "--run"])
         .arg(&legacy)
         .arg("text")

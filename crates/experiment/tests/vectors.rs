@@ -39,13 +39,8 @@ fn glove_file(dir: &Path, data: &Path, dim: usize) -> (PathBuf, usize) {
 }
 
 fn train(data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    binary()
-        .args(["train", "--no-tui", "--batch-size", "32", "--max-len", "32"])
-        .args(["--heads", "2", "--d-model", "16", "--epochs", "2"])
-        .arg("--dataset")
-        .arg(data)
-        .arg("--out")
-        .arg(out)
+    common::small_train(data, out)
+        .args(["--epochs", "2"])
         .args(extra)
         .output()
         .unwrap()

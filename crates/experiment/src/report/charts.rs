@@ -190,9 +190,17 @@ fn panel(
             )
             .map_err(draw_err)?;
     }
+    draw_legend(&mut chart, legend)
+}
+
+/// Every chart's legend: the series' labels in a white, bordered box at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
     chart
         .configure_series_labels()
-        .position(legend)
+        .position(position)
         .label_font(("sans-serif", 15))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
@@ -311,14 +319,7 @@ pub fn finals(report: &Report, path: &Path) -> Result<()> {
             )))
             .map_err(draw_err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(draw_err)?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(draw_err)
 }
 
@@ -392,14 +393,7 @@ pub fn pruning_shares(
             .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
             .map_err(draw_err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .label_font(("sans-serif", 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(draw_err)?;
+    draw_legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
     root.present().map_err(draw_err)
 }
 

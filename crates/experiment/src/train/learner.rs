@@ -176,10 +176,12 @@ pub(super) fn launch(setup: &Setup, model: Classifier) -> Result<Launched> {
     if start > 0 {
         training = training.checkpoint(start);
     }
+    // The training thread (each worker's) runs its operations as the first of its own rayon
+    // threads instead of handing them to the global pool (workers.rs).
+    if matches!(config.backend, Backend::Flex | Backend::Ndarray) {
+        workers::set_threads_per_worker(workers::threads_per_worker(devices.len()));
+    }
     if devices.len() > 1 {
-        if matches!(config.backend, Backend::Flex | Backend::Ndarray) {
-            workers::set_threads_per_worker(workers::threads_per_worker(devices.len()));
-        }
         let devices = devices.iter().map(|d| d.clone().autodiff()).collect();
         training = training.with_training_strategy(
             ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice).into(),

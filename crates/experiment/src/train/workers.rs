@@ -1,33 +1,34 @@
-//! Data-parallel workers on a CPU backend, each with its own rayon threads.
+//! The training thread of a CPU backend as the first of its own rayon threads.
 //!
-//! burn-train's multi-device strategy runs every device's share of a step on its own thread. On
-//! flex and ndarray those threads hand each operation to rayon's one global pool, where both
-//! workers' small operations queue behind each other and neither worker runs on a core of its
-//! own: two workers at two threads trained no faster than one. Here the first training step on
-//! a worker thread makes that thread the first of a private pool of `threads_per_worker`
-//! threads, so its operations run on it (and its pool) and the workers run side by side.
+//! On flex and ndarray a thread outside rayon hands each parallel operation to rayon's global
+//! pool and sleeps until a pool thread has run it, while the pool's threads sleep through every
+//! serial operation the training thread runs: at two threads, two pool threads and the training
+//! thread take turns on two cores, and each of the hundreds of operations of a step wakes a
+//! thread. With several data-parallel workers (burn-train's multi-device strategy runs each
+//! device's share of a step on its own thread) both workers' small operations also queued
+//! behind each other in the one pool: two workers at two threads trained no faster than one.
+//! Here the first training step on a thread makes that thread the first of a private pool of
+//! `threads_per_worker` threads, as OpenMP makes the calling thread the first of its team: its
+//! operations run on it and its pool, and workers run side by side. One worker at two threads
+//! fine-tunes MiniLM-L6 1.16× faster so, one thread 1.12× (BENCHMARKS.md).
 
 use std::cell::OnceCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Rayon threads for each data-parallel worker; 0 (the default) leaves every thread on the
-/// global pool, as with one device or a GPU backend.
+/// Rayon threads for each training thread; 0 (the default) leaves every thread on the global
+/// pool, as on a GPU backend.
 static THREADS_PER_WORKER: AtomicUsize = AtomicUsize::new(0);
 
-/// Gives each data-parallel worker its own pool of `threads` rayon threads (the calling thread
+/// Gives each training thread its own pool of `threads` rayon threads (the calling thread
 /// included); 0 turns this off.
 pub fn set_threads_per_worker(threads: usize) {
     THREADS_PER_WORKER.store(threads, Ordering::Relaxed);
 }
 
 /// The rayon threads of a CPU backend shared out over `workers` data-parallel workers (at least
-/// one each), or 0 when there is one worker and nothing to share out.
+/// one each; one worker gets them all).
 pub fn threads_per_worker(workers: usize) -> usize {
-    if workers <= 1 {
-        0
-    } else {
-        (rayon::current_num_threads() / workers).max(1)
-    }
+    (rayon::current_num_threads() / workers.max(1)).max(1)
 }
 
 /// Makes the calling thread the first thread of its own rayon pool, once per thread, if
@@ -78,9 +79,9 @@ mod tests {
     }
 
     #[test]
-    fn threads_are_shared_out_and_one_worker_keeps_the_global_pool() {
-        assert_eq!(threads_per_worker(1), 0);
+    fn threads_are_shared_out_and_one_worker_gets_them_all() {
         let global = rayon::current_num_threads();
+        assert_eq!(threads_per_worker(1), global);
         assert_eq!(threads_per_worker(2), (global / 2).max(1));
         assert_eq!(threads_per_worker(global * 4), 1);
     }

@@ -12,6 +12,20 @@ pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_experiment"))
 }
 
+/// `experiment train --no-tui` of a small, fast model (flex, batch 32, max_len 32, 2 heads,
+/// d_model 16) on the TSV folder `data` into `out`; more flags with `.args`.
+pub fn small_train(data: &Path, out: &Path) -> Command {
+    let mut command = binary();
+    command
+        .args(["train", "--no-tui", "--batch-size", "32", "--max-len", "32"])
+        .args(["--heads", "2", "--d-model", "16"])
+        .arg("--dataset")
+        .arg(data)
+        .arg("--out")
+        .arg(out);
+    command
+}
+
 /// A synthetic dataset of `train` examples (64 validation, 64 test) written as the TSV folder
 /// `dir/name`, with a `labels.txt`.
 pub fn synthetic_folder(dir: &Path, name: &str, train: usize) -> PathBuf {
