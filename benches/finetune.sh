@@ -12,7 +12,7 @@
 # learner's samples/s of the second counts (the first's is in "first_epoch_samples_per_s"),
 # PyTorch the same number of steps after one untimed pass. WARMUP=5 times instead burn's first
 # epoch (its first steps and the heap's growth included) against PyTorch after 5 untimed steps,
-# as this script did before 2026-12-07 evening. Prints one JSON line per run, also appended to
+# as this script did before 2026-12-07 evening; each line says its "warmup". Prints one JSON line per run, also appended to
 # $RESULTS (default benches/results/finetune.jsonl); `python3 benches/summarize.py FILE`
 # tabulates them. Needs `pip install torch transformers`.
 #
@@ -45,8 +45,9 @@ head -n "$examples" "$data/train.tsv" > "$tmp/data/train.tsv"
 head -n 64 "$data/validation.tsv" > "$tmp/data/validation.tsv"
 steps=$(( examples / 32 ))
 warmup=${WARMUP:-$steps}
-# Burn's untimed steps are a whole epoch: the first of two.
-if [ "$warmup" = "$steps" ]; then epochs=2; else epochs=1; fi
+# Burn's untimed steps are a whole epoch, the first of two; with any other WARMUP it is timed
+# from its first step (its lines say "warmup": 0).
+if [ "$warmup" = "$steps" ]; then epochs=2 ours_warmup=$steps; else epochs=1 ours_warmup=0; fi
 
 for t in "${threads[@]}"; do
     for round in $(seq "$rounds"); do
@@ -54,7 +55,7 @@ for t in "${threads[@]}"; do
         RAYON_NUM_THREADS=$t "$exe" train --no-tui --config experiments/minilm-finetune.toml \
             --encoder "$encoder" --dataset "$tmp/data" --batching "$batching" --epochs "$epochs" \
             --out "$out" >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; exit 1; }
-        python3 - "$out/summary.json" "$t" "$batching" "$label" "$warmup" <<'PY' | tee -a "$results"
+        python3 - "$out/summary.json" "$t" "$batching" "$label" "$ours_warmup" <<'PY' | tee -a "$results"
 import json, sys
 s = json.load(open(sys.argv[1]))
 program = "burn-learner-minilm" + (f"-{sys.argv[4]}" if sys.argv[4] else "")

@@ -19,12 +19,16 @@
 //! | [`head_importance`], [`head_entropy`] | which heads matter: `|∂loss/∂gate|` (Michel et al., 2019) and attention entropy |
 //! | [`fused::gelu`], [`fused::dropout`] | exact GELU (a vectorised `erf`) and dropout (a hashed mask regenerated in the backward), one op each with its own backward on flex; what [`EncoderLayer`] trains through |
 //! | [`fused::FusedAdamW`] | burn's AdamW (same numbers, same state and records) in one `rayon` pass per parameter on flex; burn's own elsewhere |
+//! | [`mask_mod`] | attention patterns as code: closures `(batch, head, q, kv) → allowed` with `and`/`or`/`not`, causal, sliding windows, prefix-LM, packed documents, padding; the mask tensor of any of them, and a shape's tiles sorted into empty, full and partial ([`mask_mod::BlockMask`]) |
 //! | [`fused::fused_attention`] | attention as one op with its own backward (FlashAttention-2): trains with memory growing in `l`, not `l²`; what [`MultiHeadAttention::forward_context`] trains through ([`fused::fused_attention_dropout`]: attention dropout inside the op on flex, the mask regenerated in the backward from a counter-based hash) |
 //!
 //! # Masks
 //!
 //! All masks follow burn's polarity: **`true` means masked** (the key is *not* attended to).
-//! [`mask`] builds padding masks from lengths or token ids and causal masks. A query whose keys
+//! [`mask`] builds padding masks from lengths or token ids and causal masks; [`mask_mod`]
+//! describes patterns as code (closures `(batch, head, q, kv) → allowed`, combinators, sliding
+//! windows, prefix-LM, packed documents) and sorts a shape's tiles into empty, full and partial
+//! ([`mask_mod::BlockMask`]). A query whose keys
 //! are all masked gets all-zero attention weights and a zero context row, never NaN.
 //!
 //! # PyTorch weights
@@ -164,6 +168,7 @@ pub mod fused;
 mod heads;
 mod learned;
 pub mod mask;
+pub mod mask_mod;
 mod multi_head;
 mod norm;
 mod positional;

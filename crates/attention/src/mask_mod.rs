@@ -1,0 +1,451 @@
+//! Attention patterns written as code (issue 22, first part): a [`MaskMod`] says whether query
+//! `q` of head `h` in batch row `b` may attend to key `kv`, as PyTorch's `flex_attention`
+//! `mask_mod` does. Closures are mask mods; [`MaskMod::and`], [`MaskMod::or`] and
+//! [`MaskMod::not`] combine them; [`causal`], [`window`], [`prefix_lm`], [`document`] and
+//! [`padding`] are ready-made.
+//!
+//! **Polarity**: a mask mod returns `true` where attention is *allowed* (as `flex_attention`);
+//! the crate's mask tensors are `true` where it is *masked* (as burn). [`MaskMod::to_mask`]
+//! converts, so its result goes wherever a mask tensor does.
+//!
+//! [`BlockMask`] sorts the `[q-block, kv-block]` tiles of a shape into empty, full and partial
+//! ones: what a tiled kernel needs to skip empty tiles and to skip the mask on full ones.
+//!
+//! Indices are those of the score matrix: with a KV cache, query `q` is the `q`-th new token;
+//! shift it in a closure (`move |b, h, q, kv| inner.allows(b, h, q + offset, kv)`).
+//!
+//! ```
+//! use attention::fused::fused_attention;
+//! use attention::mask_mod::{MaskMod, causal, window};
+//! use burn::prelude::*;
+//!
+//! let device = Device::flex();
+//! // Mistral's sliding window: the last 3 tokens, the query's own included.
+//! let sliding = causal().and(window(2, 0));
+//! // Any closure `(batch, head, q, kv) -> bool` is a mask mod: here, head 0 sees everything.
+//! let per_head = sliding.or(|_b: usize, h: usize, _q: usize, _kv: usize| h == 0);
+//! let mask = per_head.to_mask([1, 2, 6, 6], &device); // [batch, heads, l_q, l_k], true = masked
+//!
+//! // Equal scores, so each query averages the values it may see; value = the key's position.
+//! let q = Tensor::<4>::ones([1, 2, 6, 8], &device);
+//! let v = Tensor::<1, Int>::arange(0..6, &device).float().reshape([1, 1, 6, 1]).expand([1, 2, 6, 1]);
+//! let context = fused_attention(q.clone(), q, v, Some(mask), None, 8f64.sqrt());
+//! let last: Vec<f32> = context.slice([0..1, 0..2, 5..6, 0..1]).into_data().try_to_vec().unwrap();
+//! assert_eq!(last, [2.5, 4.0]); // head 0: keys 0..=5; head 1: keys 3..=5
+//! ```
+
+use burn::prelude::*;
+
+/// Whether query `q` of head `head` in batch row `batch` may attend to key `kv`: `true` =
+/// allowed. Implemented by every `Fn(usize, usize, usize, usize) -> bool`.
+pub trait MaskMod: Send + Sync {
+    /// `true` when `(batch, head, q, kv)` may attend.
+    fn allows(&self, batch: usize, head: usize, q: usize, kv: usize) -> bool;
+
+    /// Allowed where both allow.
+    fn and<M: MaskMod>(self, other: M) -> And<Self, M>
+    where
+        Self: Sized,
+    {
+        And(self, other)
+    }
+
+    /// Allowed where either allows.
+    fn or<M: MaskMod>(self, other: M) -> Or<Self, M>
+    where
+        Self: Sized,
+    {
+        Or(self, other)
+    }
+
+    /// Allowed where this one masks.
+    fn not(self) -> Not<Self>
+    where
+        Self: Sized,
+    {
+        Not(self)
+    }
+
+    /// The mask tensor `[batch, heads, l_q, l_k]` of this pattern, **`true` = masked** (the
+    /// crate's and burn's polarity), for every mask argument of the crate.
+    fn to_mask(&self, shape: [usize; 4], device: &Device) -> Tensor<4, Bool> {
+        let [batch, heads, l_q, l_k] = shape;
+        let mut masked = Vec::with_capacity(batch * heads * l_q * l_k);
+        for b in 0..batch {
+            for h in 0..heads {
+                for q in 0..l_q {
+                    masked.extend((0..l_k).map(|kv| !self.allows(b, h, q, kv)));
+                }
+            }
+        }
+        Tensor::from_data(TensorData::new(masked, shape), device)
+    }
+}
+
+impl<F: Fn(usize, usize, usize, usize) -> bool + Send + Sync> MaskMod for F {
+    fn allows(&self, batch: usize, head: usize, q: usize, kv: usize) -> bool {
+        self(batch, head, q, kv)
+    }
+}
+
+/// [`MaskMod::and`].
+#[derive(Debug, Clone)]
+pub struct And<A, B>(A, B);
+
+impl<A: MaskMod, B: MaskMod> MaskMod for And<A, B> {
+    fn allows(&self, batch: usize, head: usize, q: usize, kv: usize) -> bool {
+        self.0.allows(batch, head, q, kv) && self.1.allows(batch, head, q, kv)
+    }
+}
+
+/// [`MaskMod::or`].
+#[derive(Debug, Clone)]
+pub struct Or<A, B>(A, B);
+
+impl<A: MaskMod, B: MaskMod> MaskMod for Or<A, B> {
+    fn allows(&self, batch: usize, head: usize, q: usize, kv: usize) -> bool {
+        self.0.allows(batch, head, q, kv) || self.1.allows(batch, head, q, kv)
+    }
+}
+
+/// [`MaskMod::not`].
+#[derive(Debug, Clone)]
+pub struct Not<A>(A);
+
+impl<A: MaskMod> MaskMod for Not<A> {
+    fn allows(&self, batch: usize, head: usize, q: usize, kv: usize) -> bool {
+        !self.0.allows(batch, head, q, kv)
+    }
+}
+
+/// [`causal`]: keys up to the query's own position.
+#[derive(Debug, Clone, Copy)]
+pub struct Causal;
+
+impl MaskMod for Causal {
+    fn allows(&self, _batch: usize, _head: usize, q: usize, kv: usize) -> bool {
+        kv <= q
+    }
+}
+
+/// Query `q` attends to keys `kv ≤ q` (the crate's [`causal_mask`](crate::mask::causal_mask),
+/// per head).
+pub fn causal() -> Causal {
+    Causal
+}
+
+/// [`window`]: keys within a band around the query.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Keys before the query that are allowed.
+    pub left: usize,
+    /// Keys after the query that are allowed.
+    pub right: usize,
+}
+
+impl MaskMod for Window {
+    fn allows(&self, _batch: usize, _head: usize, q: usize, kv: usize) -> bool {
+        kv + self.left >= q && kv <= q + self.right
+    }
+}
+
+/// Query `q` attends to keys `q − left ..= q + right`. `causal().and(window(w - 1, 0))` is a
+/// causal sliding window of `w` tokens (Mistral, Gemma 2's local layers); `window(w, w)` a
+/// symmetric one (Longformer's local attention).
+pub fn window(left: usize, right: usize) -> Window {
+    Window { left, right }
+}
+
+/// [`prefix_lm`]: a bidirectional prefix, causal after it.
+#[derive(Debug, Clone)]
+pub struct PrefixLm {
+    /// Each batch row's prefix length.
+    pub prefix: Vec<usize>,
+}
+
+impl MaskMod for PrefixLm {
+    fn allows(&self, batch: usize, _head: usize, q: usize, kv: usize) -> bool {
+        kv < self.prefix[batch] || kv <= q
+    }
+}
+
+/// Prefix-LM (T5, UniLM): every query sees the first `prefix[b]` keys of its row, and the keys
+/// up to its own position after them.
+///
+/// # Panics
+/// At use, when a batch row has no prefix length.
+pub fn prefix_lm(prefix: Vec<usize>) -> PrefixLm {
+    PrefixLm { prefix }
+}
+
+/// [`document`]: block-diagonal attention over packed sequences.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Each batch row's sequence id per position, `[batch][len]`.
+    pub ids: Vec<Vec<u32>>,
+}
+
+impl MaskMod for Document {
+    fn allows(&self, batch: usize, _head: usize, q: usize, kv: usize) -> bool {
+        let ids = &self.ids[batch];
+        ids[q] == ids[kv]
+    }
+}
+
+/// Packed sequences: a query attends only to keys of the same sequence, `ids[b][q] ==
+/// ids[b][kv]` (self-attention; combine with [`causal`] for packed causal training).
+///
+/// # Panics
+/// At use, when an index is beyond a row's ids.
+pub fn document(ids: Vec<Vec<u32>>) -> Document {
+    Document { ids }
+}
+
+/// [`padding`]: keys beyond each row's length masked.
+#[derive(Debug, Clone)]
+pub struct Padding {
+    /// Each batch row's number of real keys.
+    pub lengths: Vec<usize>,
+}
+
+impl MaskMod for Padding {
+    fn allows(&self, batch: usize, _head: usize, _q: usize, kv: usize) -> bool {
+        kv < self.lengths[batch]
+    }
+}
+
+/// Keys `kv < lengths[b]` only (the crate's
+/// [`padding_mask_from_lengths`](crate::mask::padding_mask_from_lengths), for every query).
+pub fn padding(lengths: Vec<usize>) -> Padding {
+    Padding { lengths }
+}
+
+/// What a `[q-block, kv-block]` tile of the score matrix holds under a [`MaskMod`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Every pair is masked: the tile can be skipped.
+    Empty,
+    /// Every pair is allowed: the tile needs no mask.
+    Full,
+    /// Some of each: the mask is applied inside the tile.
+    Partial,
+}
+
+/// The tiles of one shape under a [`MaskMod`], computed once per shape (every pair evaluated
+/// once), as `flex_attention`'s `create_block_mask`.
+#[derive(Debug, Clone)]
+pub struct BlockMask {
+    shape: [usize; 4],
+    block: [usize; 2],
+    kinds: Vec<BlockKind>,
+}
+
+impl BlockMask {
+    /// Sorts the tiles of `shape` (`[batch, heads, l_q, l_k]`) into blocks of `block_q` queries
+    /// × `block_kv` keys (the last ones shorter where the lengths are not multiples).
+    ///
+    /// # Panics
+    /// When a block size is 0.
+    pub fn new(
+        mask_mod: &impl MaskMod,
+        shape: [usize; 4],
+        block_q: usize,
+        block_kv: usize,
+    ) -> Self {
+        assert!(
+            block_q > 0 && block_kv > 0,
+            "BlockMask: block sizes must be at least 1, got {block_q} × {block_kv}"
+        );
+        let [batch, heads, l_q, l_k] = shape;
+        let (n_q, n_kv) = (l_q.div_ceil(block_q), l_k.div_ceil(block_kv));
+        let mut kinds = Vec::with_capacity(batch * heads * n_q * n_kv);
+        for b in 0..batch {
+            for h in 0..heads {
+                for qb in 0..n_q {
+                    let queries = qb * block_q..((qb + 1) * block_q).min(l_q);
+                    for kb in 0..n_kv {
+                        let keys = kb * block_kv..((kb + 1) * block_kv).min(l_k);
+                        let (mut any, mut all) = (false, true);
+                        for q in queries.clone() {
+                            for kv in keys.clone() {
+                                let allowed = mask_mod.allows(b, h, q, kv);
+                                any |= allowed;
+                                all &= allowed;
+                            }
+                        }
+                        kinds.push(match (any, all) {
+                            (false, _) => BlockKind::Empty,
+                            (true, true) => BlockKind::Full,
+                            (true, false) => BlockKind::Partial,
+                        });
+                    }
+                }
+            }
+        }
+        Self {
+            shape,
+            block: [block_q, block_kv],
+            kinds,
+        }
+    }
+
+    /// `[batch, heads, l_q, l_k]` the tiles cover.
+    pub fn shape(&self) -> [usize; 4] {
+        self.shape
+    }
+
+    /// `[block_q, block_kv]`.
+    pub fn block(&self) -> [usize; 2] {
+        self.block
+    }
+
+    /// Query blocks and key blocks per head: `[n_q, n_kv]`.
+    pub fn blocks(&self) -> [usize; 2] {
+        let [_, _, l_q, l_k] = self.shape;
+        [l_q.div_ceil(self.block[0]), l_k.div_ceil(self.block[1])]
+    }
+
+    /// The tile of query block `q_block` and key block `kv_block` of `(batch, head)`.
+    ///
+    /// # Panics
+    /// When an index is out of range.
+    pub fn kind(&self, batch: usize, head: usize, q_block: usize, kv_block: usize) -> BlockKind {
+        let [_, heads, _, _] = self.shape;
+        let [n_q, n_kv] = self.blocks();
+        assert!(
+            q_block < n_q && kv_block < n_kv,
+            "BlockMask: tile ({q_block}, {kv_block}) beyond {n_q} × {n_kv}"
+        );
+        self.kinds[((batch * heads + head) * n_q + q_block) * n_kv + kv_block]
+    }
+
+    /// How many tiles are empty, full and partial.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        self.kinds
+            .iter()
+            .fold((0, 0, 0), |(e, f, p), kind| match kind {
+                BlockKind::Empty => (e + 1, f, p),
+                BlockKind::Full => (e, f + 1, p),
+                BlockKind::Partial => (e, f, p + 1),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask;
+
+    fn flags(mask: Tensor<4, Bool>) -> Vec<bool> {
+        mask.into_data().try_to_vec::<bool>().unwrap()
+    }
+
+    #[test]
+    fn causal_and_padding_equal_the_mask_functions() {
+        let device = Device::flex();
+        let (batch, len) = (2, 5);
+        let want = mask::causal_mask(batch, len, &device).reshape([batch, 1, len, len]);
+        assert_eq!(
+            flags(causal().to_mask([batch, 1, len, len], &device)),
+            flags(want)
+        );
+        // A closure is a mask mod too.
+        let closure = |_: usize, _: usize, q: usize, kv: usize| kv <= q;
+        assert_eq!(
+            flags(closure.to_mask([batch, 1, len, len], &device)),
+            flags(causal().to_mask([batch, 1, len, len], &device))
+        );
+        let pad = mask::padding_mask_from_lengths(&[3, 5], len, &device)
+            .reshape([batch, 1, 1, len])
+            .expand([batch, 1, len, len]);
+        assert_eq!(
+            flags(padding(vec![3, 5]).to_mask([batch, 1, len, len], &device)),
+            flags(pad)
+        );
+    }
+
+    #[test]
+    fn window_prefix_and_document_allow_what_they_say() {
+        let sliding = causal().and(window(1, 0));
+        let prefix = prefix_lm(vec![2]);
+        let docs = document(vec![vec![7, 7, 3, 3, 3]]);
+        for q in 0..5 {
+            for kv in 0..5 {
+                assert_eq!(sliding.allows(0, 0, q, kv), kv <= q && q - kv <= 1);
+                assert_eq!(window(1, 2).allows(0, 0, q, kv), kv + 1 >= q && kv <= q + 2);
+                assert_eq!(prefix.allows(0, 0, q, kv), kv < 2 || kv <= q);
+                assert_eq!(docs.allows(0, 0, q, kv), (q < 2) == (kv < 2));
+            }
+        }
+    }
+
+    #[test]
+    fn combinators_follow_boolean_logic() {
+        let heads = |_: usize, h: usize, _: usize, _: usize| h == 1;
+        let either = causal().or(heads);
+        let neither = causal()
+            .not()
+            .and(|_: usize, h: usize, _: usize, _: usize| h != 1);
+        for h in 0..2 {
+            for q in 0..4 {
+                for kv in 0..4 {
+                    let (c, one) = (kv <= q, h == 1);
+                    assert_eq!(either.allows(0, h, q, kv), c || one);
+                    assert_eq!(neither.allows(0, h, q, kv), !(c || one));
+                }
+            }
+        }
+        let device = Device::flex();
+        let shape = [1, 2, 4, 4];
+        let (a, b) = (
+            flags(either.to_mask(shape, &device)),
+            flags(neither.to_mask(shape, &device)),
+        );
+        assert!(a.iter().zip(&b).all(|(x, y)| x != y));
+    }
+
+    #[test]
+    fn block_masks_sort_the_tiles() {
+        let shape = [1, 1, 64, 64];
+        // Causal, blocks of 16: the 4 diagonal tiles partial, 6 below full, 6 above empty.
+        let blocks = BlockMask::new(&causal(), shape, 16, 16);
+        assert_eq!(blocks.counts(), (6, 6, 4));
+        assert_eq!(blocks.kind(0, 0, 2, 1), BlockKind::Full);
+        assert_eq!(blocks.kind(0, 0, 1, 2), BlockKind::Empty);
+        assert_eq!(blocks.kind(0, 0, 3, 3), BlockKind::Partial);
+        // A causal window of 16 tokens: the diagonal and the one below it partial, the rest
+        // empty: 7 of 16 tiles are computed instead of 10.
+        let sliding = BlockMask::new(&causal().and(window(15, 0)), shape, 16, 16);
+        assert_eq!(sliding.counts(), (9, 0, 7));
+        // Lengths that are not multiples of the block: the last tiles are shorter.
+        let ragged = BlockMask::new(&causal(), [2, 3, 10, 7], 4, 4);
+        assert_eq!(ragged.blocks(), [3, 2]);
+        assert_eq!(ragged.kind(1, 2, 2, 1), BlockKind::Full);
+        assert_eq!(ragged.kind(1, 2, 0, 1), BlockKind::Empty);
+    }
+
+    #[test]
+    fn each_tile_kind_agrees_with_the_dense_mask() {
+        let mask_mod = document(vec![vec![0, 0, 0, 1, 1, 2, 2, 2, 2]]).and(causal());
+        let shape = [1, 1, 9, 9];
+        let dense = flags(mask_mod.to_mask(shape, &Device::flex()));
+        let blocks = BlockMask::new(&mask_mod, shape, 2, 3);
+        let [n_q, n_kv] = blocks.blocks();
+        for qb in 0..n_q {
+            for kb in 0..n_kv {
+                let masked: Vec<bool> = (qb * 2..(qb * 2 + 2).min(9))
+                    .flat_map(|q| (kb * 3..kb * 3 + 3).map(move |kv| (q, kv)))
+                    .map(|(q, kv)| dense[q * 9 + kv])
+                    .collect();
+                let want = if masked.iter().all(|&m| m) {
+                    BlockKind::Empty
+                } else if masked.iter().all(|&m| !m) {
+                    BlockKind::Full
+                } else {
+                    BlockKind::Partial
+                };
+                assert_eq!(blocks.kind(0, 0, qb, kb), want, "tile ({qb}, {kb})");
+            }
+        }
+    }
+}
