@@ -171,10 +171,12 @@ pub mod mask;
 pub mod mask_mod;
 mod multi_head;
 mod norm;
+mod pattern;
 mod positional;
 mod positions;
 mod pytorch;
 mod scaled_dot_product;
+pub mod score_mod;
 mod single_head;
 
 pub use bert::{BertConfig, BertEmbeddings, BertInput, BertModel, BertOutput};
@@ -190,6 +192,7 @@ pub use multi_head::{
     AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig, MultiHeadOutput,
 };
 pub use norm::{LayerNorm, LayerNormConfig};
+pub use pattern::AttentionPattern;
 pub use positional::{
     SinusoidalPositionalEncoding, SinusoidalPositionalEncodingConfig, sinusoid_table,
 };

@@ -232,17 +232,29 @@ pub enum BlockKind {
 }
 
 /// The tiles of one shape under a [`MaskMod`], computed once per shape (every pair evaluated
-/// once), as `flex_attention`'s `create_block_mask`.
+/// once, `rayon` over the query blocks), as `flex_attention`'s `create_block_mask`: each tile's
+/// [`BlockKind`], and the allowed pairs of the partial ones, so that the fused kernels need
+/// neither the mask mod nor a full-size mask. A batch or head dimension of 1 is shared by
+/// every batch row or head (a sliding window is the same for all).
 #[derive(Debug, Clone)]
 pub struct BlockMask {
     shape: [usize; 4],
     block: [usize; 2],
     kinds: Vec<BlockKind>,
+    /// Per tile, the index of its flags in `bits` (in tiles) when it is partial.
+    partial: Vec<u32>,
+    /// The allowed flags of the partial tiles, `block_q × block_kv` each, row-major (pairs
+    /// beyond the lengths in the last tiles `false`).
+    bits: Vec<bool>,
 }
 
+/// The block size [`BlockMask::with_default_blocks`] takes: the flex kernels' key tile.
+pub const DEFAULT_BLOCK: usize = 64;
+
 impl BlockMask {
-    /// Sorts the tiles of `shape` (`[batch, heads, l_q, l_k]`) into blocks of `block_q` queries
-    /// × `block_kv` keys (the last ones shorter where the lengths are not multiples).
+    /// Sorts the tiles of `shape` (`[batch, heads, l_q, l_k]`, batch or heads 1 when the
+    /// pattern does not depend on them) into blocks of `block_q` queries × `block_kv` keys
+    /// (the last ones shorter where the lengths are not multiples).
     ///
     /// # Panics
     /// When a block size is 0.
@@ -252,44 +264,77 @@ impl BlockMask {
         block_q: usize,
         block_kv: usize,
     ) -> Self {
+        use rayon::prelude::*;
         assert!(
             block_q > 0 && block_kv > 0,
             "BlockMask: block sizes must be at least 1, got {block_q} × {block_kv}"
         );
         let [batch, heads, l_q, l_k] = shape;
         let (n_q, n_kv) = (l_q.div_ceil(block_q), l_k.div_ceil(block_kv));
-        let mut kinds = Vec::with_capacity(batch * heads * n_q * n_kv);
-        for b in 0..batch {
-            for h in 0..heads {
-                for qb in 0..n_q {
-                    let queries = qb * block_q..((qb + 1) * block_q).min(l_q);
-                    for kb in 0..n_kv {
-                        let keys = kb * block_kv..((kb + 1) * block_kv).min(l_k);
-                        let (mut any, mut all) = (false, true);
-                        for q in queries.clone() {
-                            for kv in keys.clone() {
-                                let allowed = mask_mod.allows(b, h, q, kv);
-                                any |= allowed;
-                                all &= allowed;
-                            }
+        // One row of tiles per (batch, head, query block), in parallel.
+        let rows: Vec<(Vec<BlockKind>, Vec<Vec<bool>>)> = (0..batch * heads * n_q)
+            .into_par_iter()
+            .map(|row| {
+                let (bh, qb) = (row / n_q, row % n_q);
+                let (b, h) = (bh / heads, bh % heads);
+                let queries = qb * block_q..((qb + 1) * block_q).min(l_q);
+                let mut kinds = Vec::with_capacity(n_kv);
+                let mut partial = Vec::new();
+                for kb in 0..n_kv {
+                    let keys = kb * block_kv..((kb + 1) * block_kv).min(l_k);
+                    let mut flags = vec![false; block_q * block_kv];
+                    let (mut any, mut all) = (false, true);
+                    for q in queries.clone() {
+                        for kv in keys.clone() {
+                            let allowed = mask_mod.allows(b, h, q, kv);
+                            flags[(q - queries.start) * block_kv + kv - keys.start] = allowed;
+                            any |= allowed;
+                            all &= allowed;
                         }
-                        kinds.push(match (any, all) {
-                            (false, _) => BlockKind::Empty,
-                            (true, true) => BlockKind::Full,
-                            (true, false) => BlockKind::Partial,
-                        });
                     }
+                    kinds.push(match (any, all) {
+                        (false, _) => BlockKind::Empty,
+                        (true, true) => BlockKind::Full,
+                        (true, false) => {
+                            partial.push(flags);
+                            BlockKind::Partial
+                        }
+                    });
                 }
-            }
-        }
-        Self {
+                (kinds, partial)
+            })
+            .collect();
+        let mut mask = Self {
             shape,
             block: [block_q, block_kv],
-            kinds,
+            kinds: Vec::with_capacity(batch * heads * n_q * n_kv),
+            partial: Vec::with_capacity(batch * heads * n_q * n_kv),
+            bits: Vec::new(),
+        };
+        let mut next = 0u32;
+        for (kinds, partial) in rows {
+            for kind in &kinds {
+                mask.partial.push(if *kind == BlockKind::Partial {
+                    next += 1;
+                    next - 1
+                } else {
+                    u32::MAX
+                });
+            }
+            mask.kinds.extend(kinds);
+            for flags in partial {
+                mask.bits.extend(flags);
+            }
         }
+        mask
     }
 
-    /// `[batch, heads, l_q, l_k]` the tiles cover.
+    /// [`BlockMask::new`] with [`DEFAULT_BLOCK`]-sized tiles each way.
+    pub fn with_default_blocks(mask_mod: &impl MaskMod, shape: [usize; 4]) -> Self {
+        Self::new(mask_mod, shape, DEFAULT_BLOCK, DEFAULT_BLOCK)
+    }
+
+    /// `[batch, heads, l_q, l_k]` the tiles cover (batch or heads 1: shared).
     pub fn shape(&self) -> [usize; 4] {
         self.shape
     }
@@ -305,18 +350,48 @@ impl BlockMask {
         [l_q.div_ceil(self.block[0]), l_k.div_ceil(self.block[1])]
     }
 
-    /// The tile of query block `q_block` and key block `kv_block` of `(batch, head)`.
-    ///
-    /// # Panics
-    /// When an index is out of range.
-    pub fn kind(&self, batch: usize, head: usize, q_block: usize, kv_block: usize) -> BlockKind {
-        let [_, heads, _, _] = self.shape;
+    fn index(&self, batch: usize, head: usize, q_block: usize, kv_block: usize) -> usize {
+        let [batches, heads, _, _] = self.shape;
         let [n_q, n_kv] = self.blocks();
         assert!(
             q_block < n_q && kv_block < n_kv,
             "BlockMask: tile ({q_block}, {kv_block}) beyond {n_q} × {n_kv}"
         );
-        self.kinds[((batch * heads + head) * n_q + q_block) * n_kv + kv_block]
+        // A dimension of 1 is shared.
+        let (b, h) = (
+            if batches == 1 { 0 } else { batch },
+            if heads == 1 { 0 } else { head },
+        );
+        assert!(
+            b < batches && h < heads,
+            "BlockMask: batch {batch}, head {head} beyond {batches} × {heads}"
+        );
+        ((b * heads + h) * n_q + q_block) * n_kv + kv_block
+    }
+
+    /// The tile of query block `q_block` and key block `kv_block` of `(batch, head)`.
+    ///
+    /// # Panics
+    /// When an index is out of range.
+    pub fn kind(&self, batch: usize, head: usize, q_block: usize, kv_block: usize) -> BlockKind {
+        self.kinds[self.index(batch, head, q_block, kv_block)]
+    }
+
+    /// A partial tile's allowed flags, `block_q × block_kv` row-major (`true` = allowed);
+    /// `None` for an empty or full tile.
+    ///
+    /// # Panics
+    /// When an index is out of range.
+    pub fn tile(
+        &self,
+        batch: usize,
+        head: usize,
+        q_block: usize,
+        kv_block: usize,
+    ) -> Option<&[bool]> {
+        let slot = self.partial[self.index(batch, head, q_block, kv_block)];
+        let len = self.block[0] * self.block[1];
+        (slot != u32::MAX).then(|| &self.bits[slot as usize * len..(slot as usize + 1) * len])
     }
 
     /// How many tiles are empty, full and partial.
@@ -328,6 +403,31 @@ impl BlockMask {
                 BlockKind::Full => (e, f + 1, p),
                 BlockKind::Partial => (e, f, p + 1),
             })
+    }
+
+    /// The mask tensor of the shape, **`true` = masked**, from the tiles alone (the mask mod is
+    /// not called again): what the backends without the flex kernels take.
+    pub fn to_mask(&self, device: &Device) -> Tensor<4, Bool> {
+        let [batch, heads, l_q, l_k] = self.shape;
+        let [block_q, block_kv] = self.block;
+        let mut masked = vec![true; batch * heads * l_q * l_k];
+        for (plane, out) in masked.chunks_mut(l_q * l_k.max(1)).enumerate() {
+            let (b, h) = (plane / heads, plane % heads);
+            for q in 0..l_q {
+                for kv in 0..l_k {
+                    let (qb, kb) = (q / block_q, kv / block_kv);
+                    out[q * l_k + kv] = match self.kind(b, h, qb, kb) {
+                        BlockKind::Empty => true,
+                        BlockKind::Full => false,
+                        BlockKind::Partial => {
+                            let tile = self.tile(b, h, qb, kb).expect("a partial tile");
+                            !tile[(q % block_q) * block_kv + kv % block_kv]
+                        }
+                    };
+                }
+            }
+        }
+        Tensor::from_data(TensorData::new(masked, self.shape), device)
     }
 }
 

@@ -22,6 +22,11 @@ struct Inputs {
     v: Tensor<4>,
     mask: Option<Tensor<4, Bool>>,
     bias: Option<Tensor<4>>,
+    /// The pattern's mask and score-mod bias as tensors (kept by the pattern per shape), apart
+    /// from `mask` and `bias` so that the bias gradient keeps the bias's own shape.
+    pattern_mask: Option<Tensor<4, Bool>>,
+    pattern_bias: Option<Tensor<4>>,
+    softcap: Option<f64>,
     scale: f64,
     /// Query rows per chunk.
     chunk: usize,
@@ -36,28 +41,46 @@ impl Inputs {
         let k: Tensor<4> = <DispatchTensor as Wrap<B>>::float(inputs.key);
         let [batch, heads, l_q, _] = q.dims();
         let l_k = k.dims()[2];
+        let (pattern_mask, pattern_bias) = inputs
+            .pattern
+            .tensors([batch, heads, l_q, l_k], &q.device());
         Self {
             q,
             k,
             v: <DispatchTensor as Wrap<B>>::float(inputs.value),
             mask: inputs.mask.map(<DispatchTensor as Wrap<B>>::bool),
             bias: inputs.bias.map(<DispatchTensor as Wrap<B>>::float),
+            pattern_mask,
+            pattern_bias,
+            softcap: inputs.pattern.softcap(),
             scale: inputs.scale,
             chunk: (CHUNK_ELEMENTS / (batch * heads * l_k).max(1)).clamp(1, l_q.max(1)),
         }
     }
 
-    /// Masked, biased, scaled scores of query rows `rows`, `[batch, heads, rows, l_k]`;
-    /// masked pairs are `-inf`. `k_t` is the (repeated) keys transposed.
-    fn scores(&self, rows: std::ops::Range<usize>, q: Tensor<4>, k_t: Tensor<4>) -> Tensor<4> {
+    /// Masked, biased, scaled (and soft-capped) scores of query rows `rows`,
+    /// `[batch, heads, rows, l_k]`; masked pairs are `-inf`. `k_t` is the (repeated) keys
+    /// transposed. With a soft-cap, also `1 − tanh²`: the cap's derivative.
+    fn scores(
+        &self,
+        rows: std::ops::Range<usize>,
+        q: Tensor<4>,
+        k_t: Tensor<4>,
+    ) -> (Tensor<4>, Option<Tensor<4>>) {
         let mut scores = q.mul_scalar(self.scale).matmul(k_t);
-        if let Some(bias) = &self.bias {
+        let mut derivative = None;
+        if let Some(cap) = self.softcap {
+            let tanh = scores.div_scalar(cap).tanh();
+            derivative = Some(tanh.clone().powi_scalar(2).neg().add_scalar(1.0));
+            scores = tanh.mul_scalar(cap);
+        }
+        for bias in [&self.bias, &self.pattern_bias].into_iter().flatten() {
             scores = scores + query_rows(bias.clone(), &rows);
         }
-        match &self.mask {
-            Some(mask) => scores.mask_fill(query_rows(mask.clone(), &rows), f64::NEG_INFINITY),
-            None => scores,
+        for mask in [&self.mask, &self.pattern_mask].into_iter().flatten() {
+            scores = scores.mask_fill(query_rows(mask.clone(), &rows), f64::NEG_INFINITY);
         }
+        (scores, derivative)
     }
 }
 
@@ -102,7 +125,7 @@ fn forward_tensors(x: &Inputs) -> (Tensor<4>, Tensor<3>) {
     for start in (0..l_q).step_by(chunk) {
         let rows = start..(start + chunk).min(l_q);
         let q = x.q.clone().slice(s![.., .., rows.clone(), ..]);
-        let scores = x.scores(rows, q, k_t.clone());
+        let (scores, _) = x.scores(rows, q, k_t.clone());
         // As `masked_softmax`: a fully masked row has max = lowest and sum = tiny, so its
         // probabilities are 0 and its log-sum-exp stays finite.
         let max = scores.clone().max_dim(3).clamp_min(info.min);
@@ -162,15 +185,19 @@ fn backward_tensors(
         let rows = start..(start + chunk).min(l_q);
         let slice = |t: &Tensor<4>| t.clone().slice(s![.., .., rows.clone(), ..]);
         let (q, d_out) = (slice(&x.q), slice(&grad));
-        let scores = x.scores(rows.clone(), q.clone(), k_t.clone());
+        let (scores, derivative) = x.scores(rows.clone(), q.clone(), k_t.clone());
         // Masked pairs: exp(-inf - lse) = 0, so they carry no gradient.
         let p = (scores - slice(&lse)).exp();
         dv = dv + p.clone().swap_dims(2, 3).matmul(d_out.clone());
         let dp = d_out.matmul(v_t.clone());
-        let ds = p * (dp - slice(&delta));
+        let mut ds = p * (dp - slice(&delta));
+        // The bias is added after the cap: its gradient is dS; q and k's pass through the cap.
+        dbias.add(ds.clone());
+        if let Some(derivative) = derivative {
+            ds = ds * derivative;
+        }
         dqs.push(ds.clone().matmul(k.clone()).mul_scalar(x.scale));
-        dk = dk + ds.clone().swap_dims(2, 3).matmul(q).mul_scalar(x.scale);
-        dbias.add(ds);
+        dk = dk + ds.swap_dims(2, 3).matmul(q).mul_scalar(x.scale);
     }
     let group = |t: Tensor<4>| {
         let [b, h, l, d] = t.dims();
@@ -261,6 +288,9 @@ mod tests {
             v: v.clone(),
             mask: Some(mask.clone()),
             bias: Some(bias.clone()),
+            pattern_mask: None,
+            pattern_bias: None,
+            softcap: None,
             scale: 0.4,
             chunk: 2,
         };

@@ -19,6 +19,8 @@ use burn::{
 use rayon::prelude::*;
 
 use super::{DropoutMask, KernelGrads, KernelInputs, Saved, chunked};
+use crate::mask_mod::{BlockKind, BlockMask};
+use crate::score_mod::ScoreMod;
 
 /// Key columns per tile: a `[l_q, TILE]` score block and a `[TILE, d]` key block stay in L2.
 const TILE: usize = 64;
@@ -42,21 +44,32 @@ pub(super) fn forward(inputs: KernelInputs<Flex>) -> (FloatTensor<Flex>, FloatTe
     }
     let x = Problem::new(&inputs);
     let operands = Operands::new(&inputs, &x);
+    let tiles = Tiles::new(&x, inputs.pattern.block_mask());
 
     let mut output = vec![0f32; x.batch * x.heads * x.l_q * x.d_v];
     let mut lse = vec![0f32; x.batch * x.heads * x.l_q];
-    if x.l_q > 0 {
-        output
-            .par_chunks_mut(x.l_q * x.d_v)
-            .zip(lse.par_chunks_mut(x.l_q))
+    if x.l_q > 0 && x.d_v > 0 {
+        // One task per (batch, head, query block): its rows of the output and log-sum-exp.
+        let mut tasks = Vec::with_capacity(x.batch * x.heads * tiles.n_q);
+        for (bh, (out, lse)) in output
+            .chunks_mut(x.l_q * x.d_v)
+            .zip(lse.chunks_mut(x.l_q))
             .enumerate()
-            .for_each_init(
-                || vec![0f32; x.l_q * TILE],
-                |scores, (bh, (out, lse))| {
-                    let head = operands.head(bh / x.heads, bh % x.heads);
-                    forward_head(&x, head, out, lse, scores);
-                },
-            );
+        {
+            let blocks = out
+                .chunks_mut(tiles.rows * x.d_v)
+                .zip(lse.chunks_mut(tiles.rows));
+            for (qb, (out, lse)) in blocks.enumerate() {
+                tasks.push((bh, qb, out, lse));
+            }
+        }
+        tasks.into_par_iter().for_each_init(
+            || vec![0f32; tiles.rows * tiles.width],
+            |scores, (bh, qb, out, lse)| {
+                let head = operands.head(bh / x.heads, bh % x.heads);
+                forward_block(&x, &head, &tiles, qb, out, lse, scores);
+            },
+        );
     }
     (
         tensor(output, [x.batch, x.heads, x.l_q, x.d_v]),
@@ -73,8 +86,10 @@ pub(super) fn backward(
         return chunked::backward::<Flex>(saved, grad_output, bias_grad);
     }
     let x = Problem::new(&saved.inputs);
+    let tiles = Tiles::new(&x, saved.inputs.pattern.block_mask());
     // One task per (batch, key/value head): its query heads' dQ, its dK and dV.
     let work = Tasks {
+        tiles: &tiles,
         operands: Operands::new(&saved.inputs, &x),
         saved: [
             F32::new(&saved.output),
@@ -119,7 +134,7 @@ pub(super) fn backward(
         let results: Vec<JobResult> = jobs
             .into_par_iter()
             .map(|tasks| {
-                let mut scratch = Scratch::new(&x);
+                let mut scratch = Scratch::new(&x, &tiles);
                 let mut d_bias = vec![0f32; slot_heads * slot_len];
                 let tasks = tasks
                     .into_iter()
@@ -165,7 +180,7 @@ pub(super) fn backward(
             .zip(dv.par_chunks_mut(v_len))
             .enumerate()
             .for_each_init(
-                || Scratch::new(&x),
+                || Scratch::new(&x, &tiles),
                 |scratch, (t, ((dq, dk), dv))| {
                     let out = GroupGrads { dq, dk, dv };
                     work.run(t / x.kv_heads, t % x.kv_heads, out, None, scratch);
@@ -189,6 +204,8 @@ struct Operands<'a> {
     mask: Option<Broadcast>,
     bias: Option<Broadcast>,
     dropout: Option<DropoutMask>,
+    score: Option<std::sync::Arc<dyn ScoreMod>>,
+    softcap: Option<f32>,
 }
 
 impl<'a> Operands<'a> {
@@ -201,6 +218,8 @@ impl<'a> Operands<'a> {
             mask: inputs.mask.as_ref().map(|m| Broadcast::new(m, x)),
             bias: inputs.bias.as_ref().map(|b| Broadcast::new(b, x)),
             dropout: inputs.dropout,
+            score: inputs.pattern.shared_score(),
+            softcap: inputs.pattern.softcap().map(|c| c as f32),
         }
     }
 
@@ -209,6 +228,10 @@ impl<'a> Operands<'a> {
         let x = self.x;
         let kv = h / x.group;
         Head {
+            batch: b,
+            index: h,
+            score: self.score.as_deref(),
+            softcap: self.softcap,
             q: self.q.head(b, h, x.l_q * x.d_k),
             k: self.k.head(b, kv, x.l_k * x.d_k),
             v: self.v.head(b, kv, x.l_k * x.d_v),
@@ -224,6 +247,7 @@ impl<'a> Operands<'a> {
 
 /// What every backward task reads.
 struct Tasks<'a> {
+    tiles: &'a Tiles<'a>,
     operands: Operands<'a>,
     /// the output, its gradient, the log-sum-exp
     saved: [F32; 3],
@@ -251,7 +275,7 @@ impl Tasks<'_> {
                 .collect(),
             lse: group.map(|h| lse.head(b, h, x.l_q)).collect(),
         };
-        backward_group(x, &heads, &saved, slots, scratch, out);
+        backward_group(x, self.tiles, &heads, &saved, slots, scratch, out);
     }
 }
 
@@ -266,6 +290,8 @@ struct Problem {
     d_k: usize,
     d_v: usize,
     scale: f32,
+    /// Whether the scores are soft-capped.
+    softcap: bool,
 }
 
 impl Problem {
@@ -287,6 +313,7 @@ impl Problem {
             d_k,
             d_v,
             scale: inputs.scale as f32,
+            softcap: inputs.pattern.softcap().is_some(),
         }
     }
 }
@@ -385,8 +412,52 @@ struct Plane<'a, T> {
     col: usize,
 }
 
+/// The tiles of one call: the block mask's (empty ones skipped, partial ones masked by their
+/// flags), or without one all query rows at once against key tiles of [`TILE`] columns.
+struct Tiles<'a> {
+    /// Query rows per tile.
+    rows: usize,
+    /// Key columns per tile.
+    width: usize,
+    n_q: usize,
+    n_kv: usize,
+    blocks: Option<&'a BlockMask>,
+}
+
+/// A tile to compute: `None` when every pair in it is allowed, else the flags of its pairs
+/// (`rows × width` of the block mask's tile, row-major, `true` = allowed).
+type TileFlags<'a> = Option<&'a [bool]>;
+
+impl<'a> Tiles<'a> {
+    fn new(x: &Problem, blocks: Option<&'a BlockMask>) -> Self {
+        let [rows, width] = blocks.map_or([x.l_q.max(1), TILE], BlockMask::block);
+        Self {
+            rows,
+            width,
+            n_q: x.l_q.div_ceil(rows),
+            n_kv: x.l_k.div_ceil(width),
+            blocks,
+        }
+    }
+
+    /// Tile `(q_block, kv_block)` of a head: `None` when it is empty (skipped).
+    #[inline(always)]
+    fn tile(&self, head: &Head, q_block: usize, kv_block: usize) -> Option<TileFlags<'a>> {
+        let Some(blocks) = self.blocks else {
+            return Some(None);
+        };
+        match blocks.kind(head.batch, head.index, q_block, kv_block) {
+            BlockKind::Empty => None,
+            BlockKind::Full => Some(None),
+            BlockKind::Partial => Some(blocks.tile(head.batch, head.index, q_block, kv_block)),
+        }
+    }
+}
+
 /// One query head's inputs.
 struct Head<'a> {
+    batch: usize,
+    index: usize,
     /// `[l_q, d_k]`
     q: &'a [f32],
     /// `[l_k, d_k]`
@@ -396,6 +467,8 @@ struct Head<'a> {
     mask: Option<Plane<'a, u8>>,
     bias: Option<Plane<'a, f32>>,
     dropout: Option<HeadDropout>,
+    score: Option<&'a dyn ScoreMod>,
+    softcap: Option<f32>,
 }
 
 /// One head's share of the dropout mask: its query row `i` is row `first_row + i`.
@@ -414,33 +487,78 @@ impl HeadDropout {
     }
 }
 
+/// Where a block of scores is: query rows `q0..q0 + rows` (one or more query blocks, none of
+/// them empty against this key block) against keys `start..start + width` (key block
+/// `kv_block`).
+#[derive(Clone, Copy)]
+struct TileAt<'a> {
+    q0: usize,
+    rows: usize,
+    start: usize,
+    width: usize,
+    kv_block: usize,
+    tiles: &'a Tiles<'a>,
+}
+
 impl Head<'_> {
-    /// `scores` ← `scale · Q · K_tileᵀ + bias` for the keys `start..start + width`, masked
-    /// pairs `-inf`.
+    /// `scores` ← `cap(scale · Q · K_tileᵀ) + bias + score mod` for the tile, masked pairs
+    /// `-inf`; with a soft-cap and `derivative`, also its derivative `1 − tanh²` there.
     #[inline(always)]
-    fn tile_scores(&self, x: &Problem, scores: &mut [f32], start: usize, width: usize) {
-        let k_tile = &self.k[start * x.d_k..(start + width) * x.d_k];
+    fn tile_scores<const FMA: bool>(
+        &self,
+        x: &Problem,
+        scores: &mut [f32],
+        at: TileAt,
+        derivative: Option<&mut [f32]>,
+    ) {
+        let q_rows = &self.q[at.q0 * x.d_k..(at.q0 + at.rows) * x.d_k];
+        let k_tile = &self.k[at.start * x.d_k..(at.start + at.width) * x.d_k];
         matmul(
             scores,
-            x.l_q,
-            width,
+            at.rows,
+            at.width,
             false,
-            self.q,
+            q_rows,
             Op::N,
             k_tile,
             Op::T,
             x.d_k,
             x.scale,
         );
-        self.finish_scores(scores, start, width);
+        if let Some(cap) = self.softcap {
+            let inv = 1.0 / cap;
+            match derivative {
+                Some(derivative) => {
+                    for (v, d) in scores.iter_mut().zip(derivative.iter_mut()) {
+                        let t = tanh::<FMA>(*v * inv);
+                        *v = cap * t;
+                        *d = 1.0 - t * t;
+                    }
+                }
+                None => scores
+                    .iter_mut()
+                    .for_each(|v| *v = cap * tanh::<FMA>(*v * inv)),
+            }
+        }
+        self.finish_scores(scores, at);
     }
 
-    /// Adds the bias to scores (already scaled) of query rows against keys
-    /// `start..start + width` in place and sets masked pairs to `-inf`. Rows are contiguous
-    /// (or one broadcast value), so the loops vectorise.
+    /// Adds the bias and the score mod to a tile's scores in place and sets masked pairs to
+    /// `-inf`. Rows are contiguous (or one broadcast value), so the loops vectorise.
     #[inline(always)]
-    fn finish_scores(&self, scores: &mut [f32], start: usize, width: usize) {
-        for (i, row) in scores.chunks_exact_mut(width).enumerate() {
+    fn finish_scores(&self, scores: &mut [f32], at: TileAt) {
+        let (start, width) = (at.start, at.width);
+        let block_rows = at.tiles.rows;
+        let mut flags: TileFlags = None;
+        for (r, row) in scores.chunks_exact_mut(width).enumerate() {
+            let i = at.q0 + r;
+            if r == 0 || i.is_multiple_of(block_rows) {
+                // A new query block: its tile's flags (every tile here is non-empty).
+                flags = at
+                    .tiles
+                    .tile(self, i / block_rows, at.kv_block)
+                    .expect("a non-empty tile");
+            }
             if let Some(bias) = self.bias {
                 let base = i * bias.row + start * bias.col;
                 if bias.col == 1 {
@@ -452,6 +570,9 @@ impl Head<'_> {
                     row.iter_mut().for_each(|v| *v += b);
                 }
             }
+            if let Some(score) = self.score {
+                score.add_to_row(row, self.batch, self.index, i, start);
+            }
             if let Some(mask) = self.mask {
                 let base = i * mask.row + start * mask.col;
                 if mask.col == 1 {
@@ -460,6 +581,13 @@ impl Head<'_> {
                     }
                 } else if mask.data[base] != 0 {
                     row.fill(f32::NEG_INFINITY);
+                }
+            }
+            if let Some(flags) = flags {
+                let first = (i % block_rows) * at.tiles.width;
+                let flags = &flags[first..first + width];
+                for (v, &allowed) in row.iter_mut().zip(flags) {
+                    *v = if allowed { *v } else { f32::NEG_INFINITY };
                 }
             }
         }
@@ -526,29 +654,46 @@ pub(super) fn avx2_fma() -> bool {
     }
 }
 
-fn forward_head(x: &Problem, head: Head, out: &mut [f32], lse: &mut [f32], scores: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { forward_head_avx2(x, head, out, lse, scores) };
-    }
-    forward_head_body::<false>(x, head, out, lse, scores)
+/// One query block of one head, and where its results go.
+struct Block<'a> {
+    index: usize,
+    /// `[rows, d_v]`
+    out: &'a mut [f32],
+    /// `[rows]`
+    lse: &'a mut [f32],
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn forward_head_avx2(
+fn forward_block(
     x: &Problem,
-    head: Head,
+    head: &Head,
+    tiles: &Tiles,
+    qb: usize,
     out: &mut [f32],
     lse: &mut [f32],
     scores: &mut [f32],
 ) {
-    forward_head_body::<true>(x, head, out, lse, scores)
+    let block = Block {
+        index: qb,
+        out,
+        lse,
+    };
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { forward_block_avx2(x, head, tiles, block, scores) };
+    }
+    forward_block_body::<false>(x, head, tiles, block, scores)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_block_avx2(x: &Problem, head: &Head, tiles: &Tiles, block: Block, scores: &mut [f32]) {
+    forward_block_body::<true>(x, head, tiles, block, scores)
 }
 
 fn backward_group(
     x: &Problem,
+    tiles: &Tiles,
     heads: &[Head],
     saved: &SavedHeads,
     bias: Option<BiasSlots>,
@@ -558,41 +703,57 @@ fn backward_group(
     #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
         // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { backward_group_avx2(x, heads, saved, bias, scratch, out) };
+        return unsafe { backward_group_avx2(x, tiles, heads, saved, bias, scratch, out) };
     }
-    backward_group_body::<false>(x, heads, saved, bias, scratch, out)
+    backward_group_body::<false>(x, tiles, heads, saved, bias, scratch, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn backward_group_avx2(
     x: &Problem,
+    tiles: &Tiles,
     heads: &[Head],
     saved: &SavedHeads,
     bias: Option<BiasSlots>,
     scratch: &mut Scratch,
     out: GroupGrads,
 ) {
-    backward_group_body::<true>(x, heads, saved, bias, scratch, out)
+    backward_group_body::<true>(x, tiles, heads, saved, bias, scratch, out)
 }
 
-/// Online-softmax attention of one head: `out` `[l_q, d_v]`, `lse` `[l_q]`.
+/// Online-softmax attention of one query block of one head: its rows of the output and the
+/// log-sum-exp, from the key tiles that are not empty.
 #[inline(always)]
-fn forward_head_body<const FMA: bool>(
+fn forward_block_body<const FMA: bool>(
     x: &Problem,
-    head: Head,
-    out: &mut [f32],
-    lse: &mut [f32],
+    head: &Head,
+    tiles: &Tiles,
+    block: Block,
     scores: &mut [f32],
 ) {
+    let Block { index, out, lse } = block;
+    let (q0, rows) = (index * tiles.rows, lse.len());
     // `lse` holds the running row max until the end; the row sums live in a local.
-    let mut sums = vec![0f32; x.l_q];
+    let mut sums = vec![0f32; rows];
     lse.fill(f32::NEG_INFINITY);
-    for start in (0..x.l_k).step_by(TILE) {
-        let width = TILE.min(x.l_k - start);
-        let scores = &mut scores[..x.l_q * width];
+    for kb in 0..tiles.n_kv {
+        if tiles.tile(head, index, kb).is_none() {
+            continue;
+        }
+        let start = kb * tiles.width;
+        let width = tiles.width.min(x.l_k - start);
+        let at = TileAt {
+            q0,
+            rows,
+            start,
+            width,
+            kv_block: kb,
+            tiles,
+        };
+        let scores = &mut scores[..rows * width];
         let v_tile = &head.v[start * x.d_v..(start + width) * x.d_v];
-        head.tile_scores(x, scores, start, width);
+        head.tile_scores::<FMA>(x, scores, at, None);
         for (i, row) in scores.chunks_exact_mut(width).enumerate() {
             let old_max = lse[i];
             let new_max = old_max.max(max_of(row));
@@ -614,13 +775,13 @@ fn forward_head_body<const FMA: bool>(
             lse[i] = new_max;
             // The row sum above is the softmax's; only O sees the dropped weights.
             if let Some(dropout) = &head.dropout {
-                dropout.apply(row, i, start);
+                dropout.apply(row, q0 + i, start);
             }
         }
         // O += P · V_tile
         matmul(
             out,
-            x.l_q,
+            rows,
             x.d_v,
             true,
             scores,
@@ -645,6 +806,18 @@ fn forward_head_body<const FMA: bool>(
     }
 }
 
+/// The next run `first..end` of consecutive query blocks from `from` on whose tiles against
+/// key block `kv_block` are not empty.
+#[inline(always)]
+fn next_run(tiles: &Tiles, head: &Head, kv_block: usize, from: usize) -> Option<(usize, usize)> {
+    let visible = |qb: usize| tiles.tile(head, qb, kv_block).is_some();
+    let first = (from..tiles.n_q).find(|&qb| visible(qb))?;
+    let end = (first + 1..tiles.n_q)
+        .find(|&qb| !visible(qb))
+        .unwrap_or(tiles.n_q);
+    Some((first, end))
+}
+
 /// The saved forward of one group's query heads.
 struct SavedHeads<'a> {
     o: Vec<&'a [f32]>,
@@ -664,14 +837,19 @@ struct BiasSlots<'a> {
 struct Scratch {
     p: Vec<f32>,
     ds: Vec<f32>,
+    /// The soft-cap's derivative per pair of a tile.
+    derivative: Vec<f32>,
     delta: Vec<f32>,
 }
 
 impl Scratch {
-    fn new(x: &Problem) -> Self {
+    fn new(x: &Problem, tiles: &Tiles) -> Self {
+        // A run of query blocks can hold every query row.
+        let tile = x.l_q.max(1) * tiles.width;
         Self {
-            p: vec![0.0; x.l_q * TILE],
-            ds: vec![0.0; x.l_q * TILE],
+            p: vec![0.0; tile],
+            ds: vec![0.0; tile],
+            derivative: vec![0.0; if x.softcap { tile } else { 0 }],
             delta: vec![0.0; x.l_q],
         }
     }
@@ -694,10 +872,12 @@ struct JobResult {
     d_bias: Vec<f32>,
 }
 
-/// The gradients of one key/value head and its group of query heads.
+/// The gradients of one key/value head and its group of query heads, tile by tile over the
+/// tiles that are not empty.
 #[inline(always)]
 fn backward_group_body<const FMA: bool>(
     x: &Problem,
+    tiles: &Tiles,
     heads: &[Head],
     saved: &SavedHeads,
     mut bias: Option<BiasSlots>,
@@ -717,99 +897,118 @@ fn backward_group_body<const FMA: bool>(
                 .sum();
         }
         let dq = &mut dq[i * x.l_q * x.d_k..(i + 1) * x.l_q * x.d_k];
-        for start in (0..x.l_k).step_by(TILE) {
-            let width = TILE.min(x.l_k - start);
-            let k_tile = &head.k[start * x.d_k..(start + width) * x.d_k];
-            let v_tile = &head.v[start * x.d_v..(start + width) * x.d_v];
-            let p = &mut scratch.p[..x.l_q * width];
-            let ds = &mut scratch.ds[..x.l_q * width];
-            // P = exp(scale · Q·K_tileᵀ + bias − lse), masked pairs 0.
-            head.tile_scores(x, p, start, width);
-            for (row, &lse) in p.chunks_exact_mut(width).zip(lse) {
-                exp_shifted::<FMA>(row, lse);
-            }
-            // dP = dO · V_tileᵀ, then dS = P ∘ (dP − D) in its place; with dropout Z (0 or
-            // 1/(1−p)), O = (P∘Z)·V, so dS = P ∘ (dP∘Z − D) and dV takes P∘Z.
-            matmul(
-                ds,
-                x.l_q,
-                width,
-                false,
-                d_o,
-                Op::N,
-                v_tile,
-                Op::T,
-                x.d_v,
-                1.0,
-            );
-            if let Some(dropout) = &head.dropout {
-                for (r, ds_row) in ds.chunks_exact_mut(width).enumerate() {
-                    dropout.apply(ds_row, r, start);
+        for kb in 0..tiles.n_kv {
+            let start = kb * tiles.width;
+            let width = tiles.width.min(x.l_k - start);
+            // Consecutive query blocks that see this key block go through one set of products
+            // (a sliding window's are a run of a few; without a block mask, all rows at once).
+            let mut next = 0;
+            while let Some((first, end)) = next_run(tiles, head, kb, next) {
+                next = end;
+                let q0 = first * tiles.rows;
+                let rows = (end * tiles.rows).min(x.l_q) - q0;
+                let d_o = &d_o[q0 * x.d_v..(q0 + rows) * x.d_v];
+                let q_rows = &head.q[q0 * x.d_k..(q0 + rows) * x.d_k];
+                let lse = &lse[q0..q0 + rows];
+                let delta = &scratch.delta[q0..q0 + rows];
+                let dq = &mut dq[q0 * x.d_k..(q0 + rows) * x.d_k];
+                let at = TileAt {
+                    q0,
+                    rows,
+                    start,
+                    width,
+                    kv_block: kb,
+                    tiles,
+                };
+                let k_tile = &head.k[start * x.d_k..(start + width) * x.d_k];
+                let v_tile = &head.v[start * x.d_v..(start + width) * x.d_v];
+                let p = &mut scratch.p[..rows * width];
+                let ds = &mut scratch.ds[..rows * width];
+                let derivative = x.softcap.then(|| &mut scratch.derivative[..rows * width]);
+                // P = exp(scores − lse), masked pairs 0.
+                let has_derivative = derivative.is_some();
+                head.tile_scores::<FMA>(x, p, at, derivative);
+                for (row, &lse) in p.chunks_exact_mut(width).zip(lse) {
+                    exp_shifted::<FMA>(row, lse);
                 }
-            }
-            for ((ds_row, p_row), &delta) in ds
-                .chunks_exact_mut(width)
-                .zip(p.chunks_exact(width))
-                .zip(&scratch.delta)
-            {
-                for (d, &p) in ds_row.iter_mut().zip(p_row) {
-                    *d = p * (*d - delta);
-                }
-            }
-            if let Some(dropout) = &head.dropout {
-                for (r, p_row) in p.chunks_exact_mut(width).enumerate() {
-                    dropout.apply(p_row, r, start);
-                }
-            }
-            // dV_tile += (P∘Z)ᵀ · dO
-            let dv_tile = &mut dv[start * x.d_v..(start + width) * x.d_v];
-            matmul(
-                dv_tile,
-                width,
-                x.d_v,
-                true,
-                p,
-                Op::T,
-                d_o,
-                Op::N,
-                x.l_q,
-                1.0,
-            );
-            if let Some(slots) = bias.as_mut() {
-                let offset = if slots.per_head { i * slots.len } else { 0 };
-                for (r, ds_row) in ds.chunks_exact(width).enumerate() {
-                    let base = offset + r * slots.row + start * slots.col;
-                    for (j, &d) in ds_row.iter().enumerate() {
-                        slots.data[base + j * slots.col] += d;
+                // dP = dO · V_tileᵀ, then dS = P ∘ (dP − D) in its place; with dropout Z (0 or
+                // 1/(1−p)), O = (P∘Z)·V, so dS = P ∘ (dP∘Z − D) and dV takes P∘Z.
+                matmul(
+                    ds,
+                    rows,
+                    width,
+                    false,
+                    d_o,
+                    Op::N,
+                    v_tile,
+                    Op::T,
+                    x.d_v,
+                    1.0,
+                );
+                if let Some(dropout) = &head.dropout {
+                    for (r, ds_row) in ds.chunks_exact_mut(width).enumerate() {
+                        dropout.apply(ds_row, q0 + r, start);
                     }
                 }
+                for ((ds_row, p_row), &delta) in ds
+                    .chunks_exact_mut(width)
+                    .zip(p.chunks_exact(width))
+                    .zip(delta)
+                {
+                    for (d, &p) in ds_row.iter_mut().zip(p_row) {
+                        *d = p * (*d - delta);
+                    }
+                }
+                if let Some(dropout) = &head.dropout {
+                    for (r, p_row) in p.chunks_exact_mut(width).enumerate() {
+                        dropout.apply(p_row, q0 + r, start);
+                    }
+                }
+                // dV_tile += (P∘Z)ᵀ · dO
+                let dv_tile = &mut dv[start * x.d_v..(start + width) * x.d_v];
+                matmul(dv_tile, width, x.d_v, true, p, Op::T, d_o, Op::N, rows, 1.0);
+                // The bias is added after the soft-cap: its gradient is dS itself.
+                if let Some(slots) = bias.as_mut() {
+                    let offset = if slots.per_head { i * slots.len } else { 0 };
+                    for (r, ds_row) in ds.chunks_exact(width).enumerate() {
+                        let base = offset + (q0 + r) * slots.row + start * slots.col;
+                        for (j, &d) in ds_row.iter().enumerate() {
+                            slots.data[base + j * slots.col] += d;
+                        }
+                    }
+                }
+                if has_derivative {
+                    for (d, &c) in ds.iter_mut().zip(&scratch.derivative[..rows * width]) {
+                        *d *= c;
+                    }
+                }
+                // dQ += scale · dS · K_tile;  dK_tile += scale · dSᵀ · Q
+                matmul(
+                    dq,
+                    rows,
+                    x.d_k,
+                    true,
+                    ds,
+                    Op::N,
+                    k_tile,
+                    Op::N,
+                    width,
+                    x.scale,
+                );
+                let dk_tile = &mut dk[start * x.d_k..(start + width) * x.d_k];
+                matmul(
+                    dk_tile,
+                    width,
+                    x.d_k,
+                    true,
+                    ds,
+                    Op::T,
+                    q_rows,
+                    Op::N,
+                    rows,
+                    x.scale,
+                );
             }
-            // dQ += scale · dS · K_tile;  dK_tile += scale · dSᵀ · Q
-            matmul(
-                dq,
-                x.l_q,
-                x.d_k,
-                true,
-                ds,
-                Op::N,
-                k_tile,
-                Op::N,
-                width,
-                x.scale,
-            );
-            let dk_tile = &mut dk[start * x.d_k..(start + width) * x.d_k];
-            matmul(
-                dk_tile,
-                width,
-                x.d_k,
-                true,
-                ds,
-                Op::T,
-                head.q,
-                Op::N,
-                x.l_q,
-                x.scale,
-            );
         }
     }
 }
@@ -894,6 +1093,13 @@ pub(super) fn exp<const FMA: bool>(x: f32) -> f32 {
     // 2^n from its exponent bits; n = -127 (x ≤ -88) gives the bits of 0.0.
     let bits = ((t.to_bits() as i32 - 0x4B40_0000 + 127) as u32) << 23;
     p * f32::from_bits(bits)
+}
+
+/// `tanh(x) = 1 − 2 / (e^{2x} + 1)` with the [`exp`] above (absolute error ~1e-7; ±1 beyond
+/// ±44 where `exp` saturates), so the soft-cap loops vectorise.
+#[inline(always)]
+fn tanh<const FMA: bool>(x: f32) -> f32 {
+    1.0 - 2.0 / (exp::<FMA>(2.0 * x) + 1.0)
 }
 
 #[cfg(test)]

@@ -76,6 +76,8 @@ use burn::{
     prelude::*,
 };
 
+use crate::AttentionPattern;
+
 /// An optional mask for [`FusedAttentionBackend`], `true` = masked.
 #[derive(ExtensionType)]
 pub enum MaskInput<B: Backend> {
@@ -127,6 +129,7 @@ pub trait FusedAttentionBackend: Backend {
         scale: f64,
         dropout: f64,
         seed: u64,
+        pattern: AttentionPattern,
     ) -> FloatTensor<Self>;
 }
 
@@ -227,6 +230,8 @@ pub struct KernelInputs<B: Backend> {
     pub scale: f64,
     /// Dropout on the weights (kernels that support it: [`dropout_supported`]).
     pub dropout: Option<DropoutMask>,
+    /// Block mask, score mod and soft-cap, on top of `mask` and `bias`.
+    pub pattern: AttentionPattern,
 }
 
 /// What the forward pass keeps for the backward pass: the inputs, the context and the row
@@ -328,8 +333,9 @@ macro_rules! inference {
                 scale: f64,
                 _dropout: f64,
                 _seed: u64,
+                pattern: AttentionPattern,
             ) -> FloatTensor<Self> {
-                Self::attention_forward(kernel_inputs(inputs, scale)).0
+                Self::attention_forward(kernel_inputs(inputs, scale, pattern)).0
             }
         }
     };
@@ -338,7 +344,11 @@ inference!(burn::backend::Flex, "flex");
 inference!(burn::backend::NdArray, "ndarray");
 inference!(burn::backend::Cube, "cube");
 
-fn kernel_inputs<B: Backend>(inputs: FusedInputs<B>, scale: f64) -> KernelInputs<B> {
+fn kernel_inputs<B: Backend>(
+    inputs: FusedInputs<B>,
+    scale: f64,
+    pattern: AttentionPattern,
+) -> KernelInputs<B> {
     KernelInputs {
         query: inputs.query,
         key: inputs.key,
@@ -353,6 +363,7 @@ fn kernel_inputs<B: Backend>(inputs: FusedInputs<B>, scale: f64) -> KernelInputs
         },
         scale,
         dropout: None,
+        pattern,
     }
 }
 
@@ -362,6 +373,7 @@ impl<B: AttentionKernels, C: CheckpointStrategy> FusedAttentionBackend for Autod
         scale: f64,
         dropout: f64,
         seed: u64,
+        pattern: AttentionPattern,
     ) -> FloatTensor<Self> {
         let FusedInputs {
             query,
@@ -382,6 +394,7 @@ impl<B: AttentionKernels, C: CheckpointStrategy> FusedAttentionBackend for Autod
             bias,
             scale,
             dropout: (dropout > 0.0).then(|| DropoutMask::new(dropout, seed)),
+            pattern: pattern.clone(),
         };
         // Two arities: a bias is a fourth parent only when there is one.
         match bias {
@@ -484,8 +497,49 @@ pub fn fused_attention(
     bias: Option<Tensor<4>>,
     scale: f64,
 ) -> Tensor<4> {
+    pattern_attention(q, k, v, mask, bias, scale, &AttentionPattern::new())
+}
+
+/// [`fused_attention`] with an [`AttentionPattern`] on top of `mask` and `bias`: a block mask
+/// from a [`MaskMod`](crate::mask_mod::MaskMod), a [`ScoreMod`](crate::score_mod::ScoreMod)'s
+/// bias and a soft-cap. On flex (f32) the kernels skip the pattern's empty tiles in the forward
+/// and the backward and compute its bias row by row; elsewhere the pattern's mask and bias
+/// tensors (built once per shape, kept in the pattern) join `mask` and `bias`.
+///
+/// # Shapes
+/// As [`fused_attention`]; the block mask's shape is the call's `[batch, heads, l_q, l_k]`,
+/// batch or heads 1 when shared.
+///
+/// # Panics
+/// As [`fused_attention`], and when the block mask's shape does not fit the call.
+///
+/// ```
+/// use attention::{AttentionPattern, fused::pattern_attention, mask_mod::{MaskMod, causal, window}};
+/// use attention::score_mod::alibi;
+/// use burn::prelude::*;
+///
+/// let device = Device::flex().autodiff();
+/// let (heads, len) = (4, 300);
+/// // A causal sliding window of 128 tokens with ALiBi, the same for every batch row and head.
+/// let pattern = AttentionPattern::new()
+///     .with_mask(&causal().and(window(127, 0)), [1, 1, len, len])
+///     .with_score(alibi(heads));
+/// let q = Tensor::<4>::ones([2, heads, len, 16], &device).require_grad();
+/// let context = pattern_attention(q.clone(), q.clone(), q.clone(), None, None, 0.25, &pattern);
+/// let grads = context.sum().backward();
+/// assert_eq!(q.grad(&grads).unwrap().dims(), [2, heads, len, 16]);
+/// ```
+pub fn pattern_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+    scale: f64,
+    pattern: &AttentionPattern,
+) -> Tensor<4> {
     let kernels = is_supported(&q.device());
-    attention_or_fallback(q, k, v, mask, bias, scale, kernels, None)
+    attention_or_fallback(q, k, v, mask, bias, scale, kernels, None, pattern)
 }
 
 /// Whether [`fused_attention_dropout`] drops weights inside the op on `device` for inputs of
@@ -519,17 +573,38 @@ pub fn fused_attention_dropout(
     scale: f64,
     p: f64,
 ) -> Tensor<4> {
+    pattern_attention_dropout(q, k, v, mask, bias, scale, p, &AttentionPattern::new())
+}
+
+/// [`fused_attention_dropout`] with an [`AttentionPattern`], as [`pattern_attention`].
+///
+/// # Shapes
+/// As [`pattern_attention`].
+///
+/// # Panics
+/// As [`pattern_attention`], and when `p` is not in `[0, 1)`.
+#[allow(clippy::too_many_arguments)]
+pub fn pattern_attention_dropout(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+    scale: f64,
+    p: f64,
+    pattern: &AttentionPattern,
+) -> Tensor<4> {
     assert!(
         (0.0..1.0).contains(&p),
         "attention dropout must be in [0, 1), got {p}"
     );
     let device = q.device();
     if p == 0.0 || !device.is_autodiff() {
-        return fused_attention(q, k, v, mask, bias, scale);
+        return pattern_attention(q, k, v, mask, bias, scale, pattern);
     }
     if !dropout_supported(&device, q.dtype()) {
-        check_shapes(&q, &k, &v, mask.as_ref(), bias.as_ref());
-        let (weights, v) = reference_weights(q, k, v, mask, bias, scale);
+        check_shapes(&q, &k, &v, mask.as_ref(), bias.as_ref(), pattern);
+        let (weights, v) = reference_weights(q, k, v, mask, bias, scale, pattern);
         return burn::nn::DropoutConfig::new(p)
             .init()
             .forward(weights)
@@ -545,6 +620,7 @@ pub fn fused_attention_dropout(
         scale,
         true,
         Some(DropoutMask::new(p, seed)),
+        pattern,
     )
 }
 
@@ -575,10 +651,12 @@ fn attention_or_fallback(
     scale: f64,
     kernels: bool,
     dropout: Option<DropoutMask>,
+    pattern: &AttentionPattern,
 ) -> Tensor<4> {
-    check_shapes(&q, &k, &v, mask.as_ref(), bias.as_ref());
+    check_shapes(&q, &k, &v, mask.as_ref(), bias.as_ref(), pattern);
     if !kernels {
-        return reference_attention(q, k, v, mask, bias, scale);
+        let (weights, v) = reference_weights(q, k, v, mask, bias, scale, pattern);
+        return weights.matmul(v);
     }
     let (p, seed) = dropout.map_or((0.0, 0), |d| (d.probability(), d.seed));
     let inputs = FusedInputs {
@@ -595,7 +673,11 @@ fn attention_or_fallback(
         },
     };
     Tensor::from_dispatch(<Dispatch as FusedAttentionBackend>::fused_attention(
-        inputs, scale, p, seed,
+        inputs,
+        scale,
+        p,
+        seed,
+        pattern.clone(),
     ))
 }
 
@@ -612,7 +694,25 @@ pub fn reference_attention(
     bias: Option<Tensor<4>>,
     scale: f64,
 ) -> Tensor<4> {
-    let (weights, v) = reference_weights(q, k, v, mask, bias, scale);
+    let (weights, v) = reference_weights(q, k, v, mask, bias, scale, &AttentionPattern::new());
+    weights.matmul(v)
+}
+
+/// [`reference_attention`] with an [`AttentionPattern`]: its mask and bias written out, the
+/// soft-cap as `tanh` (burn's order: cap, then bias and mask).
+///
+/// # Shapes
+/// As [`pattern_attention`].
+pub fn reference_pattern_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+    scale: f64,
+    pattern: &AttentionPattern,
+) -> Tensor<4> {
+    let (weights, v) = reference_weights(q, k, v, mask, bias, scale, pattern);
     weights.matmul(v)
 }
 
@@ -624,14 +724,31 @@ fn reference_weights(
     mask: Option<Tensor<4, Bool>>,
     bias: Option<Tensor<4>>,
     scale: f64,
+    pattern: &AttentionPattern,
 ) -> (Tensor<4>, Tensor<4>) {
-    let heads = q.dims()[1];
+    let [batch, heads, l_q, _] = q.dims();
+    let l_k = k.dims()[2];
+    let (pattern_mask, pattern_bias) = pattern.tensors([batch, heads, l_q, l_k], &q.device());
     let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
     let mut scores = q.mul_scalar(scale).matmul(k.swap_dims(2, 3));
-    if let Some(bias) = bias {
+    if let Some(cap) = pattern.softcap() {
+        scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
+    }
+    for bias in [bias, pattern_bias].into_iter().flatten() {
         scores = scores + bias;
     }
+    let mask = match (mask, pattern_mask) {
+        (Some(a), Some(b)) => Some(or_broadcast(a, b)),
+        (a, b) => a.or(b),
+    };
     (crate::scaled_dot_product::masked_softmax(scores, mask), v)
+}
+
+/// `a ∨ b` of two masks broadcast to their common shape.
+fn or_broadcast(a: Tensor<4, Bool>, b: Tensor<4, Bool>) -> Tensor<4, Bool> {
+    let (da, db) = (a.dims(), b.dims());
+    let shape: [usize; 4] = std::array::from_fn(|i| da[i].max(db[i]));
+    a.expand(shape).bool_or(b.expand(shape))
 }
 
 /// `[batch, kv_heads, l, d]` → `[batch, heads, l, d]`, each key/value head repeated for its
@@ -653,6 +770,7 @@ fn check_shapes(
     v: &Tensor<4>,
     mask: Option<&Tensor<4, Bool>>,
     bias: Option<&Tensor<4>>,
+    pattern: &AttentionPattern,
 ) {
     let [batch, heads, l_q, d_k] = q.dims();
     let [kb, kv_heads, l_k, kd] = k.dims();
@@ -687,6 +805,14 @@ fn check_shapes(
             fits(bias.dims()),
             "fused_attention: bias {:?} does not broadcast to {target:?}",
             bias.dims()
+        );
+    }
+    if let Some(blocks) = pattern.block_mask() {
+        let shape = blocks.shape();
+        assert!(
+            fits(shape) && shape[2] == l_q && shape[3] == l_k,
+            "fused_attention: block mask {shape:?} does not fit {target:?} (lengths equal, \
+             batch and heads equal or 1)"
         );
     }
 }
@@ -748,6 +874,7 @@ mod tests {
                 0.5,
                 kernels,
                 None,
+                &AttentionPattern::new(),
             );
             let grads = out.clone().sum().backward();
             let grad = |t: &Tensor<4>| t.grad(&grads).unwrap().into_data();
@@ -816,6 +943,7 @@ mod tests {
                     0.35,
                     true,
                     Some(dropout),
+                    &AttentionPattern::new(),
                 )
             } else {
                 let (weights, v) = reference_weights(
@@ -825,6 +953,7 @@ mod tests {
                     Some(mask),
                     Some(bias.clone()),
                     0.35,
+                    &AttentionPattern::new(),
                 );
                 (weights * dropout.factors([batch, heads, l_q, l_k], &device)).matmul(v)
             };

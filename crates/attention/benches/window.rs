@@ -1,0 +1,179 @@
+//! Sliding-window attention through [`AttentionPattern`] against full attention and against the
+//! same window written out as a mask tensor, forward + backward (`train`) or forward alone, at
+//! growing lengths: time per iteration and the process's peak resident memory (Linux `VmHWM`),
+//! each case in a child process of its own.
+//!
+//! ```text
+//! cargo bench --workspace --bench window                      # lengths 1024,2048,4096
+//! cargo bench --workspace --bench window -- --lens 512,1024 --window 128 --json $PWD/out.json
+//! ```
+//! (cargo runs benches from `crates/attention`, so give `--json` an absolute path.)
+//! Batch 1, 8 heads of 64, a causal window of `--window` tokens (default 256), on flex.
+//! Implementations:
+//! - `pattern`: [`pattern_attention`] with the window's [`BlockMask`] (tiles of 64), built once
+//!   per shape outside the timed loop: empty tiles skipped;
+//! - `mask`: [`fused_attention`] with the window as a `[1, 1, l, l]` mask tensor (every tile
+//!   computed, the mask read per pair): what the crate did before patterns;
+//! - `full`: [`fused_attention`] without a mask (causal-free full attention: the `l²` bound).
+//!
+//! PyTorch's side is `benches/window_torch.py` (SDPA with the mask, and `flex_attention`).
+
+use std::{process::Command, time::Instant};
+
+mod common;
+
+use attention::{
+    AttentionPattern,
+    fused::{fused_attention, pattern_attention},
+    mask_mod::{BlockMask, MaskMod, causal, window},
+};
+use burn::{prelude::*, tensor::Distribution};
+use common::peak_rss_mib;
+
+// As the `experiment` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const BATCH: usize = 1;
+const HEADS: usize = 8;
+const D_HEAD: usize = 64;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let size: usize = value("--window")
+        .map(|w| w.parse().expect("--window: a number of tokens"))
+        .unwrap_or(256);
+    if let Some(case) = value("--case") {
+        // Child: one case, one JSON line.
+        let [which, mode, len]: [&str; 3] = case
+            .splitn(3, ':')
+            .collect::<Vec<_>>()
+            .try_into()
+            .expect("--case impl:mode:len");
+        run_case(which, mode, len.parse().expect("length"), size);
+        return;
+    }
+    let lens: Vec<usize> = value("--lens")
+        .unwrap_or_else(|| "1024,2048,4096".into())
+        .split(',')
+        .map(|l| l.parse().expect("--lens: comma-separated lengths"))
+        .collect();
+    let exe = std::env::current_exe().expect("own path");
+    let mut results = Vec::new();
+    println!("flex, batch {BATCH}, {HEADS} heads of {D_HEAD}, causal window {size}");
+    println!(
+        "{:>6} {:>8} {:>8} {:>12} {:>14}",
+        "len", "mode", "impl", "ms/iter", "peak RSS MiB"
+    );
+    for len in lens {
+        for mode in ["train", "forward"] {
+            for which in ["pattern", "mask", "full"] {
+                let output = Command::new(&exe)
+                    .args([
+                        "--window",
+                        &size.to_string(),
+                        "--case",
+                        &format!("{which}:{mode}:{len}"),
+                    ])
+                    .output()
+                    .expect("running a case");
+                let line = String::from_utf8_lossy(&output.stdout);
+                let Ok(result) = serde_json::from_str::<serde_json::Value>(line.trim()) else {
+                    println!(
+                        "{len:>6} {mode:>8} {which:>8} failed: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                            .lines()
+                            .last()
+                            .unwrap_or("")
+                    );
+                    continue;
+                };
+                println!(
+                    "{len:>6} {mode:>8} {which:>8} {:>12.1} {:>14.0}",
+                    result["ms_per_iter"].as_f64().unwrap_or(f64::NAN),
+                    result["peak_rss_mib"].as_f64().unwrap_or(f64::NAN)
+                );
+                results.push(result);
+            }
+        }
+    }
+    if let Some(path) = value("--json") {
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&results).unwrap() + "\n",
+        )
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}
+
+fn run_case(which: &str, mode: &str, len: usize, size: usize) {
+    let plain = Device::flex();
+    let device = if mode == "train" {
+        plain.clone().autodiff()
+    } else {
+        plain.clone()
+    };
+    let random = || {
+        Tensor::<4>::random(
+            [BATCH, HEADS, len, D_HEAD],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        )
+    };
+    let (q, k, v) = (random(), random(), random());
+    let sliding = causal().and(window(size - 1, 0));
+    let shape = [1, 1, len, len];
+    // Built once per shape, as a model would (outside the timed loop).
+    let pattern =
+        AttentionPattern::new().with_block_mask(BlockMask::with_default_blocks(&sliding, shape));
+    let mask = (which == "mask").then(|| sliding.to_mask(shape, &device));
+    let scale = 1.0 / (D_HEAD as f64).sqrt();
+    let step = || {
+        let track = |t: &Tensor<4>| {
+            if mode == "train" {
+                t.clone().require_grad()
+            } else {
+                t.clone()
+            }
+        };
+        let (q, k, v) = (track(&q), track(&k), track(&v));
+        let out = match which {
+            "pattern" => pattern_attention(q.clone(), k, v, None, None, scale, &pattern),
+            "mask" => fused_attention(q.clone(), k, v, mask.clone(), None, scale),
+            "full" => fused_attention(q.clone(), k, v, None, None, scale),
+            other => panic!("unknown implementation `{other}`"),
+        };
+        if mode == "train" {
+            let grads = out.sum().backward();
+            let _ = q.grad(&grads);
+        } else {
+            let _ = out.into_data();
+        }
+    };
+    step(); // warm-up (allocator)
+    let started = Instant::now();
+    let mut iters = 0;
+    // At least 3 iterations and 2 seconds.
+    while iters < 3 || started.elapsed().as_secs_f64() < 2.0 {
+        step();
+        iters += 1;
+    }
+    let ms = started.elapsed().as_secs_f64() * 1000.0 / iters as f64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "backend": "flex", "impl": which, "mode": mode, "len": len, "window": size,
+            "batch": BATCH, "heads": HEADS, "d_head": D_HEAD,
+            "iters": iters, "ms_per_iter": ms, "peak_rss_mib": peak_rss_mib(),
+        })
+    );
+}

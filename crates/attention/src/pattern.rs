@@ -1,0 +1,143 @@
+//! An attention pattern as code for the fused op (issue 22): which pairs may attend
+//! ([`BlockMask`] of a [`MaskMod`]), what is added to their scores ([`ScoreMod`]) and whether the
+//! scores are soft-capped; given to [`fused::pattern_attention`](crate::fused::pattern_attention).
+//!
+//! On flex (f32) the fused kernels read the pattern itself: empty tiles are skipped in the
+//! forward and the backward (a sliding window costs `O(l · window)`), the mask is applied only
+//! on partial tiles, the score mod is added row by row. Other backends get the mask and bias
+//! tensors the pattern stands for, built once per shape and device and kept in the pattern.
+
+use std::sync::{Arc, Mutex};
+
+use burn::prelude::*;
+
+use crate::mask_mod::{BlockMask, MaskMod};
+use crate::score_mod::ScoreMod;
+
+/// Mask tensors and bias tensors a pattern keeps per (device, shape): a few shapes (a model
+/// sees a handful of lengths), the oldest dropped first.
+const CACHED_SHAPES: usize = 8;
+
+type Cached = (
+    Device,
+    [usize; 4],
+    Option<Tensor<4, Bool>>,
+    Option<Tensor<4>>,
+);
+
+/// A [`BlockMask`], a [`ScoreMod`] and a soft-cap, each optional. Cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct AttentionPattern {
+    blocks: Option<Arc<BlockMask>>,
+    score: Option<Arc<dyn ScoreMod>>,
+    softcap: Option<f64>,
+    cache: Arc<Mutex<Vec<Cached>>>,
+}
+
+impl std::fmt::Debug for AttentionPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttentionPattern")
+            .field(
+                "blocks",
+                &self.blocks.as_ref().map(|b| (b.shape(), b.counts())),
+            )
+            .field("score", &self.score.is_some())
+            .field("softcap", &self.softcap)
+            .finish()
+    }
+}
+
+impl AttentionPattern {
+    /// Every pair allowed, no bias, no cap: plain attention.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only the pairs `mask_mod` allows, for calls of `shape` (`[batch, heads, l_q, l_k]`,
+    /// batch or heads 1 when the pattern does not depend on them), in tiles of
+    /// [`DEFAULT_BLOCK`](crate::mask_mod::DEFAULT_BLOCK).
+    pub fn with_mask(self, mask_mod: &impl MaskMod, shape: [usize; 4]) -> Self {
+        self.with_block_mask(BlockMask::with_default_blocks(mask_mod, shape))
+    }
+
+    /// Only the pairs `blocks` allows (its tiles are the flex kernels' tiles).
+    pub fn with_block_mask(mut self, blocks: BlockMask) -> Self {
+        self.blocks = Some(Arc::new(blocks));
+        self.cache = Arc::default();
+        self
+    }
+
+    /// `score_mod`'s term added to every score.
+    pub fn with_score(mut self, score_mod: impl ScoreMod + 'static) -> Self {
+        self.score = Some(Arc::new(score_mod));
+        self.cache = Arc::default();
+        self
+    }
+
+    /// Scores soft-capped to `(-cap, cap)`: `cap · tanh(s / cap)` of the scaled score, before
+    /// the score mod, the bias and the mask (Gemma 2; burn's `softcap` option).
+    ///
+    /// # Panics
+    /// When `cap` is not positive and finite.
+    pub fn with_softcap(mut self, cap: f64) -> Self {
+        assert!(
+            cap > 0.0 && cap.is_finite(),
+            "AttentionPattern: softcap must be positive and finite, got {cap}"
+        );
+        self.softcap = Some(cap);
+        self
+    }
+
+    /// The block mask, if any.
+    pub fn block_mask(&self) -> Option<&BlockMask> {
+        self.blocks.as_deref()
+    }
+
+    /// The score mod, if any.
+    pub fn score_mod(&self) -> Option<&dyn ScoreMod> {
+        self.score.as_deref()
+    }
+
+    /// The soft-cap, if any.
+    pub fn softcap(&self) -> Option<f64> {
+        self.softcap
+    }
+
+    pub(crate) fn shared_score(&self) -> Option<Arc<dyn ScoreMod>> {
+        self.score.clone()
+    }
+
+    /// The mask (`true` = masked) and bias tensors of the pattern's mask and score mod for
+    /// calls of `[batch, heads, l_q, l_k]` on `device`, built on first use and kept. The mask
+    /// has the block mask's shape; the bias has batch 1 when the score mod does not
+    /// [depend on the batch row](ScoreMod::depends_on_batch).
+    pub fn tensors(
+        &self,
+        shape: [usize; 4],
+        device: &Device,
+    ) -> (Option<Tensor<4, Bool>>, Option<Tensor<4>>) {
+        if self.blocks.is_none() && self.score.is_none() {
+            return (None, None);
+        }
+        let mut cache = self.cache.lock().expect("the pattern cache");
+        if let Some((_, _, mask, bias)) =
+            cache.iter().find(|(d, s, _, _)| d == device && *s == shape)
+        {
+            return (mask.clone(), bias.clone());
+        }
+        let mask = self.blocks.as_ref().map(|blocks| blocks.to_mask(device));
+        let bias = self.score.as_ref().map(|score| {
+            let batch = if score.depends_on_batch() {
+                shape[0]
+            } else {
+                1
+            };
+            score.to_bias([batch, shape[1], shape[2], shape[3]], device)
+        });
+        if cache.len() == CACHED_SHAPES {
+            cache.remove(0);
+        }
+        cache.push((device.clone(), shape, mask.clone(), bias.clone()));
+        (mask, bias)
+    }
+}

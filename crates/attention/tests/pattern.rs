@@ -1,0 +1,250 @@
+//! Attention patterns as code ([`AttentionPattern`]: mask mods, score mods, soft-capping)
+//! through the fused op, against the same attention with the pattern written out as full-size
+//! mask and bias tensors (and the cap as `tanh`), on every backend (flex, ndarray, wgpu):
+//! outputs and the gradients of q, k, v and a learned bias.
+
+mod common;
+
+use attention::{
+    AttentionPattern,
+    fused::{pattern_attention, reference_attention},
+    mask_mod::{BlockMask, MaskMod, causal, document, prefix_lm, window},
+    score_mod::{RelativeBiasTable, ScoreMod, alibi},
+};
+use burn::{prelude::*, tensor::Distribution};
+use common::*;
+
+fn devices() -> Vec<(&'static str, Device)> {
+    let mut devices = cpu_devices();
+    devices.extend(wgpu_device().map(|d| ("wgpu", d)));
+    devices
+}
+
+/// One case: a pattern and the full-size tensors it stands for.
+struct Case {
+    name: &'static str,
+    pattern: AttentionPattern,
+    /// `[batch | 1, heads | 1, l_q, l_k]`, `true` = masked.
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+    softcap: Option<f64>,
+}
+
+/// `[batch, heads, l_q, l_k]` of the cases: several 64-wide tiles, the last one short.
+const SHAPE: [usize; 4] = [2, 4, 150, 150];
+
+fn cases(device: &Device) -> Vec<Case> {
+    let [batch, heads, l_q, l_k] = SHAPE;
+    let shared = [1, 1, l_q, l_k];
+    let sliding = causal().and(window(40, 0));
+    // Two packed texts per row, at different places in each row.
+    let ids: Vec<Vec<u32>> = [70, 101]
+        .iter()
+        .map(|&cut| (0..l_q).map(|i| u32::from(i >= cut)).collect())
+        .collect();
+    let packed = document(ids).and(causal());
+    let prefix = prefix_lm(vec![30, 90]);
+    // Each head its own band, from a closure.
+    let per_head = move |_b: usize, h: usize, q: usize, kv: usize| q.abs_diff(kv) <= 10 + 20 * h;
+    let table: Vec<f32> = (0..32 * heads)
+        .map(|i| ((i * 37) % 11) as f32 * 0.1 - 0.5)
+        .collect();
+    let t5 = RelativeBiasTable::new(&table, heads, 32, 128, true);
+    let closure_bias = |b: usize, h: usize, q: usize, kv: usize| {
+        ((b + 2 * h + q * 3 + kv * 5) % 7) as f32 * 0.2 - 0.6
+    };
+    let full = [batch, heads, l_q, l_k];
+    vec![
+        Case {
+            name: "sliding window",
+            mask: Some(sliding.to_mask(shared, device)),
+            pattern: AttentionPattern::new().with_mask(&sliding, shared),
+            bias: None,
+            softcap: None,
+        },
+        Case {
+            name: "packed documents + ALiBi",
+            mask: Some(packed.to_mask([batch, 1, l_q, l_k], device)),
+            pattern: AttentionPattern::new()
+                .with_mask(&packed, [batch, 1, l_q, l_k])
+                .with_score(alibi(heads)),
+            bias: Some(alibi(heads).to_bias([1, heads, l_q, l_k], device)),
+            softcap: None,
+        },
+        Case {
+            name: "prefix-LM + T5 table, blocks 16 × 8",
+            mask: Some(prefix.to_mask([batch, 1, l_q, l_k], device)),
+            pattern: AttentionPattern::new()
+                .with_block_mask(BlockMask::new(&prefix, [batch, 1, l_q, l_k], 16, 8))
+                .with_score(t5.clone()),
+            bias: Some(t5.to_bias([1, heads, l_q, l_k], device)),
+            softcap: None,
+        },
+        Case {
+            name: "per-head closure + closure bias + softcap",
+            mask: Some(per_head.to_mask([1, heads, l_q, l_k], device)),
+            pattern: AttentionPattern::new()
+                .with_mask(&per_head, [1, heads, l_q, l_k])
+                .with_score(closure_bias)
+                .with_softcap(2.0),
+            bias: Some(closure_bias.to_bias(full, device)),
+            softcap: Some(2.0),
+        },
+        Case {
+            name: "softcap alone",
+            mask: None,
+            pattern: AttentionPattern::new().with_softcap(0.5),
+            bias: None,
+            softcap: Some(0.5),
+        },
+    ]
+}
+
+/// The written-out attention: `cap(scale · q·kᵀ) + bias + pattern bias`, both masks, softmax.
+#[allow(clippy::too_many_arguments)]
+fn explicit(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    padding: Tensor<4, Bool>,
+    bias: Tensor<4>,
+    case: &Case,
+    scale: f64,
+) -> Tensor<4> {
+    let device = q.device();
+    let mask = match &case.mask {
+        Some(mask) => {
+            let mask = Tensor::<4, Bool>::from_data(mask.to_data(), &device);
+            let shape = [SHAPE[0], SHAPE[1], SHAPE[2], SHAPE[3]];
+            Some(mask.expand(shape).bool_or(padding.expand(shape)))
+        }
+        None => Some(padding),
+    };
+    let bias = match &case.bias {
+        Some(extra) => bias + Tensor::<4>::from_data(extra.to_data(), &device),
+        None => bias,
+    };
+    let Some(cap) = case.softcap else {
+        return reference_attention(q, k, v, mask, Some(bias), scale);
+    };
+    // The cap before the bias and the mask (burn's order), written with tensor ops.
+    let heads = q.dims()[1];
+    let group = |t: Tensor<4>| {
+        let [b, kv, l, d] = t.dims();
+        t.unsqueeze_dim::<5>(2)
+            .expand([b, kv, heads / kv, l, d])
+            .reshape([b, heads, l, d])
+    };
+    let scores = q.matmul(group(k).swap_dims(2, 3)).mul_scalar(scale);
+    let scores = scores.div_scalar(cap).tanh().mul_scalar(cap) + bias;
+    let scores = scores.mask_fill(mask.unwrap(), f64::NEG_INFINITY);
+    burn::tensor::activation::softmax(scores, 3).matmul(group(v))
+}
+
+#[test]
+fn patterns_equal_their_written_out_masks_and_biases_with_gradients() {
+    let [batch, heads, l_q, l_k] = SHAPE;
+    let (kv_heads, d) = (2, 8);
+    for (backend, device) in devices() {
+        let random =
+            |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let inputs = [
+            random([batch, heads, l_q, d]),
+            random([batch, kv_heads, l_k, d]),
+            random([batch, kv_heads, l_k, 3]),
+            random([batch, heads, l_q, 3]),
+        ];
+        // A learned per-head bias and a padding mask beside the pattern (row 1 has 120 keys).
+        let bias = random([1, heads, l_q, l_k]);
+        let padding = attention::mask::padding_mask_from_lengths(&[l_k, 120], l_k, &device)
+            .reshape([batch, 1, 1, l_k]);
+        for (index, case) in cases(&device).iter().enumerate() {
+            // lavapipe compiles kernels per graph (seconds each): two cases there.
+            if backend == "wgpu" && !matches!(index, 1 | 3) {
+                continue;
+            }
+            let run = |fused: bool| {
+                let ad = device.clone().autodiff();
+                let track = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &ad).require_grad();
+                let [q, k, v] = [track(&inputs[0]), track(&inputs[1]), track(&inputs[2])];
+                let b = track(&bias);
+                let pad = Tensor::<4, Bool>::from_data(padding.to_data(), &ad);
+                let out = if fused {
+                    pattern_attention(
+                        q.clone(),
+                        k.clone(),
+                        v.clone(),
+                        Some(pad),
+                        Some(b.clone()),
+                        0.35,
+                        &case.pattern,
+                    )
+                } else {
+                    explicit(q.clone(), k.clone(), v.clone(), pad, b.clone(), case, 0.35)
+                };
+                let weight = Tensor::<4>::from_data(inputs[3].to_data(), &ad);
+                let grads = (out.clone() * weight).sum().backward();
+                let mut all = vec![values(out.inner())];
+                for t in [&q, &k, &v, &b] {
+                    all.push(values(t.grad(&grads).expect("a gradient")));
+                }
+                all
+            };
+            let (got, want) = (run(true), run(false));
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let what = ["output", "dq", "dk", "dv", "dbias"][i];
+                assert!(
+                    g.iter().all(|x| x.is_finite()),
+                    "{backend} {what}: not finite"
+                );
+                let diff = max_abs_diff(g, w);
+                assert!(diff < 5e-5, "{backend} {} {what}: {diff:.2e}", case.name);
+            }
+        }
+    }
+}
+
+/// On flex the kernels never read an empty tile: a NaN value under keys that only empty
+/// tiles hold for far queries leaves those queries' outputs and gradients finite (computing
+/// the tile, `0 · NaN`, would not), while the queries that may see the key get NaN.
+#[test]
+fn flex_skips_empty_tiles() {
+    let device = Device::flex().autodiff();
+    let (len, d) = (256, 4);
+    let sliding = causal().and(window(31, 0));
+    let pattern =
+        AttentionPattern::new().with_block_mask(BlockMask::new(&sliding, [1, 1, len, len], 32, 32));
+    let mut values = vec![0.5f32; len * d];
+    values[..d].fill(f32::NAN); // key 0's value
+    let v = Tensor::<4>::from_data(TensorData::new(values, [1, 1, len, d]), &device).require_grad();
+    let q = Tensor::<4>::random([1, 1, len, d], Distribution::Default, &device).require_grad();
+    let out = pattern_attention(q.clone(), q.clone(), v, None, None, 0.5, &pattern);
+    let grads = out.clone().sum().backward();
+    let out = out.inner().into_data().try_to_vec::<f32>().unwrap();
+    let dq = q
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    // Queries 0..32 see key 0; from 64 on its tile is empty for them.
+    assert!(out[..d].iter().all(|x| x.is_nan()));
+    assert!(out[64 * d..].iter().all(|x| x.is_finite()));
+    assert!(dq[64 * d..].iter().all(|x| x.is_finite()));
+}
+
+/// A block mask that does not fit the call is named.
+#[test]
+fn a_block_mask_of_another_shape_is_refused() {
+    let device = Device::flex();
+    let pattern = AttentionPattern::new().with_mask(&causal(), [1, 1, 8, 8]);
+    let q = Tensor::<4>::zeros([1, 2, 9, 4], &device);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pattern_attention(q.clone(), q.clone(), q.clone(), None, None, 1.0, &pattern)
+    }));
+    let message = *result.unwrap_err().downcast::<String>().unwrap();
+    assert!(
+        message.contains("block mask [1, 1, 8, 8] does not fit"),
+        "{message}"
+    );
+}
