@@ -20,6 +20,7 @@
 //! | [`fused::gelu`], [`fused::dropout`] | exact GELU (a vectorised `erf`) and dropout (a hashed mask regenerated in the backward), one op each with its own backward on flex; what [`EncoderLayer`] trains through |
 //! | [`fused::FusedAdamW`] | burn's AdamW (same numbers, same state and records) in one `rayon` pass per parameter on flex; burn's own elsewhere |
 //! | [`mask_mod`] | attention patterns as code: closures `(batch, head, q, kv) → allowed` with `and`/`or`/`not`, causal, sliding windows, prefix-LM, packed documents, padding; the mask tensor of any of them, and a shape's tiles sorted into empty, full and partial ([`mask_mod::BlockMask`]) |
+//! | [`score_mod`], [`AttentionPattern`], [`fused::pattern_attention`] | score biases as code (closures `(batch, head, q, kv) → bias`, ALiBi, T5's table) and soft-capping; a pattern (block mask, score mod, cap) through the fused op: on flex the kernels skip empty tiles forward and backward and add the score mod row by row, elsewhere the pattern's tensors, cached per shape |
 //! | [`fused::fused_attention`] | attention as one op with its own backward (FlashAttention-2): trains with memory growing in `l`, not `l²`; what [`MultiHeadAttention::forward_context`] trains through ([`fused::fused_attention_dropout`]: attention dropout inside the op on flex, the mask regenerated in the backward from a counter-based hash) |
 //!
 //! # Masks

@@ -7,7 +7,7 @@ use burn::{
 
 use crate::{
     AttentionError, AttentionPositions, PositionsInAttention, ScaledDotProductAttention,
-    ScaledDotProductAttentionConfig, mask::to_scores_mask,
+    ScaledDotProductAttentionConfig, fused::pattern_kernels, mask::to_scores_mask,
 };
 
 /// Configuration of [`MultiHeadAttention`].
@@ -368,6 +368,23 @@ impl MultiHeadAttention {
         let [batch, l_q, _] = input.query.dims();
         let mask = input.scores_mask();
         let gates = input.head_gates.clone();
+        let device = input.query.device();
+        // Where the kernels read score mods (flex), ALiBi, and T5's table when it needs no
+        // gradient, are added row by row inside them: no bias tensor at all.
+        let pattern = pattern_kernels(&device, input.query.dtype())
+            .then(|| {
+                let trainable = device.is_autodiff();
+                (self.positions).pattern(input.query_offset, input.key_offset, trainable)
+            })
+            .flatten();
+        if let Some(pattern) = pattern {
+            let q = self.project_queries(input.query, input.query_offset);
+            let (k, v) = self.project_keys_values(input.key, input.value, input.key_offset);
+            let context = self
+                .attention
+                .forward_context_with_pattern(q, k, v, mask, None, &pattern);
+            return self.merge_heads(context, gates, batch, l_q);
+        }
         let (q, k, v, bias) = self.project(input);
         let context = self
             .attention

@@ -88,6 +88,11 @@ impl AttentionPattern {
         self
     }
 
+    /// Whether the pattern adds nothing (plain attention).
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_none() && self.score.is_none() && self.softcap.is_none()
+    }
+
     /// The block mask, if any.
     pub fn block_mask(&self) -> Option<&BlockMask> {
         self.blocks.as_deref()

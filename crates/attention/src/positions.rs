@@ -7,12 +7,17 @@
 //! at `key_offset` ([`AttentionInput::offsets`](crate::AttentionInput::offsets)), so a decoder
 //! fed one token at a time, or a cross-attention over another sequence, places them right.
 
+use std::sync::Mutex;
+
 use burn::{
     nn::{Embedding, EmbeddingConfig, Initializer},
     prelude::*,
 };
 
-use crate::AttentionError;
+use crate::{
+    AttentionError, AttentionPattern,
+    score_mod::{Alibi, RelativeBiasTable},
+};
 
 /// How [`MultiHeadAttention`](crate::MultiHeadAttention) encodes positions inside attention.
 #[derive(Config, Debug, PartialEq)]
@@ -214,17 +219,48 @@ impl AlibiBias {
         key_offset: usize,
         device: &Device,
     ) -> Tensor<4> {
-        let distance: Vec<f32> = relative_positions(l_q, l_k, query_offset, key_offset)
-            .map(|r| r.unsigned_abs() as f32)
-            .collect();
-        let distance = Tensor::<2>::from_data(TensorData::new(distance, [l_q, l_k]), device)
-            .reshape([1, 1, l_q, l_k]);
+        let key = [l_q, l_k, query_offset, key_offset, 0, 0, 0];
+        let distance = cached(&DISTANCES, key, device, || {
+            let distance: Vec<f32> = relative_positions(l_q, l_k, query_offset, key_offset)
+                .map(|r| r.unsigned_abs() as f32)
+                .collect();
+            Tensor::<2>::from_data(TensorData::new(distance, [l_q, l_k]), device)
+                .reshape([1, 1, l_q, l_k])
+        });
         let heads = self.slopes.len();
         let slopes: Vec<f32> = self.slopes.iter().map(|s| -*s as f32).collect();
         let slopes = Tensor::<1>::from_data(TensorData::new(slopes, [heads]), device)
             .reshape([1, heads, 1, 1]);
         distance * slopes
     }
+}
+
+/// What a shape's cached table is for: lengths, offsets and (T5) the bucket layout.
+type CacheKey = [usize; 7];
+
+/// Tables kept per shape and device, a few each (a model sees a handful of lengths), the oldest
+/// dropped first: built on the host once, not on every call.
+const CACHED_TABLES: usize = 16;
+
+static DISTANCES: Mutex<Vec<(CacheKey, Device, Tensor<4>)>> = Mutex::new(Vec::new());
+static BUCKETS: Mutex<Vec<(CacheKey, Device, Tensor<2, Int>)>> = Mutex::new(Vec::new());
+
+fn cached<T: Clone>(
+    cache: &Mutex<Vec<(CacheKey, Device, T)>>,
+    key: CacheKey,
+    device: &Device,
+    build: impl FnOnce() -> T,
+) -> T {
+    let mut entries = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, table)) = entries.iter().find(|(k, d, _)| *k == key && d == device) {
+        return table.clone();
+    }
+    let table = build();
+    if entries.len() == CACHED_TABLES {
+        entries.remove(0);
+    }
+    entries.push((key, device.clone(), table.clone()));
+    table
 }
 
 /// `key − query` position of every (query, key) pair, row-major `[l_q, l_k]`, the first query
@@ -315,15 +351,25 @@ impl RelativePositionBias {
         query_offset: usize,
         key_offset: usize,
     ) -> Tensor<4> {
-        let buckets: Vec<i64> = relative_positions(l_q, l_k, query_offset, key_offset)
-            .map(|r| {
-                relative_position_bucket(r, self.num_buckets, self.max_distance, self.bidirectional)
-                    as i64
-            })
-            .collect();
         let device = self.embedding.weight.device();
-        let buckets =
-            Tensor::<2, Int>::from_data(TensorData::new(buckets, [1, l_q * l_k]), &device);
+        let key = [
+            l_q,
+            l_k,
+            query_offset,
+            key_offset,
+            self.num_buckets,
+            self.max_distance,
+            usize::from(self.bidirectional),
+        ];
+        let buckets = cached(&BUCKETS, key, &device, || {
+            let buckets: Vec<i64> = relative_positions(l_q, l_k, query_offset, key_offset)
+                .map(|r| {
+                    let (n, max) = (self.num_buckets, self.max_distance);
+                    relative_position_bucket(r, n, max, self.bidirectional) as i64
+                })
+                .collect();
+            Tensor::<2, Int>::from_data(TensorData::new(buckets, [1, l_q * l_k]), &device)
+        });
         let [_, heads] = self.embedding.weight.dims();
         self.embedding
             .forward(buckets) // [1, l_q·l_k, heads]
@@ -379,6 +425,40 @@ impl PositionsInAttention {
             Some(rope) => rope.forward(x, offset),
             None => x,
         }
+    }
+
+    /// The scheme's score bias as a score mod for the fused kernels (no bias tensor): ALiBi,
+    /// and T5's table when it needs no gradient (`trainable` false).
+    pub(crate) fn pattern(
+        &self,
+        query_offset: usize,
+        key_offset: usize,
+        trainable: bool,
+    ) -> Option<AttentionPattern> {
+        if let Some(alibi) = &self.alibi {
+            let slopes = alibi.slopes.iter().map(|&s| s as f32).collect();
+            let score = Alibi::new(slopes).offsets(query_offset, key_offset);
+            return Some(AttentionPattern::new().with_score(score));
+        }
+        let relative = self.relative.as_ref().filter(|_| !trainable)?;
+        let [buckets, heads] = relative.embedding.weight.dims();
+        let table: Vec<f32> = relative
+            .embedding
+            .weight
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .expect("an f32 table");
+        let score = RelativeBiasTable::new(
+            &table,
+            heads,
+            buckets,
+            relative.max_distance,
+            relative.bidirectional,
+        )
+        .offsets(query_offset, key_offset);
+        Some(AttentionPattern::new().with_score(score))
     }
 
     /// The score bias `[1, heads, l_q, l_k]`, if the scheme has one.

@@ -7,8 +7,8 @@ use burn::{
 };
 
 use crate::{
-    AttentionError,
-    fused::{dropout_supported, fused_attention_dropout, repeat_kv},
+    AttentionError, AttentionPattern,
+    fused::{pattern_attention, pattern_attention_dropout, pattern_kernels, repeat_kv},
 };
 
 /// Configuration of [`ScaledDotProductAttention`].
@@ -138,7 +138,7 @@ impl ScaledDotProductAttention {
     /// training (an autodiff device) through [`fused_attention`](crate::fused::fused_attention), one recorded op with its own
     /// backward whose memory grows with `l`, not `l²`; for inference through burn's fused
     /// [`attention`] kernel. Dropout on the weights happens inside the fused op where
-    /// [`dropout_supported`] (flex); elsewhere, with dropout active, this is
+    /// [`dropout_supported`](crate::fused::dropout_supported) (flex); elsewhere, with dropout active, this is
     /// [`forward`](Self::forward)'s decomposition.
     ///
     /// # Shapes
@@ -169,29 +169,61 @@ impl ScaledDotProductAttention {
         mask: Option<Tensor<4, Bool>>,
         bias: Option<Tensor<4>>,
     ) -> Tensor<4> {
+        self.forward_context_with_pattern(q, k, v, mask, bias, &AttentionPattern::new())
+    }
+
+    /// [`forward_context_with_bias`](Self::forward_context_with_bias) with an
+    /// [`AttentionPattern`] on top (a block mask, a score mod, a soft-cap): while training
+    /// through [`pattern_attention_dropout`]; for inference through the fused kernels where
+    /// they read patterns ([`pattern_kernels`]: flex), elsewhere through burn's fused kernel
+    /// with the pattern's mask and bias tensors (cached in the pattern per shape) and its
+    /// `softcap` option.
+    ///
+    /// # Shapes
+    /// As [`forward_context_with_bias`](Self::forward_context_with_bias); the block mask's shape
+    /// is `[batch | 1, heads | 1, l_q, l_k]`.
+    pub fn forward_context_with_pattern(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Option<Tensor<4, Bool>>,
+        bias: Option<Tensor<4>>,
+        pattern: &AttentionPattern,
+    ) -> Tensor<4> {
         let [batch, heads, l_q, d_k] = q.dims();
         let temperature = self.temperature_for(d_k);
+        let scale = 1.0 / temperature;
         let device = q.device();
-        let training = device.is_autodiff();
-        // A frozen module drops nothing, as burn's `Dropout`.
-        let p = crate::fused::active_probability(&self.dropout);
-        if training && (p == 0.0 || dropout_supported(&device, q.dtype())) {
-            let scale = 1.0 / temperature;
-            return fused_attention_dropout(q, k, v, mask, bias, scale, p);
+        if device.is_autodiff() {
+            // A frozen module drops nothing, as burn's `Dropout`.
+            let p = crate::fused::active_probability(&self.dropout);
+            return pattern_attention_dropout(q, k, v, mask, bias, scale, p, pattern);
+        }
+        // On flex the fused kernels beat burn 0.22.1's attention op (its decomposition) with or
+        // without a pattern: BENCHMARKS.md, "Attention patterns".
+        if pattern_kernels(&device, q.dtype()) {
+            return pattern_attention(q, k, v, mask, bias, scale, pattern);
         }
         let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
-        if training {
-            return self.forward_with_bias(q, k, v, mask, bias).context;
-        }
         let l_k = k.dims()[2];
-        let bias = bias.map(|b| b.expand([batch, heads, l_q, l_k]));
+        let shape = [batch, heads, l_q, l_k];
+        let (pattern_mask, pattern_bias) = pattern.tensors(shape, &device);
+        let bias = match (bias, pattern_bias) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        let bias = bias.map(|b| b.expand(shape));
         // Full shape too: wgpu's fused kernel in burn 0.22.1 misreads a mask broadcast over the
         // queries (a `[batch, 1, 1, l_k]` padding mask gave outputs off by ~0.08; tested).
-        let mask = mask.map(|m| m.expand([batch, heads, l_q, l_k]));
+        let mask = match (mask, pattern_mask) {
+            (Some(a), Some(b)) => Some(a.expand(shape).bool_or(b.expand(shape))),
+            (a, b) => a.or(b).map(|m| m.expand(shape)),
+        };
         let options = AttentionModuleOptions {
             // `None` lets CubeCL backends pick their flash kernels; they only take the default scale.
             scale: self.temperature.map(|t| 1.0 / t),
-            softcap: None,
+            softcap: pattern.softcap(),
             is_causal: false,
         };
         attention(q, k, v, mask, bias, options)

@@ -554,6 +554,13 @@ pub fn dropout_supported(device: &Device, dtype: burn::tensor::DType) -> bool {
     }
 }
 
+/// Whether [`pattern_attention`] reads an [`AttentionPattern`] inside its kernels on `device`
+/// for inputs of `dtype` (flex, f32): empty tiles skipped, score mods added row by row. Elsewhere
+/// the pattern becomes mask and bias tensors.
+pub fn pattern_kernels(device: &Device, dtype: burn::tensor::DType) -> bool {
+    dropout_supported(device, dtype)
+}
+
 /// [`fused_attention`] with dropout `p` on the weights while training (an autodiff device; as
 /// burn's `Dropout`, nothing is dropped on a plain one). Where [`dropout_supported`], inside the
 /// op ([`DropoutMask`], its seed drawn from the device's generator, so `Device::seed` makes
