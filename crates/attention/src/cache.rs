@@ -87,12 +87,14 @@ impl MultiHeadAttention {
         let mask = Tensor::<2, Bool>::from_data(TensorData::new(mask, [new, total]), &device)
             .reshape([1, 1, new, total]);
         let bias = self.positions.bias(new, total, start, 0, &device);
-        let out = self.attention.forward_with_bias(
+        let pattern = self.pattern_for(new, total, start, 0);
+        let out = self.attention.forward_with_pattern(
             q,
             self.repeat_kv(k),
             self.repeat_kv(v),
             Some(mask),
             bias,
+            &pattern,
         );
         MultiHeadOutput {
             context: self.merge_heads(out.context, None, batch, new),

@@ -49,6 +49,11 @@ pub struct EncoderLayerConfig {
     /// The LayerNorms' ε. Default: `1e-5`, as burn and PyTorch; BERT uses `1e-12`.
     #[config(default = 1e-5)]
     pub layer_norm_eps: f64,
+    /// Local attention: keys within this many positions of the query
+    /// ([`MultiHeadAttentionConfig::window`]). Default: `None`, every key.
+    pub window: Option<usize>,
+    /// Soft-cap of the attention scores ([`MultiHeadAttentionConfig::softcap`]). Default: `None`.
+    pub softcap: Option<f64>,
 }
 
 impl EncoderLayerConfig {
@@ -58,6 +63,8 @@ impl EncoderLayerConfig {
             .with_dropout(self.attention_dropout)
             .with_positions(self.positions.clone())
             .with_bias(self.bias)
+            .with_window(self.window)
+            .with_softcap(self.softcap)
     }
 
     /// Checks the values without building anything.

@@ -1,13 +1,16 @@
 //! Multi-head attention with free per-head key and value widths.
 
+use std::sync::{Arc, Mutex};
+
 use burn::{
     nn::{Initializer, Linear, LinearConfig},
     prelude::*,
 };
 
 use crate::{
-    AttentionError, AttentionPositions, PositionsInAttention, ScaledDotProductAttention,
-    ScaledDotProductAttentionConfig, fused::pattern_kernels, mask::to_scores_mask,
+    AttentionError, AttentionPattern, AttentionPositions, PositionsInAttention,
+    ScaledDotProductAttention, ScaledDotProductAttentionConfig, fused::pattern_kernels,
+    mask::to_scores_mask,
 };
 
 /// Configuration of [`MultiHeadAttention`].
@@ -43,6 +46,14 @@ pub struct MultiHeadAttentionConfig {
     /// Default: [`AttentionPositions::None`].
     #[config(default = "AttentionPositions::None")]
     pub positions: AttentionPositions,
+    /// Local attention: query `i` sees only keys `j` with `|i − j| ≤ window` (positions, so
+    /// offsets and a KV cache count; Longformer's local attention, Mistral's window when
+    /// decoding causally). On flex the fused kernels skip the tiles outside it, so time grows
+    /// with `l · window`. Default: `None`, every key.
+    pub window: Option<usize>,
+    /// Soft-capping of the scaled scores to `(-cap, cap)`: `cap · tanh(s / cap)` before the
+    /// bias and the masks (Gemma 2's `attn_logit_softcapping`). Default: `None`.
+    pub softcap: Option<f64>,
 }
 
 impl MultiHeadAttentionConfig {
@@ -93,6 +104,14 @@ impl MultiHeadAttentionConfig {
     /// Checks the values without building anything.
     pub fn validate(&self) -> Result<(), AttentionError> {
         let (d_k, _) = self.head_dims()?;
+        if let Some(cap) = self.softcap
+            && !(cap > 0.0 && cap.is_finite())
+        {
+            return Err(AttentionError::config(
+                "softcap",
+                format!("must be positive and finite, got {cap}"),
+            ));
+        }
         self.positions.validate(d_k)?;
         self.attention_config().validate()
     }
@@ -130,6 +149,9 @@ impl MultiHeadAttentionConfig {
             n_kv_heads: self.kv_heads(),
             d_k,
             d_v,
+            window: self.window,
+            softcap: self.softcap,
+            patterns: PatternCache::default(),
         }
     }
 }
@@ -173,7 +195,33 @@ pub struct MultiHeadAttention {
     pub d_k: usize,
     /// Value width per head.
     pub d_v: usize,
+    /// Local attention: keys within this many positions of the query
+    /// ([`MultiHeadAttentionConfig::window`]).
+    pub window: Option<usize>,
+    /// Soft-cap of the scores ([`MultiHeadAttentionConfig::softcap`]).
+    pub softcap: Option<f64>,
+    /// The window's block masks, one per (lengths, offsets), built once.
+    #[module(skip)]
+    patterns: PatternCache,
 }
+
+/// The patterns of a module's window and soft-cap, kept per `(l_q, l_k, query_offset,
+/// key_offset)`: a few (a model sees a handful of lengths), the oldest dropped first. Clones of
+/// the module share it.
+#[derive(Clone, Default)]
+struct PatternCache(Arc<Mutex<Vec<(PatternKey, AttentionPattern)>>>);
+
+/// `[l_q, l_k, query_offset, key_offset]`.
+type PatternKey = [usize; 4];
+
+impl std::fmt::Debug for PatternCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PatternCache")
+    }
+}
+
+/// Shapes a [`PatternCache`] keeps.
+const CACHED_PATTERNS: usize = 8;
 
 /// Query, key, value and masks for [`MultiHeadAttention`] and
 /// [`SingleHeadSelfAttention`](crate::SingleHeadSelfAttention).
@@ -336,9 +384,12 @@ impl MultiHeadAttention {
         let [batch, l_q, _] = input.query.dims();
         let mask = input.scores_mask();
         let gates = input.head_gates.clone();
+        let pattern = self.own_pattern(&input);
         let (q, k, v, bias) = self.project(input);
         let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
-        let out = self.attention.forward_with_bias(q, k, v, mask, bias);
+        let out = self
+            .attention
+            .forward_with_pattern(q, k, v, mask, bias, &pattern);
         MultiHeadOutput {
             context: self.merge_heads(out.context, gates, batch, l_q),
             weights: out.weights,
@@ -369,17 +420,19 @@ impl MultiHeadAttention {
         let mask = input.scores_mask();
         let gates = input.head_gates.clone();
         let device = input.query.device();
+        let pattern = self.own_pattern(&input);
         // Where the kernels read score mods (flex), ALiBi, and T5's table when it needs no
         // gradient, are added row by row inside them: no bias tensor at all.
-        let pattern = pattern_kernels(&device, input.query.dtype())
+        let score = pattern_kernels(&device, input.query.dtype())
             .then(|| {
                 let trainable = device.is_autodiff();
-                (self.positions).pattern(input.query_offset, input.key_offset, trainable)
+                (self.positions).score_mod(input.query_offset, input.key_offset, trainable)
             })
             .flatten();
-        if let Some(pattern) = pattern {
+        if let Some(score) = score {
             let q = self.project_queries(input.query, input.query_offset);
             let (k, v) = self.project_keys_values(input.key, input.value, input.key_offset);
+            let pattern = pattern.with_shared_score(score);
             let context = self
                 .attention
                 .forward_context_with_pattern(q, k, v, mask, None, &pattern);
@@ -388,8 +441,49 @@ impl MultiHeadAttention {
         let (q, k, v, bias) = self.project(input);
         let context = self
             .attention
-            .forward_context_with_bias(q, k, v, mask, bias);
+            .forward_context_with_pattern(q, k, v, mask, bias, &pattern);
         self.merge_heads(context, gates, batch, l_q)
+    }
+
+    /// The module's window and soft-cap as a pattern for this input's scores (empty without
+    /// them), its block mask built once per lengths and offsets.
+    fn own_pattern(&self, input: &AttentionInput) -> AttentionPattern {
+        let (l_q, l_k) = (input.query.dims()[1], input.key.dims()[1]);
+        self.pattern_for(l_q, l_k, input.query_offset, input.key_offset)
+    }
+
+    /// [`own_pattern`](Self::own_pattern) for scores `[.., l_q, l_k]` whose first query and
+    /// key are at these positions.
+    pub(crate) fn pattern_for(
+        &self,
+        l_q: usize,
+        l_k: usize,
+        query_offset: usize,
+        key_offset: usize,
+    ) -> AttentionPattern {
+        if self.window.is_none() && self.softcap.is_none() {
+            return AttentionPattern::new();
+        }
+        let key = [l_q, l_k, query_offset, key_offset];
+        let mut cache = self.patterns.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, pattern)) = cache.iter().find(|(k, _)| *k == key) {
+            return pattern.clone();
+        }
+        let mut pattern = AttentionPattern::new();
+        if let Some(window) = self.window {
+            let local = move |_b: usize, _h: usize, q: usize, kv: usize| {
+                (q + query_offset).abs_diff(kv + key_offset) <= window
+            };
+            pattern = pattern.with_mask(&local, [1, 1, l_q, l_k]);
+        }
+        if let Some(cap) = self.softcap {
+            pattern = pattern.with_softcap(cap);
+        }
+        if cache.len() == CACHED_PATTERNS {
+            cache.remove(0);
+        }
+        cache.push((key, pattern.clone()));
+        pattern
     }
 
     /// [`forward_context`](Self::forward_context), under its former name.

@@ -74,6 +74,13 @@ impl AttentionPattern {
         self
     }
 
+    /// [`with_score`](Self::with_score) with a shared score mod.
+    pub(crate) fn with_shared_score(mut self, score_mod: Arc<dyn ScoreMod>) -> Self {
+        self.score = Some(score_mod);
+        self.cache = Arc::default();
+        self
+    }
+
     /// Scores soft-capped to `(-cap, cap)`: `cap · tanh(s / cap)` of the scaled score, before
     /// the score mod, the bias and the mask (Gemma 2; burn's `softcap` option).
     ///

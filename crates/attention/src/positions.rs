@@ -7,7 +7,7 @@
 //! at `key_offset` ([`AttentionInput::offsets`](crate::AttentionInput::offsets)), so a decoder
 //! fed one token at a time, or a cross-attention over another sequence, places them right.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use burn::{
     nn::{Embedding, EmbeddingConfig, Initializer},
@@ -15,8 +15,8 @@ use burn::{
 };
 
 use crate::{
-    AttentionError, AttentionPattern,
-    score_mod::{Alibi, RelativeBiasTable},
+    AttentionError,
+    score_mod::{Alibi, RelativeBiasTable, ScoreMod},
 };
 
 /// How [`MultiHeadAttention`](crate::MultiHeadAttention) encodes positions inside attention.
@@ -429,16 +429,17 @@ impl PositionsInAttention {
 
     /// The scheme's score bias as a score mod for the fused kernels (no bias tensor): ALiBi,
     /// and T5's table when it needs no gradient (`trainable` false).
-    pub(crate) fn pattern(
+    pub(crate) fn score_mod(
         &self,
         query_offset: usize,
         key_offset: usize,
         trainable: bool,
-    ) -> Option<AttentionPattern> {
+    ) -> Option<Arc<dyn ScoreMod>> {
         if let Some(alibi) = &self.alibi {
             let slopes = alibi.slopes.iter().map(|&s| s as f32).collect();
-            let score = Alibi::new(slopes).offsets(query_offset, key_offset);
-            return Some(AttentionPattern::new().with_score(score));
+            return Some(Arc::new(
+                Alibi::new(slopes).offsets(query_offset, key_offset),
+            ));
         }
         let relative = self.relative.as_ref().filter(|_| !trainable)?;
         let [buckets, heads] = relative.embedding.weight.dims();
@@ -458,7 +459,7 @@ impl PositionsInAttention {
             relative.bidirectional,
         )
         .offsets(query_offset, key_offset);
-        Some(AttentionPattern::new().with_score(score))
+        Some(Arc::new(score))
     }
 
     /// The score bias `[1, heads, l_q, l_k]`, if the scheme has one.

@@ -123,12 +123,41 @@ impl ScaledDotProductAttention {
         mask: Option<Tensor<4, Bool>>,
         bias: Option<Tensor<4>>,
     ) -> AttentionOutput {
-        let temperature = self.temperature_for(q.dims()[3]);
+        self.forward_with_pattern(q, k, v, mask, bias, &AttentionPattern::new())
+    }
+
+    /// [`forward_with_bias`](Self::forward_with_bias) with an [`AttentionPattern`] on top, its
+    /// mask and bias written out (cached in the pattern per shape) and its soft-cap applied to
+    /// the scaled scores before the biases.
+    ///
+    /// # Shapes
+    /// As [`forward_with_bias`](Self::forward_with_bias); the block mask's shape is
+    /// `[batch | 1, heads | 1, l_q, l_k]`.
+    pub fn forward_with_pattern(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Option<Tensor<4, Bool>>,
+        bias: Option<Tensor<4>>,
+        pattern: &AttentionPattern,
+    ) -> AttentionOutput {
+        let [batch, heads, l_q, d_k] = q.dims();
+        let l_k = k.dims()[2];
+        let temperature = self.temperature_for(d_k);
+        let (pattern_mask, pattern_bias) = pattern.tensors([batch, heads, l_q, l_k], &q.device());
         // Scaling q rather than the scores touches d_k values per query instead of l_k.
         let mut scores = q.div_scalar(temperature).matmul(k.swap_dims(2, 3));
-        if let Some(bias) = bias {
+        if let Some(cap) = pattern.softcap() {
+            scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
+        }
+        for bias in [bias, pattern_bias].into_iter().flatten() {
             scores = scores + bias;
         }
+        let mask = match (mask, pattern_mask) {
+            (Some(a), Some(b)) => Some(crate::fused::or_broadcast(a, b)),
+            (a, b) => a.or(b),
+        };
         let weights = self.dropout.forward(masked_softmax(scores, mask));
         let context = weights.clone().matmul(v);
         AttentionOutput { context, weights }

@@ -248,3 +248,93 @@ fn a_block_mask_of_another_shape_is_refused() {
         "{message}"
     );
 }
+
+/// `MultiHeadAttentionConfig::window` and `softcap` on every backend: the weights path equals
+/// the same module with the window as an explicit attention mask (weights 0 outside it), the
+/// fused path (`forward_context`, ALiBi inside the kernels on flex) equals the weights path in
+/// output and gradients, and decoding through a KV cache equals the causal pass.
+#[test]
+fn module_window_and_softcap_equal_the_explicit_module() {
+    use attention::{AttentionInput, AttentionPositions, KvCache, MultiHeadAttentionConfig};
+    let (batch, len, d_model, window) = (2, 70, 16, 9);
+    for (backend, device) in devices() {
+        let ad = device.clone().autodiff();
+        let config = MultiHeadAttentionConfig::new(d_model, 4)
+            .with_n_kv_heads(Some(2))
+            .with_positions(AttentionPositions::Alibi);
+        let windowed = config
+            .clone()
+            .with_window(Some(window))
+            .with_softcap(Some(1.5));
+        let plain = config.init(&ad);
+        let local = windowed.init(&ad).load_record(plain.clone().into_record());
+        let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &ad);
+        let padding = attention::mask::padding_mask_from_lengths(&[len, 50], len, &ad);
+        let input = || AttentionInput::self_attention(x.clone()).mask_padding(padding.clone());
+
+        // The window alone against the explicit mask (softcap off in both).
+        let no_cap = windowed
+            .clone()
+            .with_softcap(None)
+            .init(&ad)
+            .load_record(plain.clone().into_record());
+        let far: Vec<bool> = (0..batch * len * len)
+            .map(|i| (i / len % len).abs_diff(i % len) > window)
+            .collect();
+        let far = Tensor::<3, Bool>::from_data(TensorData::new(far, [batch, len, len]), &ad);
+        let want = plain.forward(input().mask_attention(far.clone()));
+        let got = no_cap.forward(input());
+        let diff = max_abs_diff(
+            &values(got.weights.clone().inner()),
+            &values(want.weights.inner()),
+        );
+        assert!(diff < 1e-6, "{backend} window weights: {diff:.2e}");
+        let weights = values(got.weights.inner());
+        let outside: Vec<f32> = (weights.iter().enumerate())
+            .filter(|(i, _)| (i / len % len).abs_diff(i % len) > window)
+            .map(|(_, &w)| w)
+            .collect();
+        assert!(!outside.is_empty());
+        assert!(
+            outside.iter().all(|&w| w == 0.0),
+            "{backend}: weight outside the window"
+        );
+        let diff = max_abs_diff(&values(got.context.inner()), &values(want.context.inner()));
+        assert!(diff < 1e-5, "{backend} window context: {diff:.2e}");
+
+        // Fused against weights path, window + softcap + ALiBi, with gradients.
+        let grads_of = |out: Tensor<3>| {
+            let grads = out.clone().powi_scalar(2).sum().backward();
+            let g = local.w_q.weight.grad(&grads).expect("a gradient");
+            (values(out.inner()), values(g))
+        };
+        let (fused, fused_grad) = grads_of(local.forward_context(input()));
+        let (explicit, explicit_grad) = grads_of(local.forward(input()).context);
+        let diff = max_abs_diff(&fused, &explicit);
+        assert!(diff < 2e-5, "{backend} fused context: {diff:.2e}");
+        let diff = max_abs_diff(&fused_grad, &explicit_grad);
+        assert!(diff < 2e-4, "{backend} fused gradient: {diff:.2e}");
+
+        // Decoding: a prompt, then one token at a time, equals the causal pass.
+        let plain_device = local.valid();
+        let x = Tensor::<3>::from_data(x.to_data(), &device);
+        let causal = attention::mask::causal_mask(batch, len, &device);
+        let whole =
+            plain_device.forward(AttentionInput::self_attention(x.clone()).mask_attention(causal));
+        let mut cache = KvCache::new();
+        let mut steps = vec![
+            plain_device
+                .forward_cached(x.clone().slice([0..batch, 0..40]), &mut cache)
+                .context,
+        ];
+        for t in 40..len {
+            steps.push(
+                plain_device
+                    .forward_cached(x.clone().slice([0..batch, t..t + 1]), &mut cache)
+                    .context,
+            );
+        }
+        let diff = max_abs_diff(&values(Tensor::cat(steps, 1)), &values(whole.context));
+        assert!(diff < 1e-5, "{backend} cached decoding: {diff:.2e}");
+    }
+}

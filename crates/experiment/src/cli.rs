@@ -68,6 +68,13 @@ pub struct RecipeArgs {
     /// Dropout on the attention weights [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     pub attention_dropout: Option<f64>,
+    /// Local attention: each token sees only tokens at most N positions away [default: all].
+    #[arg(long, value_name = "N")]
+    pub window: Option<usize>,
+    /// Soft-cap the attention scores to (-CAP, CAP) with CAP·tanh(s/CAP), as Gemma 2
+    /// [default: none].
+    #[arg(long, value_name = "CAP", allow_negative_numbers = true)]
+    pub softcap: Option<f64>,
     /// Probability of dropping a whole token's embedding while training [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     pub token_dropout: Option<f64>,
@@ -163,7 +170,7 @@ pub struct TrainArgs {
     /// Continue the interrupted run in DIR from its last checkpoint, with its own config
     /// (only --backend and --no-tui may be given with it).
     #[arg(long, value_name = "DIR", conflicts_with_all = [
-        "config", "dataset", "data_dir", "download", "devices", "d_model", "layers", "dropout", "attention_dropout",
+        "config", "dataset", "data_dir", "download", "devices", "d_model", "layers", "dropout", "attention_dropout", "window", "softcap",
         "token_dropout", "embedding_std", "embeddings", "epochs", "batch_size", "batching", "lr", "weight_decay",
         "schedule", "warmup", "patience", "average", "max_len", "min_freq", "heads", "positions", "pe", "seed", "out", "overwrite",
         "encoder", "pooling", "freeze_encoder", "freeze_embeddings",
@@ -318,6 +325,12 @@ impl RecipeArgs {
             c.backend = backend;
         }
         set!(self, c.model: d_model, dropout, attention_dropout, token_dropout, embedding_std);
+        if self.window.is_some() {
+            c.model.window = self.window;
+        }
+        if self.softcap.is_some() {
+            c.model.softcap = self.softcap;
+        }
         if self.embeddings.is_some() {
             c.model.embeddings = self.embeddings.clone();
         }

@@ -752,7 +752,7 @@ fn reference_weights(
 }
 
 /// `a ∨ b` of two masks broadcast to their common shape.
-fn or_broadcast(a: Tensor<4, Bool>, b: Tensor<4, Bool>) -> Tensor<4, Bool> {
+pub(crate) fn or_broadcast(a: Tensor<4, Bool>, b: Tensor<4, Bool>) -> Tensor<4, Bool> {
     let (da, db) = (a.dims(), b.dims());
     let shape: [usize; 4] = std::array::from_fn(|i| da[i].max(db[i]));
     a.expand(shape).bool_or(b.expand(shape))

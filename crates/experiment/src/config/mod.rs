@@ -370,8 +370,16 @@ impl ExperimentConfig {
                 };
                 format!("-{name}{frozen}")
             });
+        let window = self
+            .model
+            .window
+            .map_or_else(String::new, |w| format!("-w{w}"));
+        let cap = self
+            .model
+            .softcap
+            .map_or_else(String::new, |c| format!("-cap{c}"));
         format!(
-            "{dataset}{layers}-h{}{positions}{vectors}-s{}",
+            "{dataset}{layers}-h{}{positions}{window}{cap}{vectors}-s{}",
             self.model.heads, self.train.seed
         )
     }
@@ -446,6 +454,17 @@ mod tests {
         assert_eq!(
             bad(|c| c.model.attention_dropout = 1.0),
             "invalid attention_dropout: must be in [0, 1), got 1"
+        );
+        assert_eq!(
+            bad(|c| c.model.softcap = Some(0.0)),
+            "invalid softcap: must be positive and finite, got 0"
+        );
+        assert_eq!(
+            bad(|c| {
+                c.model.encoder = Some("minilm-l6".into());
+                c.model.window = Some(8);
+            }),
+            "invalid window: is for models from scratch; a pretrained encoder attends as it was trained"
         );
         assert_eq!(
             bad(|c| c.train.epochs = 0),

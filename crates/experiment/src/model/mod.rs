@@ -103,6 +103,17 @@ impl ClassifierConfig {
             return Err(ConfigError::new("embeddings", "vectors of width 0"));
         }
         if self.options.encoder.is_some() {
+            for (key, set) in [
+                ("window", self.options.window.is_some()),
+                ("softcap", self.options.softcap.is_some()),
+            ] {
+                if set {
+                    return Err(ConfigError::new(
+                        key,
+                        "is for models from scratch; a pretrained encoder attends as it was trained",
+                    ));
+                }
+            }
             if let Some(vectors) = &self.options.embeddings {
                 return Err(ConfigError::new(
                     "embeddings",
@@ -157,6 +168,8 @@ impl ClassifierConfig {
         MultiHeadAttentionConfig::new(self.options.d_model, self.options.heads)
             .with_dropout(self.options.attention_dropout)
             .with_positions(self.options.positions.in_attention())
+            .with_window(self.options.window)
+            .with_softcap(self.options.softcap)
     }
 
     /// Layers after the first: the same block (attention, residual, LayerNorm).
@@ -167,6 +180,8 @@ impl ClassifierConfig {
             .with_dropout(0.0)
             .with_attention_dropout(self.options.attention_dropout)
             .with_positions(self.options.positions.in_attention())
+            .with_window(self.options.window)
+            .with_softcap(self.options.softcap)
     }
 
     fn sinusoidal_config(&self) -> SinusoidalPositionalEncodingConfig {

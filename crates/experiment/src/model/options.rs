@@ -24,6 +24,13 @@ pub struct ModelOptions {
     pub dropout: f64,
     /// Dropout on the attention weights. Default: 0.0.
     pub attention_dropout: f64,
+    /// Local attention: each token attends only to the tokens at most this many positions
+    /// away (Longformer's local window); on flex the fused kernels skip the rest. Models from
+    /// scratch only. Default: none (every token).
+    pub window: Option<usize>,
+    /// Soft-capping of the attention scores to (-cap, cap), `cap · tanh(s / cap)` (Gemma 2).
+    /// Models from scratch only. Default: none.
+    pub softcap: Option<f64>,
     /// Probability of dropping a whole token's embedding while training (the survivors are
     /// rescaled), a regulariser for small text datasets. Default: 0.0.
     pub token_dropout: f64,
@@ -65,6 +72,8 @@ impl Default for ModelOptions {
             positions: Positions::Sinusoidal,
             dropout: 0.1,
             attention_dropout: 0.0,
+            window: None,
+            softcap: None,
             token_dropout: 0.0,
             embedding_std: 1.0,
             embeddings: None,
