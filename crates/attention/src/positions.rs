@@ -462,6 +462,35 @@ impl PositionsInAttention {
         Some(Arc::new(score))
     }
 
+    /// The score bias `[1, heads, new, keys]` of queries at `query_start..query_start + new`
+    /// against keys at arbitrary `key_positions` (a streaming cache's), built on the host
+    /// from the score mods (T5's table without a gradient), if the scheme has one.
+    pub(crate) fn bias_at(
+        &self,
+        query_start: usize,
+        new: usize,
+        key_positions: &[usize],
+        device: &Device,
+    ) -> Option<Tensor<4>> {
+        let score = self.score_mod(0, 0, false)?;
+        let heads = match (&self.alibi, &self.relative) {
+            (Some(alibi), _) => alibi.slopes.len(),
+            (None, Some(relative)) => relative.embedding.weight.dims()[1],
+            (None, None) => return None,
+        };
+        let keys = key_positions.len();
+        let mut values = Vec::with_capacity(heads * new * keys);
+        for h in 0..heads {
+            for q in query_start..query_start + new {
+                values.extend(key_positions.iter().map(|&kv| score.bias(0, h, q, kv)));
+            }
+        }
+        Some(Tensor::from_data(
+            TensorData::new(values, [1, heads, new, keys]),
+            device,
+        ))
+    }
+
     /// The score bias `[1, heads, l_q, l_k]`, if the scheme has one.
     pub(crate) fn bias(
         &self,
