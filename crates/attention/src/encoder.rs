@@ -8,7 +8,7 @@ use burn::{
 
 use crate::{
     AttentionError, AttentionInput, AttentionPositions, LayerNorm, LayerNormConfig,
-    MultiHeadAttention, MultiHeadAttentionConfig, fused,
+    MultiHeadAttention, MultiHeadAttentionConfig, QkNorm, fused,
 };
 
 /// Configuration of [`EncoderLayer`].
@@ -54,6 +54,8 @@ pub struct EncoderLayerConfig {
     pub window: Option<usize>,
     /// Soft-cap of the attention scores ([`MultiHeadAttentionConfig::softcap`]). Default: `None`.
     pub softcap: Option<f64>,
+    /// qk-norm ([`MultiHeadAttentionConfig::qk_norm`]). Default: `None`.
+    pub qk_norm: Option<QkNorm>,
 }
 
 impl EncoderLayerConfig {
@@ -65,6 +67,7 @@ impl EncoderLayerConfig {
             .with_bias(self.bias)
             .with_window(self.window)
             .with_softcap(self.softcap)
+            .with_qk_norm(self.qk_norm.clone())
     }
 
     /// Checks the values without building anything.

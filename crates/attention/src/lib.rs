@@ -9,7 +9,7 @@
 //! |---|---|
 //! | [`ScaledDotProductAttention`] | `softmax(q·kᵀ / temperature + bias)·v` on `[b, h, l, d]` tensors, with masks and dropout |
 //! | [`SingleHeadSelfAttention`] | one head with free `d_k`, `d_v` (a one-head [`MultiHeadAttention`], weights without the head axis): the seed experiment's baseline |
-//! | [`MultiHeadAttention`] | `n_heads` heads with free `d_k`, `d_v`; self- and cross-attention; per-head weights; positions inside attention ([`AttentionPositions`]); grouped-query / multi-query attention (`n_kv_heads`); head gates; [`prune_heads`](MultiHeadAttention::prune_heads); [`forward_cached`](MultiHeadAttention::forward_cached) with a [`KvCache`] (or StreamingLLM's, [`KvCache::streaming`]); local attention and soft-capping (`window`, `softcap`) |
+//! | [`MultiHeadAttention`] | `n_heads` heads with free `d_k`, `d_v`; self- and cross-attention; per-head weights; positions inside attention ([`AttentionPositions`]); grouped-query / multi-query attention (`n_kv_heads`); head gates; [`prune_heads`](MultiHeadAttention::prune_heads); [`forward_cached`](MultiHeadAttention::forward_cached) with a [`KvCache`] (or StreamingLLM's, [`KvCache::streaming`]); local attention, soft-capping and qk-norm (`window`, `softcap`, `qk_norm`: [`QkNorm`]) |
 //! | [`SinusoidalPositionalEncoding`] | adds the fixed sin/cos table of *Attention Is All You Need* |
 //! | [`LearnedPositionalEmbedding`] | adds a trained vector per position (BERT, GPT-2), with offsets |
 //! | [`RotaryPositions`], [`AlibiBias`], [`RelativePositionBias`] | RoPE, ALiBi and T5's relative bias, used by [`MultiHeadAttention`] or on their own |
@@ -192,7 +192,7 @@ pub use learned::{LearnedPositionalEmbedding, LearnedPositionalEmbeddingConfig};
 pub use multi_head::{
     AttentionInput, MultiHeadAttention, MultiHeadAttentionConfig, MultiHeadOutput,
 };
-pub use norm::{LayerNorm, LayerNormConfig};
+pub use norm::{LayerNorm, LayerNormConfig, QkNorm, QkNormLayer};
 pub use pattern::AttentionPattern;
 pub use positional::{
     SinusoidalPositionalEncoding, SinusoidalPositionalEncodingConfig, sinusoid_table,

@@ -8,9 +8,9 @@ use burn::{
 };
 
 use crate::{
-    AttentionError, AttentionPattern, AttentionPositions, PositionsInAttention,
-    ScaledDotProductAttention, ScaledDotProductAttentionConfig, fused::pattern_kernels,
-    mask::to_scores_mask,
+    AttentionError, AttentionPattern, AttentionPositions, PositionsInAttention, QkNorm,
+    QkNormLayer, ScaledDotProductAttention, ScaledDotProductAttentionConfig,
+    fused::pattern_kernels, mask::to_scores_mask,
 };
 
 /// Configuration of [`MultiHeadAttention`].
@@ -54,6 +54,9 @@ pub struct MultiHeadAttentionConfig {
     /// Soft-capping of the scaled scores to `(-cap, cap)`: `cap · tanh(s / cap)` before the
     /// bias and the masks (Gemma 2's `attn_logit_softcapping`). Default: `None`.
     pub softcap: Option<f64>,
+    /// Normalisation of each head's queries and keys before RoPE and the scores (qk-norm:
+    /// Qwen3's RMSNorm, or LayerNorm). Default: `None`.
+    pub qk_norm: Option<QkNorm>,
 }
 
 impl MultiHeadAttentionConfig {
@@ -104,6 +107,14 @@ impl MultiHeadAttentionConfig {
     /// Checks the values without building anything.
     pub fn validate(&self) -> Result<(), AttentionError> {
         let (d_k, _) = self.head_dims()?;
+        if let Some(eps) = self.qk_norm.as_ref().map(QkNorm::epsilon)
+            && !(eps > 0.0 && eps.is_finite())
+        {
+            return Err(AttentionError::config(
+                "qk_norm",
+                format!("epsilon must be positive and finite, got {eps}"),
+            ));
+        }
         if let Some(cap) = self.softcap
             && !(cap > 0.0 && cap.is_finite())
         {
@@ -149,6 +160,8 @@ impl MultiHeadAttentionConfig {
             n_kv_heads: self.kv_heads(),
             d_k,
             d_v,
+            q_norm: self.qk_norm.as_ref().map(|n| n.init(d_k, device)),
+            k_norm: self.qk_norm.as_ref().map(|n| n.init(d_k, device)),
             window: self.window,
             softcap: self.softcap,
             patterns: PatternCache::default(),
@@ -195,6 +208,10 @@ pub struct MultiHeadAttention {
     pub d_k: usize,
     /// Value width per head.
     pub d_v: usize,
+    /// qk-norm of the queries ([`MultiHeadAttentionConfig::qk_norm`]).
+    pub q_norm: Option<QkNormLayer>,
+    /// qk-norm of the keys.
+    pub k_norm: Option<QkNormLayer>,
     /// Local attention: keys within this many positions of the query
     /// ([`MultiHeadAttentionConfig::window`]).
     pub window: Option<usize>,
@@ -522,6 +539,10 @@ impl MultiHeadAttention {
     /// Queries `[batch, l, d_model]` → `[batch, n_heads, l, d_k]`, rotated from `offset` (RoPE).
     pub(crate) fn project_queries(&self, query: Tensor<3>, offset: usize) -> Tensor<4> {
         let q = split_heads(self.w_q.forward(query), self.n_heads, self.d_k);
+        let q = match &self.q_norm {
+            Some(norm) => norm.forward(q),
+            None => q,
+        };
         self.positions.rotate(q, offset)
     }
 
@@ -534,6 +555,10 @@ impl MultiHeadAttention {
         offset: usize,
     ) -> (Tensor<4>, Tensor<4>) {
         let k = split_heads(self.w_k.forward(key), self.n_kv_heads, self.d_k);
+        let k = match &self.k_norm {
+            Some(norm) => norm.forward(k),
+            None => k,
+        };
         let v = split_heads(self.w_v.forward(value), self.n_kv_heads, self.d_v);
         (self.positions.rotate(k, offset), v)
     }

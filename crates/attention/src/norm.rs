@@ -132,3 +132,71 @@ mod tests {
         }
     }
 }
+
+/// Normalisation of each head's queries and keys before the scores (qk-norm): it bounds the
+/// logits without a soft-cap (Dehghani et al., 2023; Qwen3, OLMo 2, Gemma 3). One scale of
+/// `d_k` values, shared by the heads, for the queries and one for the keys.
+#[derive(Config, Debug, PartialEq)]
+pub enum QkNorm {
+    /// RMSNorm `x / sqrt(mean(x²) + epsilon) · γ` (Qwen3's `q_norm` / `k_norm`, epsilon 1e-6).
+    Rms {
+        /// Added to the mean square.
+        epsilon: f64,
+    },
+    /// LayerNorm with a scale and a shift (ViT-22B).
+    Layer {
+        /// Added to the variance.
+        epsilon: f64,
+    },
+}
+
+impl QkNorm {
+    /// RMSNorm with Qwen3's epsilon, 1e-6.
+    pub fn rms() -> Self {
+        Self::Rms { epsilon: 1e-6 }
+    }
+
+    /// LayerNorm with burn's epsilon, 1e-5.
+    pub fn layer() -> Self {
+        Self::Layer { epsilon: 1e-5 }
+    }
+
+    pub(crate) fn init(&self, d_k: usize, device: &Device) -> QkNormLayer {
+        match *self {
+            Self::Rms { epsilon } => QkNormLayer::Rms(
+                burn::nn::RmsNormConfig::new(d_k)
+                    .with_epsilon(epsilon)
+                    .init(device),
+            ),
+            Self::Layer { epsilon } => {
+                QkNormLayer::Layer(LayerNormConfig::new(d_k).with_epsilon(epsilon).init(device))
+            }
+        }
+    }
+
+    pub(crate) fn epsilon(&self) -> f64 {
+        match *self {
+            Self::Rms { epsilon } | Self::Layer { epsilon } => epsilon,
+        }
+    }
+}
+
+/// One qk-norm layer ([`QkNorm`]) over the last dimension of `[batch, heads, l, d_k]`.
+#[derive(Module, Debug)]
+pub enum QkNormLayer {
+    /// burn's RMSNorm.
+    Rms(burn::nn::RmsNorm),
+    /// The crate's LayerNorm.
+    Layer(LayerNorm),
+}
+
+impl QkNormLayer {
+    /// # Shapes
+    /// `[batch, heads, l, d_k]` → the same
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Rms(norm) => norm.forward(x),
+            Self::Layer(norm) => norm.forward(x),
+        }
+    }
+}

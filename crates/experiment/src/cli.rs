@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use experiment::{
     config::{Backend, Batching, ExperimentConfig, Schedule},
-    model::{Pooling, Positions},
+    model::{Pooling, Positions, QkNormKind},
 };
 
 /// Train a self-attention text classifier with burn and compare single-head, multi-head and
@@ -75,6 +75,10 @@ pub struct RecipeArgs {
     /// [default: none].
     #[arg(long, value_name = "CAP", allow_negative_numbers = true)]
     pub softcap: Option<f64>,
+    /// Normalise each head's queries and keys before the scores: rms (Qwen3) or layer
+    /// [default: none].
+    #[arg(long, value_enum)]
+    pub qk_norm: Option<QkNormKind>,
     /// Probability of dropping a whole token's embedding while training [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     pub token_dropout: Option<f64>,
@@ -170,7 +174,7 @@ pub struct TrainArgs {
     /// Continue the interrupted run in DIR from its last checkpoint, with its own config
     /// (only --backend and --no-tui may be given with it).
     #[arg(long, value_name = "DIR", conflicts_with_all = [
-        "config", "dataset", "data_dir", "download", "devices", "d_model", "layers", "dropout", "attention_dropout", "window", "softcap",
+        "config", "dataset", "data_dir", "download", "devices", "d_model", "layers", "dropout", "attention_dropout", "window", "softcap", "qk_norm",
         "token_dropout", "embedding_std", "embeddings", "epochs", "batch_size", "batching", "lr", "weight_decay",
         "schedule", "warmup", "patience", "average", "max_len", "min_freq", "heads", "positions", "pe", "seed", "out", "overwrite",
         "encoder", "pooling", "freeze_encoder", "freeze_embeddings",
@@ -330,6 +334,9 @@ impl RecipeArgs {
         }
         if self.softcap.is_some() {
             c.model.softcap = self.softcap;
+        }
+        if self.qk_norm.is_some() {
+            c.model.qk_norm = self.qk_norm;
         }
         if self.embeddings.is_some() {
             c.model.embeddings = self.embeddings.clone();

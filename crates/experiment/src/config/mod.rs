@@ -13,7 +13,7 @@ use dataset::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ClassifierConfig, ConfigError, ModelOptions, Positions};
+use crate::model::{ClassifierConfig, ConfigError, ModelOptions, Positions, QkNormKind};
 
 pub mod flat;
 
@@ -378,8 +378,13 @@ impl ExperimentConfig {
             .model
             .softcap
             .map_or_else(String::new, |c| format!("-cap{c}"));
+        let qk = match self.model.qk_norm {
+            Some(QkNormKind::Rms) => "-qkrms",
+            Some(QkNormKind::Layer) => "-qklayer",
+            None => "",
+        };
         format!(
-            "{dataset}{layers}-h{}{positions}{window}{cap}{vectors}-s{}",
+            "{dataset}{layers}-h{}{positions}{window}{cap}{qk}{vectors}-s{}",
             self.model.heads, self.train.seed
         )
     }

@@ -25,7 +25,7 @@ mod options;
 mod pretrained;
 
 use legacy::LegacyClassifier;
-pub use options::{ModelOptions, Pooling, Positions};
+pub use options::{ModelOptions, Pooling, Positions, QkNormKind};
 pub use pretrained::PretrainedClassifier;
 
 /// Configuration of [`Classifier`]: the sizes the data decides, and the [`ModelOptions`].
@@ -106,6 +106,7 @@ impl ClassifierConfig {
             for (key, set) in [
                 ("window", self.options.window.is_some()),
                 ("softcap", self.options.softcap.is_some()),
+                ("qk_norm", self.options.qk_norm.is_some()),
             ] {
                 if set {
                     return Err(ConfigError::new(
@@ -170,6 +171,7 @@ impl ClassifierConfig {
             .with_positions(self.options.positions.in_attention())
             .with_window(self.options.window)
             .with_softcap(self.options.softcap)
+            .with_qk_norm(self.options.qk_norm.map(QkNormKind::in_attention))
     }
 
     /// Layers after the first: the same block (attention, residual, LayerNorm).
@@ -182,6 +184,7 @@ impl ClassifierConfig {
             .with_positions(self.options.positions.in_attention())
             .with_window(self.options.window)
             .with_softcap(self.options.softcap)
+            .with_qk_norm(self.options.qk_norm.map(QkNormKind::in_attention))
     }
 
     fn sinusoidal_config(&self) -> SinusoidalPositionalEncodingConfig {

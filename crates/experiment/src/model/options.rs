@@ -1,7 +1,7 @@
 //! The classifier's hyperparameters ([`ModelOptions`], the `[model]` section) and where its
 //! positions come from ([`Positions`]).
 
-use attention::AttentionPositions;
+use attention::{AttentionPositions, QkNorm};
 
 /// The classifier's hyperparameters: the `[model]` section of an experiment's TOML file and
 /// the model flags of `experiment train`. A new hyperparameter is declared here once, with its
@@ -31,6 +31,9 @@ pub struct ModelOptions {
     /// Soft-capping of the attention scores to (-cap, cap), `cap · tanh(s / cap)` (Gemma 2).
     /// Models from scratch only. Default: none.
     pub softcap: Option<f64>,
+    /// Normalisation of each head's queries and keys before the scores: `rms` (Qwen3) or
+    /// `layer`. Models from scratch only. Default: none.
+    pub qk_norm: Option<QkNormKind>,
     /// Probability of dropping a whole token's embedding while training (the survivors are
     /// rescaled), a regulariser for small text datasets. Default: 0.0.
     pub token_dropout: f64,
@@ -74,6 +77,7 @@ impl Default for ModelOptions {
             attention_dropout: 0.0,
             window: None,
             softcap: None,
+            qk_norm: None,
             token_dropout: 0.0,
             embedding_std: 1.0,
             embeddings: None,
@@ -81,6 +85,28 @@ impl Default for ModelOptions {
             pooling: Pooling::Mean,
             freeze_encoder: false,
             freeze_embeddings: false,
+        }
+    }
+}
+
+/// Which qk-norm ([`attention::QkNorm`]) the attention layers use.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum QkNormKind {
+    /// RMSNorm, epsilon 1e-6 (Qwen3).
+    Rms,
+    /// LayerNorm, epsilon 1e-5.
+    Layer,
+}
+
+impl QkNormKind {
+    /// The attention crate's setting.
+    pub fn in_attention(self) -> QkNorm {
+        match self {
+            Self::Rms => QkNorm::rms(),
+            Self::Layer => QkNorm::layer(),
         }
     }
 }

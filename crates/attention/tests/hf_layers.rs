@@ -1,0 +1,112 @@
+//! qk-norm and soft-capping against HF transformers' own layers (fixtures from
+//! `fixtures/hf_layers/make.py`, float64): Qwen3's attention (RMSNorm on each head's queries
+//! and keys before RoPE) and Gemma 2's (scores soft-capped), both with RoPE and grouped-query
+//! heads under a causal mask. Output and the gradient of `sum(output²)` with respect to the
+//! input, through the weights path (`forward`) and the fused one (`forward_context`), on every
+//! backend.
+
+mod common;
+
+use attention::{
+    AttentionInput, AttentionPositions, MultiHeadAttention, MultiHeadAttentionConfig, QkNorm,
+    QkNormLayer, mask,
+};
+use burn::{module::Param, prelude::*};
+use common::*;
+use serde_json::Value;
+
+fn devices() -> Vec<(&'static str, Device)> {
+    let mut devices = cpu_devices();
+    devices.extend(wgpu_device().map(|d| ("wgpu", d)));
+    devices
+}
+
+/// The HF layer of `fixture` as our module on `device`.
+fn module(
+    fixture: &Value,
+    config: MultiHeadAttentionConfig,
+    device: &Device,
+) -> MultiHeadAttention {
+    let mut mha = config
+        .with_n_kv_heads(Some(2))
+        .with_d_k(Some(4))
+        .with_d_v(Some(4))
+        .with_positions(AttentionPositions::Rope {
+            base: fixture["rope_theta"].as_f64().unwrap(),
+        })
+        .init(device);
+    let weights = &fixture["weights"];
+    // HF stores `[out, in]`, burn's Linear `[in, out]`.
+    let linear = |name: &str| Param::from_tensor(tensor::<2>(&weights[name], device).transpose());
+    mha.w_q.weight = linear("q_proj.weight");
+    mha.w_k.weight = linear("k_proj.weight");
+    mha.w_v.weight = linear("v_proj.weight");
+    mha.w_o.weight = linear("o_proj.weight");
+    for (norm, name) in [
+        (&mut mha.q_norm, "q_norm.weight"),
+        (&mut mha.k_norm, "k_norm.weight"),
+    ] {
+        if let Some(QkNormLayer::Rms(norm)) = norm {
+            norm.gamma = Param::from_tensor(tensor::<1>(&weights[name], device));
+        }
+    }
+    mha
+}
+
+fn check(name: &str, config: MultiHeadAttentionConfig) {
+    let fixture = load_json(&format!("hf_layers/{name}.json"));
+    for (backend, plain) in devices() {
+        let device = plain.clone().autodiff();
+        let mha = module(&fixture, config.clone(), &device);
+        for fused in [false, true] {
+            let x = tensor::<3>(&fixture["x"], &device).require_grad();
+            let [batch, len, _] = x.dims();
+            let input = AttentionInput::self_attention(x.clone())
+                .mask_attention(mask::causal_mask(batch, len, &device));
+            let out = if fused {
+                mha.forward_context(input)
+            } else {
+                mha.forward(input).context
+            };
+            let grads = out.clone().powi_scalar(2).sum().backward();
+            let (want_out, _) = flatten(&fixture["out"]);
+            let (want_grad, _) = flatten(&fixture["grad_x"]);
+            // Relative to the largest value: f32 against float64 (outputs up to ~28, input
+            // gradients up to ~1,700 here).
+            for (what, got, want) in [
+                ("output", values(out.inner()), want_out),
+                ("input gradient", values(x.grad(&grads).unwrap()), want_grad),
+            ] {
+                let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+                let diff = max_abs_diff(&got, &want) / scale;
+                assert!(
+                    diff < 2e-6,
+                    "{name} {backend} fused {fused} {what}: {diff:.2e} relative"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn qk_norm_equals_qwen3_attention() {
+    let fixture = load_json("hf_layers/qwen3_qk_norm.json");
+    let eps = fixture["rms_norm_eps"].as_f64().unwrap();
+    check(
+        "qwen3_qk_norm",
+        MultiHeadAttentionConfig::new(16, 4).with_qk_norm(Some(QkNorm::Rms { epsilon: eps })),
+    );
+}
+
+#[test]
+fn softcap_equals_gemma2_attention() {
+    let fixture = load_json("hf_layers/gemma2_softcap.json");
+    let scalar = fixture["query_pre_attn_scalar"].as_f64().unwrap();
+    let cap = fixture["attn_logit_softcapping"].as_f64().unwrap();
+    check(
+        "gemma2_softcap",
+        MultiHeadAttentionConfig::new(16, 4)
+            .with_temperature(Some(scalar.sqrt()))
+            .with_softcap(Some(cap)),
+    );
+}
