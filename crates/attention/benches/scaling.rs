@@ -11,91 +11,32 @@
 //! Batch 64, d_model 64, 4 heads, a padding mask with lengths spread over 1..=len. Peak memory
 //! is the process's resident memory, so it means something for the CPU backends only.
 
-use std::{process::Command, time::Instant};
-
 mod common;
 
 use attention::{AttentionInput, MultiHeadAttentionConfig, mask};
 use burn::{prelude::*, tensor::Distribution};
-use common::peak_rss_mib;
+use common::{ChildBench, peak_rss_mib, time_per_iter};
 
 const BATCH: usize = 64;
 const D_MODEL: usize = 64;
 const HEADS: usize = 4;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let backend = value("--backend").unwrap_or_else(|| "flex".into());
-    if let Some(case) = value("--case") {
+    let bench = ChildBench::from_env();
+    let backend = bench.value("--backend").unwrap_or_else(|| "flex".into());
+    if let Some((which, mode, len)) = bench.case() {
         // Child: one case, one JSON line.
-        let [which, mode, len]: [&str; 3] = case
-            .splitn(3, ':')
-            .collect::<Vec<_>>()
-            .try_into()
-            .expect("--case impl:mode:len");
-        run_case(&backend, which, mode, len.parse().expect("length"));
+        run_case(&backend, &which, &mode, len);
         return;
     }
-    let lens: Vec<usize> = value("--lens")
-        .unwrap_or_else(|| "64,128,256,512,1024".into())
-        .split(',')
-        .map(|l| l.parse().expect("--lens: comma-separated lengths"))
-        .collect();
-    let exe = std::env::current_exe().expect("own path");
-    let mut results = Vec::new();
     println!("backend {backend}, batch {BATCH}, d_model {D_MODEL}, {HEADS} heads");
-    println!(
-        "{:>6} {:>6} {:>6} {:>12} {:>14}",
-        "len", "mode", "impl", "ms/iter", "peak RSS MiB"
+    let lens = bench.lens("64,128,256,512,1024");
+    bench.run_all(
+        &lens,
+        &["forward", "train"],
+        &["ours", "fused"],
+        &[("--backend", backend.clone())],
     );
-    for len in lens {
-        for mode in ["forward", "train"] {
-            for which in ["ours", "fused"] {
-                let output = Command::new(&exe)
-                    .args([
-                        "--backend",
-                        &backend,
-                        "--case",
-                        &format!("{which}:{mode}:{len}"),
-                    ])
-                    .output()
-                    .expect("running a case");
-                let line = String::from_utf8_lossy(&output.stdout);
-                let Ok(result) = serde_json::from_str::<serde_json::Value>(line.trim()) else {
-                    println!(
-                        "{len:>6} {mode:>6} {which:>6} failed: {}",
-                        String::from_utf8_lossy(&output.stderr)
-                            .lines()
-                            .last()
-                            .unwrap_or("")
-                    );
-                    continue;
-                };
-                println!(
-                    "{len:>6} {mode:>6} {which:>6} {:>12.1} {:>14.0}",
-                    result["ms_per_iter"].as_f64().unwrap_or(f64::NAN),
-                    result["peak_rss_mib"].as_f64().unwrap_or(f64::NAN)
-                );
-                results.push(result);
-            }
-        }
-    }
-    if let Some(path) = value("--json") {
-        std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&results).unwrap() + "\n",
-        )
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-    }
 }
 
 #[allow(deprecated)] // `Device::ndarray` is deprecated upstream but still shipped.
@@ -141,15 +82,7 @@ fn run_case(backend: &str, which: &str, mode: &str, len: usize) {
         }
         plain.sync().expect("device sync");
     };
-    step(); // warm-up (kernel compilation, allocator)
-    let started = Instant::now();
-    let mut iters = 0;
-    // At least 3 iterations and 2 seconds.
-    while iters < 3 || started.elapsed().as_secs_f64() < 2.0 {
-        step();
-        iters += 1;
-    }
-    let ms = started.elapsed().as_secs_f64() * 1000.0 / iters as f64;
+    let (iters, ms) = time_per_iter(step);
     println!(
         "{}",
         serde_json::json!({

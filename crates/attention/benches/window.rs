@@ -18,8 +18,6 @@
 //!
 //! PyTorch's side is `benches/window_torch.py` (SDPA with the mask, and `flex_attention`).
 
-use std::{process::Command, time::Instant};
-
 mod common;
 
 use attention::{
@@ -28,7 +26,7 @@ use attention::{
     mask_mod::{BlockMask, MaskMod, causal, window},
 };
 use burn::{prelude::*, tensor::Distribution};
-use common::peak_rss_mib;
+use common::{ChildBench, peak_rss_mib, time_per_iter};
 
 // As the `experiment` binary.
 #[global_allocator]
@@ -39,80 +37,24 @@ const HEADS: usize = 8;
 const D_HEAD: usize = 64;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let size: usize = value("--window")
+    let bench = ChildBench::from_env();
+    let size: usize = bench
+        .value("--window")
         .map(|w| w.parse().expect("--window: a number of tokens"))
         .unwrap_or(256);
-    if let Some(case) = value("--case") {
+    if let Some((which, mode, len)) = bench.case() {
         // Child: one case, one JSON line.
-        let [which, mode, len]: [&str; 3] = case
-            .splitn(3, ':')
-            .collect::<Vec<_>>()
-            .try_into()
-            .expect("--case impl:mode:len");
-        run_case(which, mode, len.parse().expect("length"), size);
+        run_case(&which, &mode, len, size);
         return;
     }
-    let lens: Vec<usize> = value("--lens")
-        .unwrap_or_else(|| "1024,2048,4096".into())
-        .split(',')
-        .map(|l| l.parse().expect("--lens: comma-separated lengths"))
-        .collect();
-    let exe = std::env::current_exe().expect("own path");
-    let mut results = Vec::new();
     println!("flex, batch {BATCH}, {HEADS} heads of {D_HEAD}, causal window {size}");
-    println!(
-        "{:>6} {:>8} {:>8} {:>12} {:>14}",
-        "len", "mode", "impl", "ms/iter", "peak RSS MiB"
+    let lens = bench.lens("1024,2048,4096");
+    bench.run_all(
+        &lens,
+        &["train", "forward"],
+        &["pattern", "mask", "full"],
+        &[("--window", size.to_string())],
     );
-    for len in lens {
-        for mode in ["train", "forward"] {
-            for which in ["pattern", "mask", "full"] {
-                let output = Command::new(&exe)
-                    .args([
-                        "--window",
-                        &size.to_string(),
-                        "--case",
-                        &format!("{which}:{mode}:{len}"),
-                    ])
-                    .output()
-                    .expect("running a case");
-                let line = String::from_utf8_lossy(&output.stdout);
-                let Ok(result) = serde_json::from_str::<serde_json::Value>(line.trim()) else {
-                    println!(
-                        "{len:>6} {mode:>8} {which:>8} failed: {}",
-                        String::from_utf8_lossy(&output.stderr)
-                            .lines()
-                            .last()
-                            .unwrap_or("")
-                    );
-                    continue;
-                };
-                println!(
-                    "{len:>6} {mode:>8} {which:>8} {:>12.1} {:>14.0}",
-                    result["ms_per_iter"].as_f64().unwrap_or(f64::NAN),
-                    result["peak_rss_mib"].as_f64().unwrap_or(f64::NAN)
-                );
-                results.push(result);
-            }
-        }
-    }
-    if let Some(path) = value("--json") {
-        std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&results).unwrap() + "\n",
-        )
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-    }
 }
 
 fn run_case(which: &str, mode: &str, len: usize, size: usize) {
@@ -159,15 +101,7 @@ fn run_case(which: &str, mode: &str, len: usize, size: usize) {
             let _ = out.into_data();
         }
     };
-    step(); // warm-up (allocator)
-    let started = Instant::now();
-    let mut iters = 0;
-    // At least 3 iterations and 2 seconds.
-    while iters < 3 || started.elapsed().as_secs_f64() < 2.0 {
-        step();
-        iters += 1;
-    }
-    let ms = started.elapsed().as_secs_f64() * 1000.0 / iters as f64;
+    let (iters, ms) = time_per_iter(step);
     println!(
         "{}",
         serde_json::json!({
