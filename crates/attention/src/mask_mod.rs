@@ -280,9 +280,11 @@ impl BlockMask {
                 let queries = qb * block_q..((qb + 1) * block_q).min(l_q);
                 let mut kinds = Vec::with_capacity(n_kv);
                 let mut partial = Vec::new();
+                // One buffer per row of tiles, copied out for the partial tiles only.
+                let mut flags = vec![false; block_q * block_kv];
                 for kb in 0..n_kv {
                     let keys = kb * block_kv..((kb + 1) * block_kv).min(l_k);
-                    let mut flags = vec![false; block_q * block_kv];
+                    flags.fill(false);
                     let (mut any, mut all) = (false, true);
                     for q in queries.clone() {
                         for kv in keys.clone() {
@@ -296,7 +298,7 @@ impl BlockMask {
                         (false, _) => BlockKind::Empty,
                         (true, true) => BlockKind::Full,
                         (true, false) => {
-                            partial.push(flags);
+                            partial.push(flags.clone());
                             BlockKind::Partial
                         }
                     });
@@ -411,7 +413,7 @@ impl BlockMask {
         let [batch, heads, l_q, l_k] = self.shape;
         let [block_q, block_kv] = self.block;
         let mut masked = vec![true; batch * heads * l_q * l_k];
-        for (plane, out) in masked.chunks_mut(l_q * l_k.max(1)).enumerate() {
+        for (plane, out) in masked.chunks_mut((l_q * l_k).max(1)).enumerate() {
             let (b, h) = (plane / heads, plane % heads);
             for q in 0..l_q {
                 for kv in 0..l_k {

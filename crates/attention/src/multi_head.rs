@@ -47,8 +47,8 @@ pub struct MultiHeadAttentionConfig {
     #[config(default = "AttentionPositions::None")]
     pub positions: AttentionPositions,
     /// Local attention: query `i` sees only keys `j` with `|i − j| ≤ window` (positions, so
-    /// offsets and a KV cache count; Longformer's local attention, Mistral's window when
-    /// decoding causally). On flex the fused kernels skip the tiles outside it, so time grows
+    /// offsets and a KV cache count; Longformer's local attention; with a causal mask,
+    /// Mistral's `sliding_window = W` is `window = W − 1`). On flex the fused kernels skip the tiles outside it, so time grows
     /// with `l · window`. Default: `None`, every key.
     pub window: Option<usize>,
     /// Soft-capping of the scaled scores to `(-cap, cap)`: `cap · tanh(s / cap)` before the
@@ -223,13 +223,13 @@ pub struct MultiHeadAttention {
 }
 
 /// The patterns of a module's window and soft-cap, kept per `(l_q, l_k, query_offset,
-/// key_offset)`: a few (a model sees a handful of lengths), the oldest dropped first. Clones of
+/// key_offset, window, softcap)`: a few (a model sees a handful of lengths), the oldest dropped first. Clones of
 /// the module share it.
 #[derive(Clone, Default)]
 struct PatternCache(Arc<Mutex<Vec<(PatternKey, AttentionPattern)>>>);
 
-/// `[l_q, l_k, query_offset, key_offset]`.
-type PatternKey = [usize; 4];
+/// `[l_q, l_k, query_offset, key_offset, window, softcap bits]`.
+type PatternKey = [usize; 6];
 
 impl std::fmt::Debug for PatternCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -481,7 +481,16 @@ impl MultiHeadAttention {
         if self.window.is_none() && self.softcap.is_none() {
             return AttentionPattern::new();
         }
-        let key = [l_q, l_k, query_offset, key_offset];
+        // The window and the cap are public fields: part of the key, so a changed module (or a
+        // clone sharing the cache) never gets another setting's pattern.
+        let key = [
+            l_q,
+            l_k,
+            query_offset,
+            key_offset,
+            self.window.map_or(usize::MAX, |w| w),
+            self.softcap.map_or(u64::MAX, f64::to_bits) as usize,
+        ];
         let mut cache = self.patterns.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, pattern)) = cache.iter().find(|(k, _)| *k == key) {
             return pattern.clone();

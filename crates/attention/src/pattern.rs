@@ -3,8 +3,10 @@
 //! scores are soft-capped; given to [`fused::pattern_attention`](crate::fused::pattern_attention).
 //!
 //! On flex (f32) the fused kernels read the pattern itself: empty tiles are skipped in the
-//! forward and the backward (a sliding window costs `O(l · window)`), the mask is applied only
-//! on partial tiles, the score mod is added row by row. Other backends get the mask and bias
+//! forward and the backward (a sliding window costs `O(l · window)` per call), the mask is
+//! applied only on partial tiles, the score mod is added row by row. Building the block mask
+//! evaluates the mask mod on every pair once (`O(l²)`, in parallel): build a pattern once per
+//! shape and keep it, as `MultiHeadAttention` does for its window. Other backends get the mask and bias
 //! tensors the pattern stands for, built once per shape and device and kept in the pattern.
 
 use std::sync::{Arc, Mutex};
@@ -131,7 +133,7 @@ impl AttentionPattern {
         if self.blocks.is_none() && self.score.is_none() {
             return (None, None);
         }
-        let mut cache = self.cache.lock().expect("the pattern cache");
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, _, mask, bias)) =
             cache.iter().find(|(d, s, _, _)| d == device && *s == shape)
         {

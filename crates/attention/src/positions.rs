@@ -242,6 +242,10 @@ type CacheKey = [usize; 7];
 /// dropped first: built on the host once, not on every call.
 const CACHED_TABLES: usize = 16;
 
+/// The largest table kept, `l_q · l_k` entries: 1 Mi (4 MiB of f32, 8 of i64), so the caches
+/// hold at most 16 × 2 such tables.
+const CACHED_ELEMENTS: usize = 1 << 20;
+
 static DISTANCES: Mutex<Vec<(CacheKey, Device, Tensor<4>)>> = Mutex::new(Vec::new());
 static BUCKETS: Mutex<Vec<(CacheKey, Device, Tensor<2, Int>)>> = Mutex::new(Vec::new());
 
@@ -251,11 +255,21 @@ fn cached<T: Clone>(
     device: &Device,
     build: impl FnOnce() -> T,
 ) -> T {
-    let mut entries = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, _, table)) = entries.iter().find(|(k, d, _)| *k == key && d == device) {
-        return table.clone();
+    let [l_q, l_k, ..] = key;
+    // Not kept: one-query decoding steps (their offsets differ every call), tables beyond the
+    // budget, and tables on autodiff devices (whose equality ignores the checkpointing
+    // strategy, which a tensor must match).
+    if l_q == 1 || l_q * l_k > CACHED_ELEMENTS || device.is_autodiff() {
+        return build();
+    }
+    {
+        let entries = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, _, table)) = entries.iter().find(|(k, d, _)| *k == key && d == device) {
+            return table.clone();
+        }
     }
     let table = build();
+    let mut entries = cache.lock().unwrap_or_else(|e| e.into_inner());
     if entries.len() == CACHED_TABLES {
         entries.remove(0);
     }

@@ -229,7 +229,7 @@ impl ScaledDotProductAttention {
             let p = crate::fused::active_probability(&self.dropout);
             return pattern_attention_dropout(q, k, v, mask, bias, scale, p, pattern);
         }
-        // On flex the fused kernels beat burn 0.22.1's attention op (its decomposition) with or
+        // On flex the fused kernels beat burn-flex 0.22.1's attention kernels with or
         // without a pattern: BENCHMARKS.md, "Attention patterns".
         if pattern_kernels(&device, q.dtype()) {
             return pattern_attention(q, k, v, mask, bias, scale, pattern);

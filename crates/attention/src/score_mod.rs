@@ -177,7 +177,8 @@ impl RelativeBiasTable {
     /// [`RelativePositionBias`](crate::RelativePositionBias)'s embedding).
     ///
     /// # Panics
-    /// When the table is not `num_buckets × heads`.
+    /// When the table is not `num_buckets × heads`, or the buckets or `max_distance` are not a
+    /// valid T5 layout ([`AttentionPositions::validate`](crate::AttentionPositions::validate)).
     pub fn new(
         table: &[f32],
         heads: usize,
@@ -192,6 +193,14 @@ impl RelativeBiasTable {
             num_buckets * heads,
             table.len()
         );
+        let layout = crate::AttentionPositions::Relative {
+            num_buckets,
+            max_distance,
+            bidirectional,
+        };
+        if let Err(error) = layout.validate(1) {
+            panic!("RelativeBiasTable: {error}");
+        }
         let limit = max_distance as i64;
         let values = (0..heads)
             .map(|h| {
