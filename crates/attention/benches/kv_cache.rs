@@ -1,8 +1,8 @@
 //! KV caches through a long decode: the memory each holds and what int8 costs in accuracy.
 //! One multi-head attention layer (d_model 256, 4 heads of 64, 2 key/value heads, RoPE, random
 //! weights and inputs), a 64-token prompt, then one token at a time to each length; the f32
-//! cache (`KvCache::new`), the int8 one (`KvCache::int8(32)`, KIVI) and the streaming one
-//! (`KvCache::streaming(4, 252)`). Prints a table and, with `--json PATH`, the rows.
+//! cache (`KvCache::new`), the int8 one (`KvCache::int8(32)`, KIVI), the paged one
+//! (`KvCache::paged(64)`) and the streaming one (`KvCache::streaming(4, 252)`). Prints a table and, with `--json PATH`, the rows.
 //!
 //! ```text
 //! cargo bench --workspace --bench kv_cache [-- --lens 512,2048,8192 --json $PWD/out.json]
@@ -38,6 +38,7 @@ fn main() {
         for (name, mut cache) in [
             ("f32", KvCache::new()),
             ("int8", KvCache::int8(32)),
+            ("paged", KvCache::paged(64)),
             ("streaming", KvCache::streaming(4, 252)),
         ] {
             let started = std::time::Instant::now();

@@ -22,6 +22,9 @@ use crate::{AttentionPattern, MultiHeadAttention, MultiHeadOutput};
 /// departs from the paper on purpose: StreamingLLM numbers positions by slot in the cache, so
 /// that distances stay within a model's trained range; here they are the sequence's, so the
 /// decode equals the full masked pass (what the tests check), and distances grow with it.
+///
+/// [`KvCache::int8`] holds keys and values in int8 (KIVI), [`KvCache::paged`] in blocks with a
+/// block table. The four kinds are separate constructors; they do not combine.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
     keys: Option<Tensor<4>>,
@@ -33,6 +36,83 @@ pub struct KvCache {
     streaming: Option<Streaming>,
     /// Keys and values held in int8 instead of `keys` and `values`.
     int8: Option<Int8>,
+    /// Keys and values held in fixed-size blocks instead of `keys` and `values`.
+    paged: Option<Paged>,
+}
+
+/// Keys and values in blocks of `block` tokens (vLLM's paged cache, on one device): a pool of
+/// blocks, a block table mapping the sequence's blocks to pool slots in order, and a free list.
+/// Appending writes into the last block (or takes a free one), never copying the tokens before
+/// it; `clear` returns every block to the free list, so the next sequence reuses the memory.
+#[derive(Debug, Clone)]
+struct Paged {
+    block: usize,
+    /// Pool slots: `[batch, kv_heads, block, d]` keys and values.
+    pool: Vec<(Tensor<4>, Tensor<4>)>,
+    /// The sequence's blocks, in order, as pool slots.
+    table: Vec<usize>,
+    free: Vec<usize>,
+    /// Tokens in the sequence.
+    len: usize,
+}
+
+impl Paged {
+    fn append(&mut self, keys: Tensor<4>, values: Tensor<4>) {
+        let [batch, heads, new, d_k] = keys.dims();
+        let d_v = values.dims()[3];
+        let mut done = 0;
+        while done < new {
+            let offset = self.len % self.block;
+            if offset == 0 {
+                // A new block: a free slot of the same shape, or a new one.
+                let fits = |&slot: &usize| {
+                    let (k, v) = &self.pool[slot];
+                    k.dims() == [batch, heads, self.block, d_k] && v.dims()[3] == d_v
+                };
+                let slot = match self.free.iter().position(fits) {
+                    Some(i) => self.free.swap_remove(i),
+                    None => {
+                        let device = keys.device();
+                        self.pool.push((
+                            Tensor::zeros([batch, heads, self.block, d_k], &device),
+                            Tensor::zeros([batch, heads, self.block, d_v], &device),
+                        ));
+                        self.pool.len() - 1
+                    }
+                };
+                self.table.push(slot);
+            }
+            let take = (self.block - offset).min(new - done);
+            let slot = *self.table.last().expect("a block");
+            let (k, v) = self.pool[slot].clone();
+            let rows = offset..offset + take;
+            self.pool[slot] = (
+                k.slice_assign(
+                    [0..batch, 0..heads, rows.clone(), 0..d_k],
+                    keys.clone().narrow(2, done, take),
+                ),
+                v.slice_assign(
+                    [0..batch, 0..heads, rows, 0..d_v],
+                    values.clone().narrow(2, done, take),
+                ),
+            );
+            done += take;
+            self.len += take;
+        }
+    }
+
+    /// The sequence's keys and values, its blocks in table order.
+    fn read(&self) -> (Tensor<4>, Tensor<4>) {
+        let (keys, values): (Vec<_>, Vec<_>) = self
+            .table
+            .iter()
+            .map(|&slot| self.pool[slot].clone())
+            .unzip();
+        (
+            Tensor::cat(keys, 2).narrow(2, 0, self.len),
+            Tensor::cat(values, 2).narrow(2, 0, self.len),
+        )
+    }
 }
 
 /// Keys and values in int8 as KIVI (Liu et al., 2024) keeps them: keys with a scale per channel
@@ -193,9 +273,44 @@ impl KvCache {
         }
     }
 
+    /// An empty cache that holds keys and values in blocks of `block` tokens (vLLM's paged
+    /// cache): appending writes into the last block instead of copying the whole cache, and
+    /// [`clear`](Self::clear) keeps the blocks for the next sequence. The same outputs as
+    /// [`KvCache::new`].
+    ///
+    /// # Panics
+    /// When `block` is 0.
+    pub fn paged(block: usize) -> Self {
+        assert!(
+            block > 0,
+            "KvCache::paged: a block holds at least one token"
+        );
+        Self {
+            paged: Some(Paged {
+                block,
+                pool: Vec::new(),
+                table: Vec::new(),
+                free: Vec::new(),
+                len: 0,
+            }),
+            ..Self::default()
+        }
+    }
+
+    /// Blocks of a paged cache: `(in use, allocated)`; `None` for other caches.
+    pub fn blocks(&self) -> Option<(usize, usize)> {
+        self.paged.as_ref().map(|p| (p.table.len(), p.pool.len()))
+    }
+
     /// Bytes the cached keys and values take (f32: 4 per value; int8: the payloads, scales and
     /// the f32 keys of the group being filled).
     pub fn bytes(&self) -> usize {
+        if let Some(paged) = &self.paged {
+            let per_slot = |(k, v): &(Tensor<4>, Tensor<4>)| {
+                4 * (k.shape().num_elements() + v.shape().num_elements())
+            };
+            return paged.table.iter().map(|&s| per_slot(&paged.pool[s])).sum();
+        }
         match &self.int8 {
             Some(int8) => int8.bytes(),
             None => [&self.keys, &self.values]
@@ -224,6 +339,14 @@ impl KvCache {
 
     /// Forgets every token (a streaming cache stays streaming).
     pub fn clear(&mut self) {
+        if let Some(paged) = self.paged.as_mut() {
+            // The blocks stay allocated for the next sequence.
+            paged.free.append(&mut paged.table);
+            paged.len = 0;
+            self.seen = 0;
+            self.positions.clear();
+            return;
+        }
         *self = match self.int8.as_ref().map(|int8| int8.group) {
             Some(group) => Self::int8(group),
             None => Self {
@@ -237,6 +360,12 @@ impl KvCache {
     /// all of them.
     fn append(&mut self, keys: Tensor<4>, values: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let new = keys.dims()[2];
+        if let Some(paged) = self.paged.as_mut() {
+            paged.append(keys, values);
+            self.positions.extend(self.seen..self.seen + new);
+            self.seen += new;
+            return paged.read();
+        }
         if let Some(int8) = self.int8.as_mut() {
             int8.append(keys, values);
             self.positions.extend(self.seen..self.seen + new);
@@ -467,6 +596,47 @@ mod tests {
         int8.clear();
         assert_eq!((int8.len(), int8.bytes()), (0, 0));
         assert!(int8.int8.is_some());
+    }
+
+    /// A paged cache (blocks of 7 tokens: prompts and steps cross block edges) gives the plain
+    /// cache's outputs, uses ⌈len / 7⌉ blocks, and after `clear` serves a second sequence from
+    /// the same blocks.
+    #[test]
+    fn the_paged_cache_equals_the_plain_one_and_reuses_its_blocks() {
+        let device = Device::flex();
+        let (len, d_model) = (40, 16);
+        let mha = MultiHeadAttentionConfig::new(d_model, 4)
+            .with_n_kv_heads(Some(2))
+            .with_positions(AttentionPositions::rope())
+            .init(&device);
+        let x = Tensor::<3>::random([2, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+        let decode = |cache: &mut KvCache| {
+            let mut out = vec![
+                mha.forward_cached(x.clone().slice([0..2, 0..10]), cache)
+                    .context,
+            ];
+            for t in (10..len).step_by(3) {
+                let end = (t + 3).min(len);
+                out.push(
+                    mha.forward_cached(x.clone().slice([0..2, t..end]), cache)
+                        .context,
+                );
+            }
+            values_of(Tensor::cat(out, 1))
+        };
+        let (mut plain, mut paged) = (KvCache::new(), KvCache::paged(7));
+        let want = decode(&mut plain);
+        assert_eq!(decode(&mut paged), want);
+        assert_eq!(paged.blocks(), Some((6, 6)));
+        assert_eq!(paged.bytes(), 6 * 7 * 2 * 2 * 4 * 2 * 4);
+        paged.clear();
+        assert_eq!((paged.len(), paged.blocks()), (0, Some((0, 6))));
+        assert_eq!(decode(&mut paged), want);
+        assert_eq!(paged.blocks(), Some((6, 6)));
+    }
+
+    fn values_of(t: Tensor<3>) -> Vec<f32> {
+        t.into_data().try_to_vec().unwrap()
     }
 
     /// ALiBi through a streaming cache uses the tokens' true positions: equal to the weights
