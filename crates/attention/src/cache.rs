@@ -545,31 +545,49 @@ mod tests {
         );
     }
 
-    /// The int8 cache: outputs within rounding of the f32 cache's through a 300-token decode
-    /// (a prompt, then token by token: groups filled across calls), at under a third of its
-    /// bytes; `clear` keeps it int8.
-    #[test]
-    fn the_int8_cache_is_close_to_the_f32_one_at_a_third_of_the_memory() {
+    /// A GQA layer with RoPE (`d_model` wide, 4 heads, 2 key/value heads) and a random
+    /// `[2, len, d_model]` input.
+    fn layer_and_input(d_model: usize, len: usize) -> (MultiHeadAttention, Tensor<3>) {
         let device = Device::flex();
-        let (len, d_model) = (300, 64);
         let mha = MultiHeadAttentionConfig::new(d_model, 4)
             .with_n_kv_heads(Some(2))
             .with_positions(AttentionPositions::rope())
             .init(&device);
         let x = Tensor::<3>::random([2, len, d_model], Distribution::Normal(0.0, 1.0), &device);
-        let decode = |cache: &mut KvCache| {
-            let mut out = vec![
-                mha.forward_cached(x.clone().slice([0..2, 0..45]), cache)
+        (mha, x)
+    }
+
+    /// `x` through `cache`: its first `prompt` tokens at once, then `step` at a time.
+    fn decode(
+        mha: &MultiHeadAttention,
+        x: &Tensor<3>,
+        prompt: usize,
+        step: usize,
+        cache: &mut KvCache,
+    ) -> Tensor<3> {
+        let [batch, len, _] = x.dims();
+        let mut out = vec![
+            mha.forward_cached(x.clone().slice([0..batch, 0..prompt]), cache)
+                .context,
+        ];
+        for t in (prompt..len).step_by(step) {
+            let end = (t + step).min(len);
+            out.push(
+                mha.forward_cached(x.clone().slice([0..batch, t..end]), cache)
                     .context,
-            ];
-            for t in 45..len {
-                out.push(
-                    mha.forward_cached(x.clone().slice([0..2, t..t + 1]), cache)
-                        .context,
-                );
-            }
-            Tensor::cat(out, 1)
-        };
+            );
+        }
+        Tensor::cat(out, 1)
+    }
+
+    /// The int8 cache: outputs within rounding of the f32 cache's through a 300-token decode
+    /// (a prompt, then token by token: groups filled across calls), at under a third of its
+    /// bytes; `clear` keeps it int8.
+    #[test]
+    fn the_int8_cache_is_close_to_the_f32_one_at_a_third_of_the_memory() {
+        let len = 300;
+        let (mha, x) = layer_and_input(64, len);
+        let decode = |cache: &mut KvCache| decode(&mha, &x, 45, 1, cache);
         let (mut full, mut int8) = (KvCache::new(), KvCache::int8(32));
         let (want, got) = (decode(&mut full), decode(&mut int8));
         let scale = want.clone().abs().max().into_scalar::<f32>();
@@ -603,27 +621,8 @@ mod tests {
     /// the same blocks.
     #[test]
     fn the_paged_cache_equals_the_plain_one_and_reuses_its_blocks() {
-        let device = Device::flex();
-        let (len, d_model) = (40, 16);
-        let mha = MultiHeadAttentionConfig::new(d_model, 4)
-            .with_n_kv_heads(Some(2))
-            .with_positions(AttentionPositions::rope())
-            .init(&device);
-        let x = Tensor::<3>::random([2, len, d_model], Distribution::Normal(0.0, 1.0), &device);
-        let decode = |cache: &mut KvCache| {
-            let mut out = vec![
-                mha.forward_cached(x.clone().slice([0..2, 0..10]), cache)
-                    .context,
-            ];
-            for t in (10..len).step_by(3) {
-                let end = (t + 3).min(len);
-                out.push(
-                    mha.forward_cached(x.clone().slice([0..2, t..end]), cache)
-                        .context,
-                );
-            }
-            values_of(Tensor::cat(out, 1))
-        };
+        let (mha, x) = layer_and_input(16, 40);
+        let decode = |cache: &mut KvCache| values_of(decode(&mha, &x, 10, 3, cache));
         let (mut plain, mut paged) = (KvCache::new(), KvCache::paged(7));
         let want = decode(&mut plain);
         assert_eq!(decode(&mut paged), want);
