@@ -34,6 +34,8 @@
 //! assert_eq!(last, [2.5, 4.0]); // head 0: keys 0..=5; head 1: keys 3..=5
 //! ```
 
+use std::ops::Range;
+
 use burn::prelude::*;
 
 /// Whether query `q` of head `head` in batch row `batch` may attend to key `kv`: `true` =
@@ -41,6 +43,20 @@ use burn::prelude::*;
 pub trait MaskMod: Send + Sync {
     /// `true` when `(batch, head, q, kv)` may attend.
     fn allows(&self, batch: usize, head: usize, q: usize, kv: usize) -> bool;
+
+    /// What the tile of queries `q` × keys `kv` holds, when the mask mod can tell without
+    /// evaluating every pair; `None` (the default): evaluate them. [`BlockMask::new`] then
+    /// evaluates only the partial tiles, so a causal window costs `O(l · window)` to build
+    /// instead of `O(l²)`. An implementation must be exact when it answers.
+    fn tile_kind(
+        &self,
+        _batch: usize,
+        _head: usize,
+        _q: Range<usize>,
+        _kv: Range<usize>,
+    ) -> Option<BlockKind> {
+        None
+    }
 
     /// Allowed where both allow.
     fn and<M: MaskMod>(self, other: M) -> And<Self, M>
@@ -96,6 +112,25 @@ impl<A: MaskMod, B: MaskMod> MaskMod for And<A, B> {
     fn allows(&self, batch: usize, head: usize, q: usize, kv: usize) -> bool {
         self.0.allows(batch, head, q, kv) && self.1.allows(batch, head, q, kv)
     }
+
+    fn tile_kind(
+        &self,
+        b: usize,
+        h: usize,
+        q: Range<usize>,
+        kv: Range<usize>,
+    ) -> Option<BlockKind> {
+        use BlockKind::*;
+        match (
+            self.0.tile_kind(b, h, q.clone(), kv.clone()),
+            self.1.tile_kind(b, h, q, kv),
+        ) {
+            (Some(Empty), _) | (_, Some(Empty)) => Some(Empty),
+            (Some(Full), other) | (other, Some(Full)) => other,
+            // Two partial tiles may still have no pair in common: evaluate.
+            _ => None,
+        }
+    }
 }
 
 /// [`MaskMod::or`].
@@ -105,6 +140,25 @@ pub struct Or<A, B>(A, B);
 impl<A: MaskMod, B: MaskMod> MaskMod for Or<A, B> {
     fn allows(&self, batch: usize, head: usize, q: usize, kv: usize) -> bool {
         self.0.allows(batch, head, q, kv) || self.1.allows(batch, head, q, kv)
+    }
+
+    fn tile_kind(
+        &self,
+        b: usize,
+        h: usize,
+        q: Range<usize>,
+        kv: Range<usize>,
+    ) -> Option<BlockKind> {
+        use BlockKind::*;
+        match (
+            self.0.tile_kind(b, h, q.clone(), kv.clone()),
+            self.1.tile_kind(b, h, q, kv),
+        ) {
+            (Some(Full), _) | (_, Some(Full)) => Some(Full),
+            (Some(Empty), other) | (other, Some(Empty)) => other,
+            // Two partial tiles may cover it together: evaluate.
+            _ => None,
+        }
     }
 }
 
@@ -116,6 +170,39 @@ impl<A: MaskMod> MaskMod for Not<A> {
     fn allows(&self, batch: usize, head: usize, q: usize, kv: usize) -> bool {
         !self.0.allows(batch, head, q, kv)
     }
+
+    fn tile_kind(
+        &self,
+        b: usize,
+        h: usize,
+        q: Range<usize>,
+        kv: Range<usize>,
+    ) -> Option<BlockKind> {
+        self.0.tile_kind(b, h, q, kv).map(|kind| match kind {
+            BlockKind::Empty => BlockKind::Full,
+            BlockKind::Full => BlockKind::Empty,
+            BlockKind::Partial => BlockKind::Partial,
+        })
+    }
+}
+
+/// The kind of a tile under the band `-right ≤ q − kv ≤ left` (`None`: unbounded): the tile's
+/// differences `q − kv` form one interval, so it is full when that interval lies inside the
+/// band, empty when it misses it.
+fn band_kind(q: Range<usize>, kv: Range<usize>, left: Option<usize>, right: usize) -> BlockKind {
+    if q.is_empty() || kv.is_empty() {
+        return BlockKind::Empty;
+    }
+    let low = q.start as i64 - (kv.end - 1) as i64;
+    let high = (q.end - 1) as i64 - kv.start as i64;
+    let (from, to) = (-(right as i64), left.map_or(i64::MAX, |l| l as i64));
+    if high < from || low > to {
+        BlockKind::Empty
+    } else if low >= from && high <= to {
+        BlockKind::Full
+    } else {
+        BlockKind::Partial
+    }
 }
 
 /// [`causal`]: keys up to the query's own position.
@@ -125,6 +212,16 @@ pub struct Causal;
 impl MaskMod for Causal {
     fn allows(&self, _batch: usize, _head: usize, q: usize, kv: usize) -> bool {
         kv <= q
+    }
+
+    fn tile_kind(
+        &self,
+        _b: usize,
+        _h: usize,
+        q: Range<usize>,
+        kv: Range<usize>,
+    ) -> Option<BlockKind> {
+        Some(band_kind(q, kv, None, 0))
     }
 }
 
@@ -146,6 +243,16 @@ pub struct Window {
 impl MaskMod for Window {
     fn allows(&self, _batch: usize, _head: usize, q: usize, kv: usize) -> bool {
         kv + self.left >= q && kv <= q + self.right
+    }
+
+    fn tile_kind(
+        &self,
+        _b: usize,
+        _h: usize,
+        q: Range<usize>,
+        kv: Range<usize>,
+    ) -> Option<BlockKind> {
+        Some(band_kind(q, kv, Some(self.left), self.right))
     }
 }
 
@@ -284,6 +391,11 @@ impl BlockMask {
                 let mut flags = vec![false; block_q * block_kv];
                 for kb in 0..n_kv {
                     let keys = kb * block_kv..((kb + 1) * block_kv).min(l_k);
+                    let known = mask_mod.tile_kind(b, h, queries.clone(), keys.clone());
+                    if let Some(kind @ (BlockKind::Empty | BlockKind::Full)) = known {
+                        kinds.push(kind);
+                        continue;
+                    }
                     flags.fill(false);
                     let (mut any, mut all) = (false, true);
                     for q in queries.clone() {
@@ -524,6 +636,37 @@ mod tests {
         assert_eq!(ragged.blocks(), [3, 2]);
         assert_eq!(ragged.kind(1, 2, 2, 1), BlockKind::Full);
         assert_eq!(ragged.kind(1, 2, 0, 1), BlockKind::Empty);
+    }
+
+    /// The tile shortcuts of causal, window and their combinations give the same block masks
+    /// (kinds and partial flags) as evaluating every pair (a closure hides the shortcuts), on
+    /// ragged shapes and block sizes.
+    #[test]
+    fn tile_shortcuts_equal_evaluation() {
+        fn check(name: &str, mask_mod: &impl MaskMod) {
+            let hidden = |b: usize, h: usize, q: usize, kv: usize| mask_mod.allows(b, h, q, kv);
+            for (shape, bq, bk) in [
+                ([1, 1, 37, 37], 8, 8),
+                ([1, 2, 30, 45], 7, 4),
+                ([1, 1, 64, 64], 16, 16),
+            ] {
+                let (fast, slow) = (
+                    BlockMask::new(mask_mod, shape, bq, bk),
+                    BlockMask::new(&hidden, shape, bq, bk),
+                );
+                assert_eq!(fast.kinds, slow.kinds, "{name} {shape:?} {bq}×{bk}");
+                assert_eq!(fast.bits, slow.bits, "{name} {shape:?} {bq}×{bk}");
+            }
+        }
+        check("causal", &causal());
+        check("window", &window(5, 2));
+        check("causal window", &causal().and(window(9, 0)));
+        check("not causal", &causal().not());
+        check("causal or window", &causal().or(window(0, 3)));
+        check(
+            "window and document",
+            &window(4, 4).and(document(vec![(0..64).map(|i| (i / 11) as u32).collect()])),
+        );
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! On flex (f32) the fused kernels read the pattern itself: empty tiles are skipped in the
 //! forward and the backward (a sliding window costs `O(l · window)` per call), the mask is
 //! applied only on partial tiles, the score mod is added row by row. Building the block mask
-//! evaluates the mask mod on every pair once (`O(l²)`, in parallel): build a pattern once per
-//! shape and keep it, as `MultiHeadAttention` does for its window. Other backends get the mask and bias
+//! evaluates the mask mod on every pair of the tiles it cannot classify at once
+//! ([`MaskMod::tile_kind`](crate::mask_mod::MaskMod::tile_kind): `causal` and `window` can, so a
+//! window builds in `O(l · window)`; a closure is `O(l²)`, in parallel): build a pattern once
+//! per shape and keep it, as `MultiHeadAttention` does for its window. Other backends get the mask and bias
 //! tensors the pattern stands for, built once per shape and device and kept in the pattern.
 
 use std::sync::{Arc, Mutex};
