@@ -186,16 +186,15 @@ impl<A: MaskMod> MaskMod for Not<A> {
     }
 }
 
-/// The kind of a tile under the band `-right ≤ q − kv ≤ left` (`None`: unbounded): the tile's
-/// differences `q − kv` form one interval, so it is full when that interval lies inside the
-/// band, empty when it misses it.
-fn band_kind(q: Range<usize>, kv: Range<usize>, left: Option<usize>, right: usize) -> BlockKind {
+/// The kind of a tile under the band `from ≤ q − kv ≤ to`: the tile's differences `q − kv`
+/// form one interval, so it is full when that interval lies inside the band, empty when it
+/// misses it.
+pub(crate) fn band_kind(q: Range<usize>, kv: Range<usize>, from: i64, to: i64) -> BlockKind {
     if q.is_empty() || kv.is_empty() {
         return BlockKind::Empty;
     }
     let low = q.start as i64 - (kv.end - 1) as i64;
     let high = (q.end - 1) as i64 - kv.start as i64;
-    let (from, to) = (-(right as i64), left.map_or(i64::MAX, |l| l as i64));
     if high < from || low > to {
         BlockKind::Empty
     } else if low >= from && high <= to {
@@ -221,7 +220,7 @@ impl MaskMod for Causal {
         q: Range<usize>,
         kv: Range<usize>,
     ) -> Option<BlockKind> {
-        Some(band_kind(q, kv, None, 0))
+        Some(band_kind(q, kv, 0, i64::MAX))
     }
 }
 
@@ -252,7 +251,7 @@ impl MaskMod for Window {
         q: Range<usize>,
         kv: Range<usize>,
     ) -> Option<BlockKind> {
-        Some(band_kind(q, kv, Some(self.left), self.right))
+        Some(band_kind(q, kv, -(self.right as i64), self.left as i64))
     }
 }
 

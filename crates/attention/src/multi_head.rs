@@ -1,6 +1,9 @@
 //! Multi-head attention with free per-head key and value widths.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    ops::Range,
+    sync::{Arc, Mutex},
+};
 
 use burn::{
     nn::{Initializer, Linear, LinearConfig},
@@ -10,7 +13,9 @@ use burn::{
 use crate::{
     AttentionError, AttentionPattern, AttentionPositions, PositionsInAttention, QkNorm,
     QkNormLayer, ScaledDotProductAttention, ScaledDotProductAttentionConfig,
-    fused::pattern_kernels, mask::to_scores_mask,
+    fused::pattern_kernels,
+    mask::to_scores_mask,
+    mask_mod::{BlockKind, MaskMod, band_kind},
 };
 
 /// Configuration of [`MultiHeadAttention`].
@@ -234,6 +239,30 @@ type PatternKey = [usize; 6];
 impl std::fmt::Debug for PatternCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PatternCache")
+    }
+}
+
+/// [`MultiHeadAttentionConfig::window`] as a mask mod: `|(q + shift) − kv| ≤ window` in
+/// score-matrix indices (`shift` = query offset − key offset), tiles classified as a band.
+struct LocalWindow {
+    window: usize,
+    shift: i64,
+}
+
+impl MaskMod for LocalWindow {
+    fn allows(&self, _b: usize, _h: usize, q: usize, kv: usize) -> bool {
+        (q as i64 + self.shift - kv as i64).unsigned_abs() <= self.window as u64
+    }
+
+    fn tile_kind(
+        &self,
+        _b: usize,
+        _h: usize,
+        q: Range<usize>,
+        kv: Range<usize>,
+    ) -> Option<BlockKind> {
+        let w = self.window as i64;
+        Some(band_kind(q, kv, -w - self.shift, w - self.shift))
     }
 }
 
@@ -497,8 +526,9 @@ impl MultiHeadAttention {
         }
         let mut pattern = AttentionPattern::new();
         if let Some(window) = self.window {
-            let local = move |_b: usize, _h: usize, q: usize, kv: usize| {
-                (q + query_offset).abs_diff(kv + key_offset) <= window
+            let local = LocalWindow {
+                window,
+                shift: query_offset as i64 - key_offset as i64,
             };
             pattern = pattern.with_mask(&local, [1, 1, l_q, l_k]);
         }
@@ -607,6 +637,24 @@ fn split_heads(x: Tensor<3>, heads: usize, d: usize) -> Tensor<4> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The module window's tile shortcut, with the offsets of a cache or a cross-attention,
+    /// gives the mask that evaluating every pair gives.
+    #[test]
+    fn the_local_window_classifies_tiles_exactly() {
+        let device = Device::flex();
+        for (window, shift) in [(0, 0), (5, 0), (9, 7), (4, -6), (20, 3)] {
+            let local = LocalWindow { window, shift };
+            let shape = [1, 1, 45, 38];
+            let tiled = crate::mask_mod::BlockMask::new(&local, shape, 8, 4).to_mask(&device);
+            let direct = local.to_mask(shape, &device);
+            assert_eq!(
+                tiled.into_data().try_to_vec::<bool>().unwrap(),
+                direct.into_data().try_to_vec::<bool>().unwrap(),
+                "window {window}, shift {shift}"
+            );
+        }
+    }
 
     #[test]
     fn derived_head_width_must_divide_d_model() {
