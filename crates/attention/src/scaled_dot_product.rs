@@ -8,7 +8,7 @@ use burn::{
 
 use crate::{
     AttentionError, AttentionPattern,
-    fused::{pattern_attention, pattern_attention_dropout, pattern_kernels, repeat_kv},
+    fused::{mask_union, pattern_attention, pattern_attention_dropout, pattern_kernels, repeat_kv},
 };
 
 /// Configuration of [`ScaledDotProductAttention`].
@@ -142,23 +142,12 @@ impl ScaledDotProductAttention {
         bias: Option<Tensor<4>>,
         pattern: &AttentionPattern,
     ) -> AttentionOutput {
-        let [batch, heads, l_q, d_k] = q.dims();
-        let l_k = k.dims()[2];
-        let temperature = self.temperature_for(d_k);
-        let (pattern_mask, pattern_bias) = pattern.tensors([batch, heads, l_q, l_k], &q.device());
+        let temperature = self.temperature_for(q.dims()[3]);
         // Scaling q rather than the scores touches d_k values per query instead of l_k.
-        let mut scores = q.div_scalar(temperature).matmul(k.swap_dims(2, 3));
-        if let Some(cap) = pattern.softcap() {
-            scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
-        }
-        for bias in [bias, pattern_bias].into_iter().flatten() {
-            scores = scores + bias;
-        }
-        let mask = match (mask, pattern_mask) {
-            (Some(a), Some(b)) => Some(crate::fused::or_broadcast(a, b)),
-            (a, b) => a.or(b),
-        };
-        let weights = self.dropout.forward(masked_softmax(scores, mask));
+        let scores = q.div_scalar(temperature).matmul(k.swap_dims(2, 3));
+        let weights = self
+            .dropout
+            .forward(pattern_softmax(scores, mask, bias, pattern));
         let context = weights.clone().matmul(v);
         AttentionOutput { context, weights }
     }
@@ -245,10 +234,7 @@ impl ScaledDotProductAttention {
         let bias = bias.map(|b| b.expand(shape));
         // Full shape too: wgpu's fused kernel in burn 0.22.1 misreads a mask broadcast over the
         // queries (a `[batch, 1, 1, l_k]` padding mask gave outputs off by ~0.08; tested).
-        let mask = match (mask, pattern_mask) {
-            (Some(a), Some(b)) => Some(a.expand(shape).bool_or(b.expand(shape))),
-            (a, b) => a.or(b).map(|m| m.expand(shape)),
-        };
+        let mask = mask_union(mask, pattern_mask).map(|m| m.expand(shape));
         let options = AttentionModuleOptions {
             // `None` lets CubeCL backends pick their flash kernels; they only take the default scale.
             scale: self.temperature.map(|t| 1.0 / t),
@@ -262,6 +248,26 @@ impl ScaledDotProductAttention {
     pub fn temperature_for(&self, d_k: usize) -> f64 {
         self.temperature.unwrap_or((d_k as f64).sqrt())
     }
+}
+
+/// The weights of scaled `scores` `[batch, heads, l_q, l_k]` under `pattern`, in burn's order:
+/// its soft-cap, then `bias` and the pattern's bias, then `mask` and the pattern's mask
+/// ([`masked_softmax`]). The weights path and the fused op's decomposition both take it.
+pub(crate) fn pattern_softmax(
+    scores: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+    pattern: &AttentionPattern,
+) -> Tensor<4> {
+    let (pattern_mask, pattern_bias) = pattern.tensors(scores.dims(), &scores.device());
+    let mut scores = scores;
+    if let Some(cap) = pattern.softcap() {
+        scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
+    }
+    for bias in [bias, pattern_bias].into_iter().flatten() {
+        scores = scores + bias;
+    }
+    masked_softmax(scores, mask_union(mask, pattern_mask))
 }
 
 /// Softmax over the last dimension that gives masked entries exactly 0 and rows whose entries

@@ -60,7 +60,8 @@ impl Inputs {
 
     /// Masked, biased, scaled (and soft-capped) scores of query rows `rows`,
     /// `[batch, heads, rows, l_k]`; masked pairs are `-inf`. `k_t` is the (repeated) keys
-    /// transposed. With a soft-cap, also `1 − tanh²`: the cap's derivative.
+    /// transposed. With a soft-cap, also its `tanh`, from which the backward takes the cap's
+    /// derivative `1 − tanh²`.
     fn scores(
         &self,
         rows: std::ops::Range<usize>,
@@ -68,11 +69,11 @@ impl Inputs {
         k_t: Tensor<4>,
     ) -> (Tensor<4>, Option<Tensor<4>>) {
         let mut scores = q.mul_scalar(self.scale).matmul(k_t);
-        let mut derivative = None;
+        let mut capped = None;
         if let Some(cap) = self.softcap {
             let tanh = scores.div_scalar(cap).tanh();
-            derivative = Some(tanh.clone().powi_scalar(2).neg().add_scalar(1.0));
-            scores = tanh.mul_scalar(cap);
+            scores = tanh.clone().mul_scalar(cap);
+            capped = Some(tanh);
         }
         for bias in [&self.bias, &self.pattern_bias].into_iter().flatten() {
             scores = scores + query_rows(bias.clone(), &rows);
@@ -80,7 +81,7 @@ impl Inputs {
         for mask in [&self.mask, &self.pattern_mask].into_iter().flatten() {
             scores = scores.mask_fill(query_rows(mask.clone(), &rows), f64::NEG_INFINITY);
         }
-        (scores, derivative)
+        (scores, capped)
     }
 }
 
@@ -185,7 +186,7 @@ fn backward_tensors(
         let rows = start..(start + chunk).min(l_q);
         let slice = |t: &Tensor<4>| t.clone().slice(s![.., .., rows.clone(), ..]);
         let (q, d_out) = (slice(&x.q), slice(&grad));
-        let (scores, derivative) = x.scores(rows.clone(), q.clone(), k_t.clone());
+        let (scores, tanh) = x.scores(rows.clone(), q.clone(), k_t.clone());
         // Masked pairs: exp(-inf - lse) = 0, so they carry no gradient.
         let p = (scores - slice(&lse)).exp();
         dv = dv + p.clone().swap_dims(2, 3).matmul(d_out.clone());
@@ -193,8 +194,8 @@ fn backward_tensors(
         let mut ds = p * (dp - slice(&delta));
         // The bias is added after the cap: its gradient is dS; q and k's pass through the cap.
         dbias.add(ds.clone());
-        if let Some(derivative) = derivative {
-            ds = ds * derivative;
+        if let Some(tanh) = tanh {
+            ds = ds * tanh.powi_scalar(2).neg().add_scalar(1.0);
         }
         dqs.push(ds.clone().matmul(k.clone()).mul_scalar(x.scale));
         dk = dk + ds.swap_dims(2, 3).matmul(q).mul_scalar(x.scale);

@@ -662,8 +662,7 @@ fn attention_or_fallback(
 ) -> Tensor<4> {
     check_shapes(&q, &k, &v, mask.as_ref(), bias.as_ref(), pattern);
     if !kernels {
-        let (weights, v) = reference_weights(q, k, v, mask, bias, scale, pattern);
-        return weights.matmul(v);
+        return reference_pattern_attention(q, k, v, mask, bias, scale, pattern);
     }
     let (p, seed) = dropout.map_or((0.0, 0), |d| (d.probability(), d.seed));
     let inputs = FusedInputs {
@@ -701,8 +700,7 @@ pub fn reference_attention(
     bias: Option<Tensor<4>>,
     scale: f64,
 ) -> Tensor<4> {
-    let (weights, v) = reference_weights(q, k, v, mask, bias, scale, &AttentionPattern::new());
-    weights.matmul(v)
+    reference_pattern_attention(q, k, v, mask, bias, scale, &AttentionPattern::new())
 }
 
 /// [`reference_attention`] with an [`AttentionPattern`]: its mask and bias written out, the
@@ -733,29 +731,26 @@ fn reference_weights(
     scale: f64,
     pattern: &AttentionPattern,
 ) -> (Tensor<4>, Tensor<4>) {
-    let [batch, heads, l_q, _] = q.dims();
-    let l_k = k.dims()[2];
-    let (pattern_mask, pattern_bias) = pattern.tensors([batch, heads, l_q, l_k], &q.device());
+    let heads = q.dims()[1];
     let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
-    let mut scores = q.mul_scalar(scale).matmul(k.swap_dims(2, 3));
-    if let Some(cap) = pattern.softcap() {
-        scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
-    }
-    for bias in [bias, pattern_bias].into_iter().flatten() {
-        scores = scores + bias;
-    }
-    let mask = match (mask, pattern_mask) {
-        (Some(a), Some(b)) => Some(or_broadcast(a, b)),
-        (a, b) => a.or(b),
-    };
-    (crate::scaled_dot_product::masked_softmax(scores, mask), v)
+    let scores = q.mul_scalar(scale).matmul(k.swap_dims(2, 3));
+    let weights = crate::scaled_dot_product::pattern_softmax(scores, mask, bias, pattern);
+    (weights, v)
 }
 
-/// `a ∨ b` of two masks broadcast to their common shape.
-pub(crate) fn or_broadcast(a: Tensor<4, Bool>, b: Tensor<4, Bool>) -> Tensor<4, Bool> {
-    let (da, db) = (a.dims(), b.dims());
-    let shape: [usize; 4] = std::array::from_fn(|i| da[i].max(db[i]));
-    a.expand(shape).bool_or(b.expand(shape))
+/// Pairs masked by either mask (broadcast to their common shape), or by the one given.
+pub(crate) fn mask_union(
+    a: Option<Tensor<4, Bool>>,
+    b: Option<Tensor<4, Bool>>,
+) -> Option<Tensor<4, Bool>> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let (da, db) = (a.dims(), b.dims());
+            let shape: [usize; 4] = std::array::from_fn(|i| da[i].max(db[i]));
+            Some(a.expand(shape).bool_or(b.expand(shape)))
+        }
+        (a, b) => a.or(b),
+    }
 }
 
 /// `[batch, kv_heads, l, d]` → `[batch, heads, l, d]`, each key/value head repeated for its
