@@ -176,6 +176,7 @@ mod pattern;
 mod positional;
 mod positions;
 mod pytorch;
+mod recent;
 mod scaled_dot_product;
 pub mod score_mod;
 mod single_head;

@@ -1,9 +1,6 @@
 //! Multi-head attention with free per-head key and value widths.
 
-use std::{
-    ops::Range,
-    sync::{Arc, Mutex},
-};
+use std::{ops::Range, sync::Arc};
 
 use burn::{
     nn::{Initializer, Linear, LinearConfig},
@@ -16,6 +13,7 @@ use crate::{
     fused::pattern_kernels,
     mask::to_scores_mask,
     mask_mod::{BlockKind, MaskMod, band_kind},
+    recent::Recent,
 };
 
 /// Configuration of [`MultiHeadAttention`].
@@ -169,7 +167,7 @@ impl MultiHeadAttentionConfig {
             k_norm: self.qk_norm.as_ref().map(|n| n.init(d_k, device)),
             window: self.window,
             softcap: self.softcap,
-            patterns: PatternCache::default(),
+            patterns: Arc::default(),
         }
     }
 }
@@ -222,25 +220,15 @@ pub struct MultiHeadAttention {
     pub window: Option<usize>,
     /// Soft-cap of the scores ([`MultiHeadAttentionConfig::softcap`]).
     pub softcap: Option<f64>,
-    /// The window's block masks, one per (lengths, offsets), built once.
+    /// The patterns of the window and soft-cap, kept per `(l_q, l_k, query_offset,
+    /// key_offset, window, softcap)`: a few (a model sees a handful of lengths), shared by the
+    /// module's clones.
     #[module(skip)]
-    patterns: PatternCache,
+    patterns: Arc<Recent<PatternKey, AttentionPattern, CACHED_PATTERNS>>,
 }
-
-/// The patterns of a module's window and soft-cap, kept per `(l_q, l_k, query_offset,
-/// key_offset, window, softcap)`: a few (a model sees a handful of lengths), the oldest dropped first. Clones of
-/// the module share it.
-#[derive(Clone, Default)]
-struct PatternCache(Arc<Mutex<Vec<(PatternKey, AttentionPattern)>>>);
 
 /// `[l_q, l_k, query_offset, key_offset, window, softcap bits]`.
 type PatternKey = [usize; 6];
-
-impl std::fmt::Debug for PatternCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PatternCache")
-    }
-}
 
 /// [`MultiHeadAttentionConfig::window`] as a mask mod: `|(q + shift) − kv| ≤ window` in
 /// score-matrix indices (`shift` = query offset − key offset), tiles classified as a band.
@@ -266,7 +254,7 @@ impl MaskMod for LocalWindow {
     }
 }
 
-/// Shapes a [`PatternCache`] keeps.
+/// Patterns a module keeps ([`MultiHeadAttention::pattern_for`]).
 const CACHED_PATTERNS: usize = 8;
 
 /// Query, key, value and masks for [`MultiHeadAttention`] and
@@ -520,26 +508,20 @@ impl MultiHeadAttention {
             self.window.map_or(usize::MAX, |w| w),
             self.softcap.map_or(u64::MAX, f64::to_bits) as usize,
         ];
-        let mut cache = self.patterns.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, pattern)) = cache.iter().find(|(k, _)| *k == key) {
-            return pattern.clone();
-        }
-        let mut pattern = AttentionPattern::new();
-        if let Some(window) = self.window {
-            let local = LocalWindow {
-                window,
-                shift: query_offset as i64 - key_offset as i64,
-            };
-            pattern = pattern.with_mask(&local, [1, 1, l_q, l_k]);
-        }
-        if let Some(cap) = self.softcap {
-            pattern = pattern.with_softcap(cap);
-        }
-        if cache.len() == CACHED_PATTERNS {
-            cache.remove(0);
-        }
-        cache.push((key, pattern.clone()));
-        pattern
+        self.patterns.get_or_insert_with(key, || {
+            let mut pattern = AttentionPattern::new();
+            if let Some(window) = self.window {
+                let local = LocalWindow {
+                    window,
+                    shift: query_offset as i64 - key_offset as i64,
+                };
+                pattern = pattern.with_mask(&local, [1, 1, l_q, l_k]);
+            }
+            if let Some(cap) = self.softcap {
+                pattern = pattern.with_softcap(cap);
+            }
+            pattern
+        })
     }
 
     /// [`forward_context`](Self::forward_context), under its former name.

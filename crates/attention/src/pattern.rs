@@ -11,23 +11,20 @@
 //! per shape and keep it, as `MultiHeadAttention` does for its window. Other backends get the mask and bias
 //! tensors the pattern stands for, built once per shape and device and kept in the pattern.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use burn::prelude::*;
 
 use crate::mask_mod::{BlockMask, MaskMod};
+use crate::recent::Recent;
 use crate::score_mod::ScoreMod;
 
 /// Mask tensors and bias tensors a pattern keeps per (device, shape): a few shapes (a model
 /// sees a handful of lengths), the oldest dropped first.
 const CACHED_SHAPES: usize = 8;
 
-type Cached = (
-    Device,
-    [usize; 4],
-    Option<Tensor<4, Bool>>,
-    Option<Tensor<4>>,
-);
+/// The mask and bias tensors of one shape on one device.
+type Tensors = (Option<Tensor<4, Bool>>, Option<Tensor<4>>);
 
 /// A [`BlockMask`], a [`ScoreMod`] and a soft-cap, each optional. Cheap to clone (shared).
 #[derive(Clone, Default)]
@@ -35,7 +32,7 @@ pub struct AttentionPattern {
     blocks: Option<Arc<BlockMask>>,
     score: Option<Arc<dyn ScoreMod>>,
     softcap: Option<f64>,
-    cache: Arc<Mutex<Vec<Cached>>>,
+    cache: Arc<Recent<([usize; 4], Device), Tensors, CACHED_SHAPES>>,
 }
 
 impl std::fmt::Debug for AttentionPattern {
@@ -135,25 +132,17 @@ impl AttentionPattern {
         if self.blocks.is_none() && self.score.is_none() {
             return (None, None);
         }
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, _, mask, bias)) =
-            cache.iter().find(|(d, s, _, _)| d == device && *s == shape)
-        {
-            return (mask.clone(), bias.clone());
-        }
-        let mask = self.blocks.as_ref().map(|blocks| blocks.to_mask(device));
-        let bias = self.score.as_ref().map(|score| {
-            let batch = if score.depends_on_batch() {
-                shape[0]
-            } else {
-                1
-            };
-            score.to_bias([batch, shape[1], shape[2], shape[3]], device)
-        });
-        if cache.len() == CACHED_SHAPES {
-            cache.remove(0);
-        }
-        cache.push((device.clone(), shape, mask.clone(), bias.clone()));
-        (mask, bias)
+        self.cache.get_or_insert_with((shape, device.clone()), || {
+            let mask = self.blocks.as_ref().map(|blocks| blocks.to_mask(device));
+            let bias = self.score.as_ref().map(|score| {
+                let batch = if score.depends_on_batch() {
+                    shape[0]
+                } else {
+                    1
+                };
+                score.to_bias([batch, shape[1], shape[2], shape[3]], device)
+            });
+            (mask, bias)
+        })
     }
 }

@@ -7,7 +7,7 @@
 //! at `key_offset` ([`AttentionInput::offsets`](crate::AttentionInput::offsets)), so a decoder
 //! fed one token at a time, or a cross-attention over another sequence, places them right.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use burn::{
     nn::{Embedding, EmbeddingConfig, Initializer},
@@ -16,6 +16,7 @@ use burn::{
 
 use crate::{
     AttentionError,
+    recent::Recent,
     score_mod::{Alibi, RelativeBiasTable, ScoreMod},
 };
 
@@ -246,11 +247,11 @@ const CACHED_TABLES: usize = 16;
 /// hold at most 16 × 2 such tables.
 const CACHED_ELEMENTS: usize = 1 << 20;
 
-static DISTANCES: Mutex<Vec<(CacheKey, Device, Tensor<4>)>> = Mutex::new(Vec::new());
-static BUCKETS: Mutex<Vec<(CacheKey, Device, Tensor<2, Int>)>> = Mutex::new(Vec::new());
+static DISTANCES: Recent<(CacheKey, Device), Tensor<4>, CACHED_TABLES> = Recent::new();
+static BUCKETS: Recent<(CacheKey, Device), Tensor<2, Int>, CACHED_TABLES> = Recent::new();
 
 fn cached<T: Clone>(
-    cache: &Mutex<Vec<(CacheKey, Device, T)>>,
+    cache: &Recent<(CacheKey, Device), T, CACHED_TABLES>,
     key: CacheKey,
     device: &Device,
     build: impl FnOnce() -> T,
@@ -262,19 +263,7 @@ fn cached<T: Clone>(
     if l_q == 1 || l_q * l_k > CACHED_ELEMENTS || device.is_autodiff() {
         return build();
     }
-    {
-        let entries = cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, _, table)) = entries.iter().find(|(k, d, _)| *k == key && d == device) {
-            return table.clone();
-        }
-    }
-    let table = build();
-    let mut entries = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if entries.len() == CACHED_TABLES {
-        entries.remove(0);
-    }
-    entries.push((key, device.clone(), table.clone()));
-    table
+    cache.get_or_insert_with((key, device.clone()), build)
 }
 
 /// `key − query` position of every (query, key) pair, row-major `[l_q, l_k]`, the first query
