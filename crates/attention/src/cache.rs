@@ -27,17 +27,88 @@ use crate::{AttentionPattern, MultiHeadAttention, MultiHeadOutput};
 /// block table. The four kinds are separate constructors; they do not combine.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    keys: Option<Tensor<4>>,
-    values: Option<Tensor<4>>,
+    store: Store,
     /// The position of each cached token (`0..len` unless tokens were evicted).
     positions: Vec<usize>,
     /// Tokens seen: the position of the next one.
     seen: usize,
+    /// What a streaming cache keeps (its store is [`Store::Plain`]).
     streaming: Option<Streaming>,
-    /// Keys and values held in int8 instead of `keys` and `values`.
-    int8: Option<Int8>,
-    /// Keys and values held in fixed-size blocks instead of `keys` and `values`.
-    paged: Option<Paged>,
+}
+
+/// How a [`KvCache`] holds its keys and values.
+// Plain, the common store, holds its two tensors inline as the cache always did (a burn tensor
+// handle is large); int8's five are boxed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum Store {
+    /// f32, one tensor each, grown by concatenation.
+    Plain {
+        keys: Option<Tensor<4>>,
+        values: Option<Tensor<4>>,
+    },
+    Int8(Box<Int8>),
+    Paged(Paged),
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::Plain {
+            keys: None,
+            values: None,
+        }
+    }
+}
+
+impl Store {
+    /// Appends `[batch, n_kv_heads, new, d]` keys and values; returns all of them, f32.
+    fn append(&mut self, keys: Tensor<4>, values: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        match self {
+            Self::Plain { keys: k, values: v } => {
+                cat_into(k, keys);
+                cat_into(v, values);
+                (k.clone().expect("appended"), v.clone().expect("appended"))
+            }
+            Self::Int8(int8) => {
+                int8.append(keys, values);
+                int8.read()
+            }
+            Self::Paged(paged) => {
+                paged.append(keys, values);
+                paged.read()
+            }
+        }
+    }
+
+    /// Bytes held (f32: 4 per value).
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Plain { keys, values } => {
+                [keys, values].into_iter().flatten().map(f32_bytes).sum()
+            }
+            Self::Int8(int8) => int8.bytes(),
+            Self::Paged(paged) => (paged.table.iter())
+                .map(|&slot| f32_bytes(&paged.pool[slot].0) + f32_bytes(&paged.pool[slot].1))
+                .sum(),
+        }
+    }
+
+    /// Forgets every token; a paged store keeps its blocks for the next sequence.
+    fn clear(&mut self) {
+        match self {
+            Self::Plain { .. } => *self = Self::default(),
+            Self::Int8(int8) => **int8 = Int8::new(int8.group),
+            Self::Paged(paged) => {
+                paged.free.append(&mut paged.table);
+                paged.len = 0;
+            }
+        }
+    }
+}
+
+/// Bytes of an f32 tensor.
+fn f32_bytes(t: &Tensor<4>) -> usize {
+    4 * t.shape().num_elements()
 }
 
 /// Keys and values in blocks of `block` tokens (vLLM's paged cache, on one device): a pool of
@@ -57,6 +128,16 @@ struct Paged {
 }
 
 impl Paged {
+    fn new(block: usize) -> Self {
+        Self {
+            block,
+            pool: Vec::new(),
+            table: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
     fn append(&mut self, keys: Tensor<4>, values: Tensor<4>) {
         let [batch, heads, new, d_k] = keys.dims();
         let d_v = values.dims()[3];
@@ -154,6 +235,17 @@ fn cat_into<K: burn::tensor::kind::Basic>(slot: &mut Option<Tensor<4, K>>, new: 
 }
 
 impl Int8 {
+    fn new(group: usize) -> Self {
+        Self {
+            group,
+            keys: None,
+            key_scales: None,
+            recent_keys: None,
+            values: None,
+            value_scales: None,
+        }
+    }
+
     fn append(&mut self, keys: Tensor<4>, values: Tensor<4>) {
         let (q, scale) = quantize(values, 3);
         cat_into(&mut self.values, q);
@@ -205,13 +297,10 @@ impl Int8 {
 
     /// Bytes held: int8 payloads, f32 scales and f32 recent keys.
     fn bytes(&self) -> usize {
-        let count = |t: Option<usize>| t.unwrap_or(0);
-        count(self.keys.as_ref().map(|t| t.shape().num_elements()))
-            + count(self.values.as_ref().map(|t| t.shape().num_elements()))
-            + 4 * [&self.key_scales, &self.recent_keys, &self.value_scales]
-                .into_iter()
-                .map(|t| count(t.as_ref().map(|t| t.shape().num_elements())))
-                .sum::<usize>()
+        let int8 = [&self.keys, &self.values].into_iter().flatten();
+        let f32s = [&self.key_scales, &self.recent_keys, &self.value_scales];
+        int8.map(|t| t.shape().num_elements()).sum::<usize>()
+            + f32s.into_iter().flatten().map(f32_bytes).sum::<usize>()
     }
 }
 
@@ -261,14 +350,7 @@ impl KvCache {
     pub fn int8(group: usize) -> Self {
         assert!(group > 0, "KvCache::int8: a group holds at least one token");
         Self {
-            int8: Some(Int8 {
-                group,
-                keys: None,
-                key_scales: None,
-                recent_keys: None,
-                values: None,
-                value_scales: None,
-            }),
+            store: Store::Int8(Box::new(Int8::new(group))),
             ..Self::default()
         }
     }
@@ -286,39 +368,23 @@ impl KvCache {
             "KvCache::paged: a block holds at least one token"
         );
         Self {
-            paged: Some(Paged {
-                block,
-                pool: Vec::new(),
-                table: Vec::new(),
-                free: Vec::new(),
-                len: 0,
-            }),
+            store: Store::Paged(Paged::new(block)),
             ..Self::default()
         }
     }
 
     /// Blocks of a paged cache: `(in use, allocated)`; `None` for other caches.
     pub fn blocks(&self) -> Option<(usize, usize)> {
-        self.paged.as_ref().map(|p| (p.table.len(), p.pool.len()))
+        match &self.store {
+            Store::Paged(paged) => Some((paged.table.len(), paged.pool.len())),
+            _ => None,
+        }
     }
 
     /// Bytes the cached keys and values take (f32: 4 per value; int8: the payloads, scales and
     /// the f32 keys of the group being filled).
     pub fn bytes(&self) -> usize {
-        if let Some(paged) = &self.paged {
-            let per_slot = |(k, v): &(Tensor<4>, Tensor<4>)| {
-                4 * (k.shape().num_elements() + v.shape().num_elements())
-            };
-            return paged.table.iter().map(|&s| per_slot(&paged.pool[s])).sum();
-        }
-        match &self.int8 {
-            Some(int8) => int8.bytes(),
-            None => [&self.keys, &self.values]
-                .into_iter()
-                .flatten()
-                .map(|t| 4 * t.shape().num_elements())
-                .sum(),
-        }
+        self.store.bytes()
     }
 
     /// Tokens seen so far: the position of the next token.
@@ -339,50 +405,18 @@ impl KvCache {
 
     /// Forgets every token (a streaming cache stays streaming).
     pub fn clear(&mut self) {
-        if let Some(paged) = self.paged.as_mut() {
-            // The blocks stay allocated for the next sequence.
-            paged.free.append(&mut paged.table);
-            paged.len = 0;
-            self.seen = 0;
-            self.positions.clear();
-            return;
-        }
-        *self = match self.int8.as_ref().map(|int8| int8.group) {
-            Some(group) => Self::int8(group),
-            None => Self {
-                streaming: self.streaming,
-                ..Self::default()
-            },
-        };
+        self.store.clear();
+        self.positions.clear();
+        self.seen = 0;
     }
 
     /// Appends `[batch, n_kv_heads, new, d]` keys and values of the tokens at `seen..`; returns
     /// all of them.
     fn append(&mut self, keys: Tensor<4>, values: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let new = keys.dims()[2];
-        if let Some(paged) = self.paged.as_mut() {
-            paged.append(keys, values);
-            self.positions.extend(self.seen..self.seen + new);
-            self.seen += new;
-            return paged.read();
-        }
-        if let Some(int8) = self.int8.as_mut() {
-            int8.append(keys, values);
-            self.positions.extend(self.seen..self.seen + new);
-            self.seen += new;
-            return int8.read();
-        }
-        let cat = |old: Option<Tensor<4>>, new: Tensor<4>| match old {
-            Some(old) => Tensor::cat(vec![old, new], 2),
-            None => new,
-        };
-        let keys = cat(self.keys.take(), keys);
-        let values = cat(self.values.take(), values);
-        self.keys = Some(keys.clone());
-        self.values = Some(values.clone());
         self.positions.extend(self.seen..self.seen + new);
         self.seen += new;
-        (keys, values)
+        self.store.append(keys, values)
     }
 
     /// A streaming cache drops what no later token will see: every token but the sinks and
@@ -391,21 +425,24 @@ impl KvCache {
         let Some(policy) = self.streaming else {
             return;
         };
-        let next = self.seen;
+        let Store::Plain { keys, values } = &mut self.store else {
+            unreachable!("a streaming cache holds plain tensors");
+        };
+        // What the next token, at `seen`, will see.
         let kept: Vec<usize> = (self.positions.iter().enumerate())
-            .filter(|&(_, &p)| p < policy.sinks || next - p < policy.window)
+            .filter(|&(_, &p)| policy.keeps(self.seen, p))
             .map(|(i, _)| i)
             .collect();
         if kept.len() == self.positions.len() {
             return;
         }
-        let device = self.keys.as_ref().expect("tokens to evict").device();
+        let device = keys.as_ref().expect("tokens to evict").device();
         let index = Tensor::<1, Int>::from_data(
             TensorData::new(kept.iter().map(|&i| i as i64).collect(), [kept.len()]),
             &device,
         );
-        self.keys = self.keys.take().map(|k| k.select(2, index.clone()));
-        self.values = self.values.take().map(|v| v.select(2, index));
+        *keys = keys.take().map(|k| k.select(2, index.clone()));
+        *values = values.take().map(|v| v.select(2, index));
         self.positions = kept.into_iter().map(|i| self.positions[i]).collect();
     }
 }
@@ -605,15 +642,14 @@ mod tests {
             int8.bytes(),
             full.bytes()
         );
-        let stored = int8
-            .int8
-            .as_ref()
-            .and_then(|c| c.values.as_ref())
-            .expect("values");
+        let Store::Int8(stored) = &int8.store else {
+            panic!("an int8 store")
+        };
+        let stored = stored.values.as_ref().expect("values");
         assert_eq!(stored.dtype(), burn::tensor::DType::I8);
         int8.clear();
         assert_eq!((int8.len(), int8.bytes()), (0, 0));
-        assert!(int8.int8.is_some());
+        assert!(matches!(int8.store, Store::Int8(_)));
     }
 
     /// A paged cache (blocks of 7 tokens: prompts and steps cross block edges) gives the plain
