@@ -204,6 +204,31 @@ pub(crate) fn band_kind(q: Range<usize>, kv: Range<usize>, from: i64, to: i64) -
     }
 }
 
+/// The band `from ≤ q − kv ≤ to` in score-matrix indices, bounds of either sign: a window
+/// whose queries and keys start at different positions (a module's window over a KV cache or a
+/// cross-attention).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Band {
+    pub(crate) from: i64,
+    pub(crate) to: i64,
+}
+
+impl MaskMod for Band {
+    fn allows(&self, _batch: usize, _head: usize, q: usize, kv: usize) -> bool {
+        (self.from..=self.to).contains(&(q as i64 - kv as i64))
+    }
+
+    fn tile_kind(
+        &self,
+        _b: usize,
+        _h: usize,
+        q: Range<usize>,
+        kv: Range<usize>,
+    ) -> Option<BlockKind> {
+        Some(band_kind(q, kv, self.from, self.to))
+    }
+}
+
 /// [`causal`]: keys up to the query's own position.
 #[derive(Debug, Clone, Copy)]
 pub struct Causal;

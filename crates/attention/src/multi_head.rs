@@ -1,6 +1,6 @@
 //! Multi-head attention with free per-head key and value widths.
 
-use std::{ops::Range, sync::Arc};
+use std::sync::Arc;
 
 use burn::{
     nn::{Initializer, Linear, LinearConfig},
@@ -10,10 +10,7 @@ use burn::{
 use crate::{
     AttentionError, AttentionPattern, AttentionPositions, PositionsInAttention, QkNorm,
     QkNormLayer, ScaledDotProductAttention, ScaledDotProductAttentionConfig,
-    fused::pattern_kernels,
-    mask::to_scores_mask,
-    mask_mod::{BlockKind, MaskMod, band_kind},
-    recent::Recent,
+    fused::pattern_kernels, mask::to_scores_mask, mask_mod::Band, recent::Recent,
 };
 
 /// Configuration of [`MultiHeadAttention`].
@@ -229,30 +226,6 @@ pub struct MultiHeadAttention {
 
 /// `[l_q, l_k, query_offset, key_offset, window, softcap bits]`.
 type PatternKey = [usize; 6];
-
-/// [`MultiHeadAttentionConfig::window`] as a mask mod: `|(q + shift) − kv| ≤ window` in
-/// score-matrix indices (`shift` = query offset − key offset), tiles classified as a band.
-struct LocalWindow {
-    window: usize,
-    shift: i64,
-}
-
-impl MaskMod for LocalWindow {
-    fn allows(&self, _b: usize, _h: usize, q: usize, kv: usize) -> bool {
-        (q as i64 + self.shift - kv as i64).unsigned_abs() <= self.window as u64
-    }
-
-    fn tile_kind(
-        &self,
-        _b: usize,
-        _h: usize,
-        q: Range<usize>,
-        kv: Range<usize>,
-    ) -> Option<BlockKind> {
-        let w = self.window as i64;
-        Some(band_kind(q, kv, -w - self.shift, w - self.shift))
-    }
-}
 
 /// Patterns a module keeps ([`MultiHeadAttention::pattern_for`]).
 const CACHED_PATTERNS: usize = 8;
@@ -511,9 +484,11 @@ impl MultiHeadAttention {
         self.patterns.get_or_insert_with(key, || {
             let mut pattern = AttentionPattern::new();
             if let Some(window) = self.window {
-                let local = LocalWindow {
-                    window,
-                    shift: query_offset as i64 - key_offset as i64,
+                // |(q + query_offset) − (kv + key_offset)| ≤ window, as a band of q − kv.
+                let (w, shift) = (window as i64, query_offset as i64 - key_offset as i64);
+                let local = Band {
+                    from: -w - shift,
+                    to: w - shift,
                 };
                 pattern = pattern.with_mask(&local, [1, 1, l_q, l_k]);
             }
@@ -620,20 +595,32 @@ fn split_heads(x: Tensor<3>, heads: usize, d: usize) -> Tensor<4> {
 mod tests {
     use super::*;
 
-    /// The module window's tile shortcut, with the offsets of a cache or a cross-attention,
-    /// gives the mask that evaluating every pair gives.
+    /// The module window's block mask, with the offsets of a cache or a cross-attention,
+    /// allows exactly `|(q + query_offset) − (kv + key_offset)| ≤ window`.
     #[test]
-    fn the_local_window_classifies_tiles_exactly() {
+    fn the_window_pattern_follows_the_offsets() {
+        use crate::mask_mod::MaskMod;
         let device = Device::flex();
-        for (window, shift) in [(0, 0), (5, 0), (9, 7), (4, -6), (20, 3)] {
-            let local = LocalWindow { window, shift };
+        for (window, query_offset, key_offset) in
+            [(0, 0, 0), (5, 0, 0), (9, 7, 0), (4, 0, 6), (20, 3, 0)]
+        {
+            let mha = MultiHeadAttentionConfig::new(8, 2)
+                .with_window(Some(window))
+                .init(&device);
             let shape = [1, 1, 45, 38];
-            let tiled = crate::mask_mod::BlockMask::new(&local, shape, 8, 4).to_mask(&device);
-            let direct = local.to_mask(shape, &device);
+            let pattern = mha.pattern_for(45, 38, query_offset, key_offset);
+            let tiled = pattern.block_mask().expect("a window").to_mask(&device);
+            let direct = |_b: usize, _h: usize, q: usize, kv: usize| {
+                (q + query_offset).abs_diff(kv + key_offset) <= window
+            };
             assert_eq!(
                 tiled.into_data().try_to_vec::<bool>().unwrap(),
-                direct.into_data().try_to_vec::<bool>().unwrap(),
-                "window {window}, shift {shift}"
+                direct
+                    .to_mask(shape, &device)
+                    .into_data()
+                    .try_to_vec::<bool>()
+                    .unwrap(),
+                "window {window}, offsets {query_offset}, {key_offset}"
             );
         }
     }
