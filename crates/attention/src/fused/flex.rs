@@ -205,7 +205,6 @@ struct Operands<'a> {
     bias: Option<Broadcast>,
     dropout: Option<DropoutMask>,
     score: Option<std::sync::Arc<dyn ScoreMod>>,
-    softcap: Option<f32>,
 }
 
 impl<'a> Operands<'a> {
@@ -219,7 +218,6 @@ impl<'a> Operands<'a> {
             bias: inputs.bias.as_ref().map(|b| Broadcast::new(b, x)),
             dropout: inputs.dropout,
             score: inputs.pattern.shared_score(),
-            softcap: inputs.pattern.softcap().map(|c| c as f32),
         }
     }
 
@@ -231,7 +229,6 @@ impl<'a> Operands<'a> {
             batch: b,
             index: h,
             score: self.score.as_deref(),
-            softcap: self.softcap,
             q: self.q.head(b, h, x.l_q * x.d_k),
             k: self.k.head(b, kv, x.l_k * x.d_k),
             v: self.v.head(b, kv, x.l_k * x.d_v),
@@ -290,8 +287,8 @@ struct Problem {
     d_k: usize,
     d_v: usize,
     scale: f32,
-    /// Whether the scores are soft-capped.
-    softcap: bool,
+    /// The scores' soft-cap.
+    softcap: Option<f32>,
 }
 
 impl Problem {
@@ -313,7 +310,7 @@ impl Problem {
             d_k,
             d_v,
             scale: inputs.scale as f32,
-            softcap: inputs.pattern.softcap().is_some(),
+            softcap: inputs.pattern.softcap().map(|cap| cap as f32),
         }
     }
 }
@@ -440,6 +437,20 @@ impl<'a> Tiles<'a> {
         }
     }
 
+    /// Where key block `kv_block` meets query rows `q0..q0 + rows` in a call of `l_k` keys.
+    #[inline(always)]
+    fn at(&self, kv_block: usize, q0: usize, rows: usize, l_k: usize) -> TileAt<'_> {
+        let start = kv_block * self.width;
+        TileAt {
+            q0,
+            rows,
+            start,
+            width: self.width.min(l_k - start),
+            kv_block,
+            tiles: self,
+        }
+    }
+
     /// Tile `(q_block, kv_block)` of a head: `None` when it is empty (skipped).
     #[inline(always)]
     fn tile(&self, head: &Head, q_block: usize, kv_block: usize) -> Option<TileFlags<'a>> {
@@ -468,7 +479,6 @@ struct Head<'a> {
     bias: Option<Plane<'a, f32>>,
     dropout: Option<HeadDropout>,
     score: Option<&'a dyn ScoreMod>,
-    softcap: Option<f32>,
 }
 
 /// One head's share of the dropout mask: its query row `i` is row `first_row + i`.
@@ -525,7 +535,7 @@ impl Head<'_> {
             x.d_k,
             x.scale,
         );
-        if let Some(cap) = self.softcap {
+        if let Some(cap) = x.softcap {
             let inv = 1.0 / cap;
             match derivative {
                 Some(derivative) => {
@@ -741,16 +751,8 @@ fn forward_block_body<const FMA: bool>(
         if tiles.tile(head, index, kb).is_none() {
             continue;
         }
-        let start = kb * tiles.width;
-        let width = tiles.width.min(x.l_k - start);
-        let at = TileAt {
-            q0,
-            rows,
-            start,
-            width,
-            kv_block: kb,
-            tiles,
-        };
+        let at = tiles.at(kb, q0, rows, x.l_k);
+        let (start, width) = (at.start, at.width);
         let scores = &mut scores[..rows * width];
         let v_tile = &head.v[start * x.d_v..(start + width) * x.d_v];
         head.tile_scores::<FMA>(x, scores, at, None);
@@ -849,7 +851,7 @@ impl Scratch {
         Self {
             p: vec![0.0; tile],
             ds: vec![0.0; tile],
-            derivative: vec![0.0; if x.softcap { tile } else { 0 }],
+            derivative: vec![0.0; if x.softcap.is_some() { tile } else { 0 }],
             delta: vec![0.0; x.l_q],
         }
     }
@@ -898,8 +900,6 @@ fn backward_group_body<const FMA: bool>(
         }
         let dq = &mut dq[i * x.l_q * x.d_k..(i + 1) * x.l_q * x.d_k];
         for kb in 0..tiles.n_kv {
-            let start = kb * tiles.width;
-            let width = tiles.width.min(x.l_k - start);
             // Consecutive query blocks that see this key block go through one set of products
             // (a sliding window's are a run of a few; without a block mask, all rows at once).
             let mut next = 0;
@@ -912,19 +912,14 @@ fn backward_group_body<const FMA: bool>(
                 let lse = &lse[q0..q0 + rows];
                 let delta = &scratch.delta[q0..q0 + rows];
                 let dq = &mut dq[q0 * x.d_k..(q0 + rows) * x.d_k];
-                let at = TileAt {
-                    q0,
-                    rows,
-                    start,
-                    width,
-                    kv_block: kb,
-                    tiles,
-                };
+                let at = tiles.at(kb, q0, rows, x.l_k);
+                let (start, width) = (at.start, at.width);
                 let k_tile = &head.k[start * x.d_k..(start + width) * x.d_k];
                 let v_tile = &head.v[start * x.d_v..(start + width) * x.d_v];
                 let p = &mut scratch.p[..rows * width];
                 let ds = &mut scratch.ds[..rows * width];
-                let derivative = x.softcap.then(|| &mut scratch.derivative[..rows * width]);
+                let derivative =
+                    (x.softcap.is_some()).then(|| &mut scratch.derivative[..rows * width]);
                 // P = exp(scores − lse), masked pairs 0.
                 let has_derivative = derivative.is_some();
                 head.tile_scores::<FMA>(x, p, at, derivative);
