@@ -436,16 +436,17 @@ impl MultiHeadAttention {
                 (self.positions).score_mod(input.query_offset, input.key_offset, trainable)
             })
             .flatten();
-        if let Some(score) = score {
-            let q = self.project_queries(input.query, input.query_offset);
-            let (k, v) = self.project_keys_values(input.key, input.value, input.key_offset);
-            let pattern = pattern.with_shared_score(score);
-            let context = self
-                .attention
-                .forward_context_with_pattern(q, k, v, mask, None, &pattern);
-            return self.merge_heads(context, gates, batch, l_q);
-        }
-        let (q, k, v, bias) = self.project(input);
+        let (q, k, v, bias, pattern) = match score {
+            Some(score) => {
+                let q = self.project_queries(input.query, input.query_offset);
+                let (k, v) = self.project_keys_values(input.key, input.value, input.key_offset);
+                (q, k, v, None, pattern.with_shared_score(score))
+            }
+            None => {
+                let (q, k, v, bias) = self.project(input);
+                (q, k, v, bias, pattern)
+            }
+        };
         let context = self
             .attention
             .forward_context_with_pattern(q, k, v, mask, bias, &pattern);

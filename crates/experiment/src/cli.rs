@@ -304,6 +304,10 @@ macro_rules! set {
     ($args:ident, $config:ident.$section:ident: $($key:ident),*) => {
         $(if let Some(v) = $args.$key { $config.$section.$key = v; })*
     };
+    // Keys whose config value is itself optional: a flag given replaces it.
+    ($args:ident, $config:ident.$section:ident: Some($($key:ident),*)) => {
+        $(if let Some(v) = &$args.$key { $config.$section.$key = Some(v.clone()); })*
+    };
 }
 
 impl DataArgs {
@@ -329,18 +333,7 @@ impl RecipeArgs {
             c.backend = backend;
         }
         set!(self, c.model: d_model, dropout, attention_dropout, token_dropout, embedding_std);
-        if self.window.is_some() {
-            c.model.window = self.window;
-        }
-        if self.softcap.is_some() {
-            c.model.softcap = self.softcap;
-        }
-        if self.qk_norm.is_some() {
-            c.model.qk_norm = self.qk_norm;
-        }
-        if self.embeddings.is_some() {
-            c.model.embeddings = self.embeddings.clone();
-        }
+        set!(self, c.model: Some(window, softcap, qk_norm, embeddings));
         c.model.freeze_embeddings |= self.freeze_embeddings;
         set!(self, c.train: devices, epochs, batch_size, batching, lr, weight_decay, schedule, warmup, patience, average);
         set!(self, c.data: max_len, min_freq);
@@ -379,9 +372,7 @@ impl TrainArgs {
     pub fn resolve(&self) -> Result<ExperimentConfig> {
         let mut c = self.recipe.resolve()?;
         set!(self, c.model: heads, layers, positions, pooling);
-        if self.encoder.is_some() {
-            c.model.encoder = self.encoder.clone();
-        }
+        set!(self, c.model: Some(encoder));
         c.model.freeze_encoder |= self.freeze_encoder;
         if let Some(pe) = self.pe {
             c.model.positions = Positions::from_pe(pe);
