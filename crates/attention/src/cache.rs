@@ -507,9 +507,9 @@ impl MultiHeadAttention {
         } else {
             self.positions.bias(new, total, start, 0, &device)
         };
-        let pattern = self.softcap.map_or_else(AttentionPattern::new, |cap| {
+        let pattern = self.with_own_sinks(self.softcap.map_or_else(AttentionPattern::new, |cap| {
             AttentionPattern::new().with_softcap(cap)
-        });
+        }));
         let out = self.attention.forward_with_pattern(
             q,
             self.repeat_kv(k),

@@ -56,6 +56,9 @@ pub struct EncoderLayerConfig {
     pub softcap: Option<f64>,
     /// qk-norm ([`MultiHeadAttentionConfig::qk_norm`]). Default: `None`.
     pub qk_norm: Option<QkNorm>,
+    /// Learned attention sinks ([`MultiHeadAttentionConfig::sinks`]). Default: `false`.
+    #[config(default = false)]
+    pub sinks: bool,
 }
 
 impl EncoderLayerConfig {
@@ -68,6 +71,7 @@ impl EncoderLayerConfig {
             .with_window(self.window)
             .with_softcap(self.softcap)
             .with_qk_norm(self.qk_norm.clone())
+            .with_sinks(self.sinks)
     }
 
     /// Checks the values without building anything.

@@ -76,6 +76,11 @@ impl MultiHeadAttention {
         };
         pruned.n_heads = keep.len();
         pruned.n_kv_heads = keep.len();
+        if let Some(sinks) = &self.sinks {
+            pruned.sinks = Some(Param::from_tensor(
+                sinks.val().select(0, indices(1)).detach(),
+            ));
+        }
         if let Some(alibi) = pruned.positions.alibi.as_mut() {
             alibi.slopes = keep.iter().map(|&h| alibi.slopes[h]).collect();
         }
@@ -132,20 +137,23 @@ pub fn head_importance(
 
 /// Mean entropy (in nats) of each head's attention distribution, over the batch and the
 /// queries whose weights are not all zero (fully masked queries are left out). `ln(l_k)` is
-/// uniform attention; 0 is attention on one key.
+/// uniform attention; 0 is attention on one key. Each query's weights are normalised to sum
+/// to 1 first: with learned sinks they sum to less (the entropy is that of the keys' share).
 ///
 /// # Shapes
 /// weights `[batch, heads, l_q, l_k]` → `[heads]`
 pub fn head_entropy(weights: Tensor<4>) -> Tensor<1> {
     let [batch, heads, l_q, _] = weights.dims();
+    let sums = weights.clone().sum_dim(3); // [b, h, l_q, 1]
+    let attended = sums.clone().greater_elem(0.0).float(); // rows with any weight
+    let weights = weights / sums.clamp_min(f32::MIN_POSITIVE);
     // 0·ln 0 = 0: the log of a zero weight is replaced by 0 before the product.
     let logs = weights
         .clone()
         .clamp_min(f32::MIN_POSITIVE)
         .log()
         .mask_fill(weights.clone().equal_elem(0.0), 0.0);
-    let per_query = (weights.clone() * logs).sum_dim(3).neg(); // [b, h, l_q, 1]
-    let attended = weights.sum_dim(3).greater_elem(0.5).float(); // rows that sum to 1
+    let per_query = (weights * logs).sum_dim(3).neg(); // [b, h, l_q, 1]
     let total = (per_query * attended.clone())
         .swap_dims(0, 1)
         .reshape([heads, batch * l_q])
@@ -248,8 +256,38 @@ mod tests {
             ]],
             &device,
         );
-        let entropy = values(head_entropy(weights));
+        let entropy = values(head_entropy(weights.clone()));
         assert!((entropy[0] - 4f32.ln()).abs() < 1e-6, "{entropy:?}");
         assert_eq!(entropy[1], 0.0);
+        // With sinks a row sums to less than 1: the keys' share is what the entropy measures.
+        let sunk = values(head_entropy(weights.mul_scalar(0.3)));
+        assert!((sunk[0] - 4f32.ln()).abs() < 1e-6, "{sunk:?}");
+        assert_eq!(sunk[1], 0.0);
+    }
+
+    #[test]
+    fn pruning_keeps_the_kept_heads_sinks_and_the_reference_layout_refuses_them() {
+        let device = Device::flex();
+        let mut mha = MultiHeadAttentionConfig::new(8, 4)
+            .with_sinks(true)
+            .init(&device);
+        let sinks = Tensor::<1>::from_data([1.0, 2.0, 3.0, 4.0], &device);
+        mha.sinks = Some(burn::module::Param::from_tensor(sinks));
+        let pruned = mha.prune_heads(&[0, 2]).unwrap();
+        assert_eq!(values(pruned.sinks.as_ref().unwrap().val()), [2.0, 4.0]);
+        let x = Tensor::<3>::random([1, 5, 8], Distribution::Default, &device);
+        let input = || AttentionInput::self_attention(x.clone());
+        // The pruned module equals the gated one, sinks included.
+        let gated = mha.forward_context(AttentionInput {
+            head_gates: Some(Tensor::from_data([0.0, 1.0, 0.0, 1.0], &device)),
+            ..input()
+        });
+        let diff = values((gated - pruned.forward_context(input())).abs().max());
+        assert!(diff[0] < 1e-5, "{diff:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = mha
+            .save_pytorch_safetensors(dir.path().join("w.safetensors"))
+            .unwrap_err();
+        assert!(err.to_string().contains("learned sinks"), "{err}");
     }
 }

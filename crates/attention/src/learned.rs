@@ -96,6 +96,29 @@ impl LearnedPositionalEmbedding {
         let rows = self.embedding.weight.val().narrow(0, offset, len);
         Ok(x + rows.unsqueeze_dim::<3>(0))
     }
+
+    /// Adds the row of each token's own position: texts packed into one row, each counting
+    /// from 0 (`dataset::Packing::positions`).
+    ///
+    /// # Shapes
+    /// input `[batch, len, d_model]`, positions `[batch, len]` (each below `max_len`) →
+    /// `[batch, len, d_model]`
+    pub fn forward_positions(
+        &self,
+        x: Tensor<3>,
+        positions: Tensor<2, Int>,
+    ) -> Result<Tensor<3>, AttentionError> {
+        let [_, d_model] = self.embedding.weight.dims();
+        let [batch, len, d] = x.dims();
+        if d != d_model || positions.dims() != [batch, len] {
+            return Err(AttentionError::Shape {
+                what: "learned positions input and positions",
+                expected: format!("[{batch}, {len}, {d_model}] and [{batch}, {len}]"),
+                got: [x.dims().as_slice(), positions.dims().as_slice()].concat(),
+            });
+        }
+        Ok(x + self.embedding.forward(positions))
+    }
 }
 
 #[cfg(test)]
@@ -120,5 +143,35 @@ mod tests {
         let grad: Vec<f32> = grad.into_data().try_into_vec_as::<f32>().unwrap();
         // Only rows 2 and 3 were used.
         assert_eq!(grad, [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn per_token_positions_restart_each_packed_text() {
+        let device = Device::flex();
+        let positions = LearnedPositionalEmbeddingConfig::new(3)
+            .with_max_len(8)
+            .init(&device);
+        let x = Tensor::<3>::random([2, 4, 3], burn::tensor::Distribution::Default, &device);
+        let ids = Tensor::<2, Int>::from_data([[0, 1, 0, 1], [0, 1, 2, 3]], &device);
+        let packed = positions.forward_positions(x.clone(), ids).unwrap();
+        let alone = Tensor::cat(
+            vec![
+                positions.forward(x.clone().slice([0..1, 0..2])),
+                positions.forward(x.clone().slice([0..1, 2..4])),
+            ],
+            1,
+        );
+        let plain = positions.forward(x.clone().narrow(0, 1, 1));
+        packed
+            .clone()
+            .narrow(0, 0, 1)
+            .into_data()
+            .assert_eq(&alone.into_data(), true);
+        packed
+            .narrow(0, 1, 1)
+            .into_data()
+            .assert_eq(&plain.into_data(), true);
+        let wrong = Tensor::<2, Int>::zeros([2, 3], &device);
+        assert!(positions.forward_positions(x, wrong).is_err());
     }
 }

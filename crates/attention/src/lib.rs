@@ -9,24 +9,26 @@
 //! |---|---|
 //! | [`ScaledDotProductAttention`] | `softmax(q·kᵀ / temperature + bias)·v` on `[b, h, l, d]` tensors, with masks and dropout |
 //! | [`SingleHeadSelfAttention`] | one head with free `d_k`, `d_v` (a one-head [`MultiHeadAttention`], weights without the head axis): the seed experiment's baseline |
-//! | [`MultiHeadAttention`] | `n_heads` heads with free `d_k`, `d_v`; self- and cross-attention; per-head weights; positions inside attention ([`AttentionPositions`]); grouped-query / multi-query attention (`n_kv_heads`); head gates; [`prune_heads`](MultiHeadAttention::prune_heads); [`forward_cached`](MultiHeadAttention::forward_cached) with a [`KvCache`] (or StreamingLLM's, [`KvCache::streaming`]); local attention, soft-capping and qk-norm (`window`, `softcap`, `qk_norm`: [`QkNorm`]) |
+//! | [`MultiHeadAttention`] | `n_heads` heads with free `d_k`, `d_v`; self- and cross-attention; per-head weights; positions inside attention ([`AttentionPositions`]); grouped-query / multi-query attention (`n_kv_heads`); head gates; [`prune_heads`](MultiHeadAttention::prune_heads); [`forward_cached`](MultiHeadAttention::forward_cached) with a [`KvCache`] (or StreamingLLM's, [`KvCache::streaming`]); local attention, soft-capping, qk-norm and learned sinks (`window`, `softcap`, `qk_norm`: [`QkNorm`], `sinks`) |
 //! | [`SinusoidalPositionalEncoding`] | adds the fixed sin/cos table of *Attention Is All You Need* |
 //! | [`LearnedPositionalEmbedding`] | adds a trained vector per position (BERT, GPT-2), with offsets |
 //! | [`RotaryPositions`], [`AlibiBias`], [`RelativePositionBias`] | RoPE, ALiBi and T5's relative bias, used by [`MultiHeadAttention`] or on their own |
 //! | [`LayerNorm`] | burn's LayerNorm (same parameters and records) trained through [`fused::layer_norm`], one op with its own backward |
 //! | [`BertModel`] | BERT-family encoders (BERT, MiniLM) built from an HF `config.json`, weights from its `model.safetensors` ([`BertModel::from_pretrained`]) |
+//! | [`DifferentialAttention`] | differential attention (Ye et al., 2024; HF's `DiffLlama` layout): two softmax maps per head pair, the second scaled by a learned `λ` and subtracted, an RMSNorm per pair |
 //! | [`EncoderLayer`], [`Encoder`] | pre-LN or post-LN layers (attention, optional feed-forward), a stack returning every layer's weights |
 //! | [`head_importance`], [`head_entropy`] | which heads matter: `|∂loss/∂gate|` (Michel et al., 2019) and attention entropy |
 //! | [`fused::gelu`], [`fused::dropout`] | exact GELU (a vectorised `erf`) and dropout (a hashed mask regenerated in the backward), one op each with its own backward on flex; what [`EncoderLayer`] trains through |
 //! | [`fused::FusedAdamW`] | burn's AdamW (same numbers, same state and records) in one `rayon` pass per parameter on flex; burn's own elsewhere |
 //! | [`mask_mod`] | attention patterns as code: closures `(batch, head, q, kv) → allowed` with `and`/`or`/`not`, causal, sliding windows, prefix-LM, packed documents, padding; the mask tensor of any of them, and a shape's tiles sorted into empty, full and partial ([`mask_mod::BlockMask`]) |
-//! | [`score_mod`], [`AttentionPattern`], [`fused::pattern_attention`] | score biases as code (closures `(batch, head, q, kv) → bias`, ALiBi, T5's table) and soft-capping; a pattern (block mask, score mod, cap) through the fused op: on flex the kernels skip empty tiles forward and backward and add the score mod row by row, elsewhere the pattern's tensors, cached per shape |
+//! | [`score_mod`], [`AttentionPattern`], [`fused::pattern_attention`] | score biases as code (closures `(batch, head, q, kv) → bias`, ALiBi, T5's table) and soft-capping; a pattern (block mask, score mod, cap, learned sinks) through the fused op: on flex the kernels skip empty tiles forward and backward and add the score mod row by row, elsewhere the pattern's tensors, cached per shape |
 //! | [`fused::fused_attention`] | attention as one op with its own backward (FlashAttention-2): trains with memory growing in `l`, not `l²`; what [`MultiHeadAttention::forward_context`] trains through ([`fused::fused_attention_dropout`]: attention dropout inside the op on flex, the mask regenerated in the backward from a counter-based hash) |
 //!
 //! # Masks
 //!
 //! All masks follow burn's polarity: **`true` means masked** (the key is *not* attended to).
-//! [`mask`] builds padding masks from lengths or token ids and causal masks; [`mask_mod`]
+//! [`mask`] builds padding masks from lengths or token ids, causal masks and document masks
+//! (texts packed into one row); [`mask_mod`]
 //! describes patterns as code (closures `(batch, head, q, kv) → allowed`, combinators, sliding
 //! windows, prefix-LM, packed documents) and sorts a shape's tiles into empty, full and partial
 //! ([`mask_mod::BlockMask`]). A query whose keys
@@ -163,6 +165,7 @@
 
 mod bert;
 mod cache;
+mod differential;
 mod encoder;
 mod error;
 pub mod fused;
@@ -183,6 +186,7 @@ mod single_head;
 
 pub use bert::{BertConfig, BertEmbeddings, BertInput, BertModel, BertOutput};
 pub use cache::KvCache;
+pub use differential::{DifferentialAttention, DifferentialAttentionConfig, lambda_init_for_layer};
 pub use encoder::{
     Encoder, EncoderConfig, EncoderInput, EncoderLayer, EncoderLayerConfig, EncoderOutput,
     FeedForward,

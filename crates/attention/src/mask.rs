@@ -51,6 +51,27 @@ pub fn causal_mask(batch: usize, len: usize, device: &Device) -> Tensor<3, Bool>
         .expand([batch, len, len])
 }
 
+/// Document (block-diagonal) mask `[batch, len, len]` from sequence ids `[batch, len]`: query
+/// `i` may attend to key `j` only when both belong to the same sequence, as texts packed into
+/// one row need ([`mask_mod::document`](crate::mask_mod::document) is the same rule as a mask
+/// function). Ids need not be contiguous or sorted.
+///
+/// ```
+/// use attention::mask;
+/// use burn::prelude::*;
+///
+/// let device = Device::flex();
+/// let ids = Tensor::<2, Int>::from_data([[4, 4, 9]], &device);
+/// let expected = [[[false, false, true], [false, false, true], [true, true, false]]];
+/// assert_eq!(mask::document_mask(ids).into_data(), TensorData::from(expected));
+/// ```
+pub fn document_mask(ids: Tensor<2, Int>) -> Tensor<3, Bool> {
+    let [batch, len] = ids.dims();
+    let shape = [batch, len, len];
+    let queries = ids.clone().reshape([batch, len, 1]).expand(shape);
+    queries.not_equal(ids.reshape([batch, 1, len]).expand(shape))
+}
+
 /// Combines an optional padding mask `[batch, l_k]` and an optional attention mask
 /// `[batch, l_q, l_k]` into one mask `[batch, 1, l_q | 1, l_k]` that broadcasts over heads and
 /// queries. Either may be absent; `None` when both are.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use burn::{
+    module::Param,
     nn::{Initializer, Linear, LinearConfig},
     prelude::*,
 };
@@ -57,6 +58,11 @@ pub struct MultiHeadAttentionConfig {
     /// Normalisation of each head's queries and keys before RoPE and the scores (qk-norm:
     /// Qwen3's RMSNorm, or LayerNorm). Default: `None`.
     pub qk_norm: Option<QkNorm>,
+    /// Learned attention sinks (gpt-oss): a trained logit per head that joins each row's
+    /// softmax without a value, so a head can give a query less than all of its attention
+    /// ([`AttentionPattern::with_sinks`]). Initialised at 0. Default: `false`.
+    #[config(default = false)]
+    pub sinks: bool,
 }
 
 impl MultiHeadAttentionConfig {
@@ -164,6 +170,9 @@ impl MultiHeadAttentionConfig {
             k_norm: self.qk_norm.as_ref().map(|n| n.init(d_k, device)),
             window: self.window,
             softcap: self.softcap,
+            sinks: self
+                .sinks
+                .then(|| Param::from_tensor(Tensor::zeros([self.n_heads], device))),
             patterns: Arc::default(),
         }
     }
@@ -217,6 +226,8 @@ pub struct MultiHeadAttention {
     pub window: Option<usize>,
     /// Soft-cap of the scores ([`MultiHeadAttentionConfig::softcap`]).
     pub softcap: Option<f64>,
+    /// Sink logits `[n_heads]` ([`MultiHeadAttentionConfig::sinks`]).
+    pub sinks: Option<Param<Tensor<1>>>,
     /// The patterns of the window and soft-cap, kept per `(l_q, l_k, query_offset,
     /// key_offset, window, softcap)`: a few (a model sees a handful of lengths), shared by the
     /// module's clones.
@@ -455,9 +466,18 @@ impl MultiHeadAttention {
 
     /// The module's window and soft-cap as a pattern for this input's scores (empty without
     /// them), its block mask built once per lengths and offsets.
-    fn own_pattern(&self, input: &AttentionInput) -> AttentionPattern {
+    pub(crate) fn own_pattern(&self, input: &AttentionInput) -> AttentionPattern {
         let (l_q, l_k) = (input.query.dims()[1], input.key.dims()[1]);
-        self.pattern_for(l_q, l_k, input.query_offset, input.key_offset)
+        self.with_own_sinks(self.pattern_for(l_q, l_k, input.query_offset, input.key_offset))
+    }
+
+    /// `pattern` with the module's sink logits, when it has them (this call's values: a
+    /// parameter, so never in the cached patterns).
+    pub(crate) fn with_own_sinks(&self, pattern: AttentionPattern) -> AttentionPattern {
+        match &self.sinks {
+            Some(sinks) => pattern.with_sinks(sinks.val()),
+            None => pattern,
+        }
     }
 
     /// [`own_pattern`](Self::own_pattern) for scores `[.., l_q, l_k]` whose first query and
@@ -519,7 +539,7 @@ impl MultiHeadAttention {
     /// `[batch, n_kv_heads, l, d]`), with the positions inside attention applied: q and k
     /// rotated (RoPE), or the score bias `[1, heads, l_q, l_k]`.
     #[allow(clippy::type_complexity)]
-    fn project(
+    pub(crate) fn project(
         &self,
         input: AttentionInput,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>, Option<Tensor<4>>) {

@@ -10,6 +10,10 @@
 //! window builds in `O(l · window)`; a closure is `O(l²)`, in parallel): build a pattern once
 //! per shape and keep it, as `MultiHeadAttention` does for its window. Other backends get the mask and bias
 //! tensors the pattern stands for, built once per shape and device and kept in the pattern.
+//!
+//! A pattern may also carry learned attention sinks ([`AttentionPattern::with_sinks`], gpt-oss):
+//! a logit per head that joins every row's softmax without a value, so a head can attend to
+//! nothing. They are a parameter, not a shape's pattern: attach them to a clone at each call.
 
 use std::sync::Arc;
 
@@ -26,12 +30,14 @@ const CACHED_SHAPES: usize = 8;
 /// The mask and bias tensors of one shape on one device.
 type Tensors = (Option<Tensor<4, Bool>>, Option<Tensor<4>>);
 
-/// A [`BlockMask`], a [`ScoreMod`] and a soft-cap, each optional. Cheap to clone (shared).
+/// A [`BlockMask`], a [`ScoreMod`], a soft-cap and sink logits, each optional. Cheap to clone
+/// (shared).
 #[derive(Clone, Default)]
 pub struct AttentionPattern {
     blocks: Option<Arc<BlockMask>>,
     score: Option<Arc<dyn ScoreMod>>,
     softcap: Option<f64>,
+    sinks: Option<Tensor<1>>,
     cache: Arc<Recent<([usize; 4], Device), Tensors, CACHED_SHAPES>>,
 }
 
@@ -44,6 +50,7 @@ impl std::fmt::Debug for AttentionPattern {
             )
             .field("score", &self.score.is_some())
             .field("softcap", &self.softcap)
+            .field("sinks", &self.sinks.as_ref().map(Tensor::dims))
             .finish()
     }
 }
@@ -96,9 +103,53 @@ impl AttentionPattern {
         self
     }
 
+    /// Learned attention sinks (gpt-oss), `[heads]`: head `h`'s logit `sinks[h]` joins the
+    /// softmax of each of its rows as one more score whose value is zero, so the weights
+    /// `exp(s_ij) / (Σ_j exp(s_ij) + exp(sinks[h]))` of a row sum to less than 1. Gradients
+    /// reach `sinks` (`dsinks[h] = −Σ_rows P_sink · Σ_d dout · out`). Not cached by shape: a
+    /// trained parameter, attach it to the call's pattern.
+    ///
+    /// ```
+    /// use attention::{AttentionPattern, fused::pattern_attention};
+    /// use burn::prelude::*;
+    ///
+    /// let device = Device::flex().autodiff();
+    /// let sinks = Tensor::<1>::from_data([0.0, 2.0], &device).require_grad();
+    /// let pattern = AttentionPattern::new().with_sinks(sinks.clone());
+    /// // Equal scores over 2 keys: head 0 gives each 1 / (2 + e⁰), head 1 each 1 / (2 + e²).
+    /// let q = Tensor::<4>::zeros([1, 2, 1, 4], &device);
+    /// let v = Tensor::<4>::ones([1, 2, 2, 4], &device);
+    /// let out = pattern_attention(q.clone(), q.clone().repeat_dim(2, 2), v, None, None, 0.5, &pattern);
+    /// let heads: Vec<f32> = out.clone().mean_dim(3).into_data().to_vec().unwrap();
+    /// assert!((heads[0] - 2.0 / 3.0).abs() < 1e-6);
+    /// assert!((heads[1] - 2.0 / (2.0 + 2f32.exp())).abs() < 1e-6);
+    /// let grads = out.sum().backward();
+    /// assert_eq!(sinks.grad(&grads).unwrap().dims(), [2]);
+    /// ```
+    pub fn with_sinks(mut self, sinks: Tensor<1>) -> Self {
+        self.sinks = Some(sinks);
+        self
+    }
+
+    /// The sink logits, if any.
+    pub fn sinks(&self) -> Option<&Tensor<1>> {
+        self.sinks.as_ref()
+    }
+
+    /// The pattern without its sinks (what the kernels read; the op handles the sinks).
+    pub(crate) fn without_sinks(&self) -> Self {
+        Self {
+            sinks: None,
+            ..self.clone()
+        }
+    }
+
     /// Whether the pattern adds nothing (plain attention).
     pub fn is_empty(&self) -> bool {
-        self.blocks.is_none() && self.score.is_none() && self.softcap.is_none()
+        self.blocks.is_none()
+            && self.score.is_none()
+            && self.softcap.is_none()
+            && self.sinks.is_none()
     }
 
     /// The block mask, if any.

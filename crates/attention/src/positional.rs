@@ -114,6 +114,32 @@ impl SinusoidalPositionalEncoding {
         let rows = self.table.clone().slice([0..len, 0..d]);
         Ok(x + rows.unsqueeze_dim::<3>(0))
     }
+
+    /// Adds the table's row of each token's own position: texts packed into one row, each
+    /// counting from 0 (`dataset::Packing::positions`).
+    ///
+    /// # Shapes
+    /// input `[batch, len, d_model]`, positions `[batch, len]` (each below `max_len`) →
+    /// `[batch, len, d_model]`
+    pub fn forward_positions(
+        &self,
+        x: Tensor<3>,
+        positions: Tensor<2, Int>,
+    ) -> Result<Tensor<3>, AttentionError> {
+        let [batch, len, d] = x.dims();
+        if d != self.d_model || positions.dims() != [batch, len] {
+            return Err(AttentionError::Shape {
+                what: "positional encoding input and positions",
+                expected: format!("[{batch}, {len}, {}] and [{batch}, {len}]", self.d_model),
+                got: [x.dims().as_slice(), positions.dims().as_slice()].concat(),
+            });
+        }
+        let rows = self
+            .table
+            .clone()
+            .select(0, positions.reshape([batch * len]));
+        Ok(x + rows.reshape([batch, len, d]))
+    }
 }
 
 /// The table `[max_len, d_model]` itself, computed in f64 and stored as f32.
@@ -164,5 +190,27 @@ mod tests {
             err.to_string(),
             "shape mismatch for positional encoding input: expected [batch, len <= max_len = 3, 4], got [1, 4, 4]"
         );
+    }
+
+    #[test]
+    fn per_token_positions_restart_each_packed_text() {
+        let device = Device::flex();
+        let pe = SinusoidalPositionalEncodingConfig::new(6)
+            .with_max_len(8)
+            .init(&device);
+        let x = Tensor::<3>::random([1, 5, 6], burn::tensor::Distribution::Default, &device);
+        // Two texts of 3 and 2 tokens in one row: each gets the table's rows 0.. as if alone.
+        let positions = Tensor::<2, Int>::from_data([[0, 1, 2, 0, 1]], &device);
+        let packed = pe.forward_positions(x.clone(), positions).unwrap();
+        let alone = Tensor::cat(
+            vec![
+                pe.forward(x.clone().narrow(1, 0, 3)),
+                pe.forward(x.clone().narrow(1, 3, 2)),
+            ],
+            1,
+        );
+        packed.into_data().assert_eq(&alone.into_data(), true);
+        let wrong = Tensor::<2, Int>::zeros([1, 4], &device);
+        assert!(pe.forward_positions(x, wrong).is_err());
     }
 }

@@ -38,6 +38,7 @@ impl MultiHeadAttention {
         };
         let file = SafeTensors::deserialize(&bytes)
             .map_err(|e| weights_err(format!("not a safetensors file: {e}")))?;
+        self.reference_layout().map_err(&weights_err)?;
         let device = self.w_q.weight.device();
         for name in NAMES {
             let linear = self.projection_mut(name);
@@ -74,6 +75,11 @@ impl MultiHeadAttention {
     /// strict=False)`.
     pub fn save_pytorch_safetensors(&self, path: impl AsRef<Path>) -> Result<(), AttentionError> {
         let path = path.as_ref();
+        self.reference_layout()
+            .map_err(|reason| AttentionError::Weights {
+                path: path.display().to_string(),
+                reason,
+            })?;
         let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for name in NAMES {
             let linear = self.projection(name);
@@ -100,6 +106,21 @@ impl MultiHeadAttention {
             path: path.display().to_string(),
             reason: e.to_string(),
         })
+    }
+
+    /// Whether the reference module can hold this one: it has the four projections only, so
+    /// trained sinks or qk-norm scales would be lost on the way.
+    fn reference_layout(&self) -> Result<(), String> {
+        let extra = [
+            (self.sinks.is_some(), "learned sinks"),
+            (self.q_norm.is_some(), "qk-norm scales"),
+        ];
+        match extra.iter().find(|(has, _)| *has) {
+            Some((_, what)) => Err(format!(
+                "this module has {what}, which the reference PyTorch module has no place for"
+            )),
+            None => Ok(()),
+        }
     }
 
     fn projection(&self, name: &str) -> &Linear {

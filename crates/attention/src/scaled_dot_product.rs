@@ -220,7 +220,8 @@ impl ScaledDotProductAttention {
         }
         // On flex the fused kernels beat burn-flex 0.22.1's attention kernels with or
         // without a pattern: BENCHMARKS.md, "Attention patterns".
-        if pattern_kernels(&device, q.dtype()) {
+        // burn's op has no sinks; the crate's kernels (chunked on ndarray and wgpu) do.
+        if pattern_kernels(&device, q.dtype()) || pattern.sinks().is_some() {
             return pattern_attention(q, k, v, mask, bias, scale, pattern);
         }
         let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
@@ -267,7 +268,37 @@ pub(crate) fn pattern_softmax(
     for bias in [bias, pattern_bias].into_iter().flatten() {
         scores = scores + bias;
     }
-    masked_softmax(scores, mask_union(mask, pattern_mask))
+    let mask = mask_union(mask, pattern_mask);
+    match pattern.sinks() {
+        Some(sinks) => sink_softmax(scores, mask, sinks.clone()),
+        None => masked_softmax(scores, mask),
+    }
+}
+
+/// [`masked_softmax`] with a sink logit per head, `sinks` `[heads]`, in every row's sum: HF's
+/// gpt-oss concatenates the sink as a last column and drops it after the softmax; here its
+/// `exp` joins the row sum directly, the same weights without the copy.
+fn sink_softmax(scores: Tensor<4>, mask: Option<Tensor<4, Bool>>, sinks: Tensor<1>) -> Tensor<4> {
+    let [batch, heads, l_q, _] = scores.dims();
+    let info = scores.dtype().finfo().expect("attention scores are floats");
+    let scores = match mask {
+        Some(mask) => scores.mask_fill(mask, f64::NEG_INFINITY),
+        None => scores,
+    };
+    let sinks = sinks
+        .reshape([1, heads, 1, 1])
+        .expand([batch, heads, l_q, 1]);
+    // The shift includes the sink (detached: it cancels out of the gradient), so a row whose
+    // keys are all masked gives the sink all of its weight and its keys 0.
+    let max = scores
+        .clone()
+        .detach()
+        .max_dim(3)
+        .max_pair(sinks.clone().detach())
+        .clamp_min(info.min);
+    let numerator = (scores - max.clone()).exp();
+    let sum = numerator.clone().sum_dim(3) + (sinks - max).exp();
+    numerator / sum
 }
 
 /// Softmax over the last dimension that gives masked entries exactly 0 and rows whose entries

@@ -1,15 +1,17 @@
-//! qk-norm and soft-capping against HF transformers' own layers (fixtures from
+//! qk-norm, soft-capping and sinks against HF transformers' own layers (fixtures from
 //! `fixtures/hf_layers/make.py`, float64): Qwen3's attention (RMSNorm on each head's queries
-//! and keys before RoPE) and Gemma 2's (scores soft-capped), both with RoPE and grouped-query
-//! heads under a causal mask. Output and the gradient of `sum(output²)` with respect to the
-//! input, through the weights path (`forward`) and the fused one (`forward_context`), on every
+//! and keys before RoPE), Gemma 2's (scores soft-capped) and gpt-oss's (a learned sink logit
+//! per head, biased projections), all with RoPE and grouped-query heads under a causal mask.
+//! DiffLlama's differential attention is checked the same way (its own module).
+//! Output and the gradient of `sum(output²)` with respect to the input (and to the sinks),
+//! through the weights path (`forward`) and the fused one (`forward_context`), on every
 //! backend.
 
 mod common;
 
 use attention::{
-    AttentionInput, AttentionPositions, MultiHeadAttention, MultiHeadAttentionConfig, QkNorm,
-    QkNormLayer, mask,
+    AttentionInput, AttentionPositions, DifferentialAttentionConfig, MultiHeadAttention,
+    MultiHeadAttentionConfig, QkNorm, QkNormLayer, mask,
 };
 use burn::{module::Param, prelude::*};
 use common::*;
@@ -42,6 +44,16 @@ fn module(
     mha.w_k.weight = linear("k_proj.weight");
     mha.w_v.weight = linear("v_proj.weight");
     mha.w_o.weight = linear("o_proj.weight");
+    let bias = |name: &str| {
+        (!weights[name].is_null()).then(|| Param::from_tensor(tensor::<1>(&weights[name], device)))
+    };
+    mha.w_q.bias = bias("q_proj.bias");
+    mha.w_k.bias = bias("k_proj.bias");
+    mha.w_v.bias = bias("v_proj.bias");
+    mha.w_o.bias = bias("o_proj.bias");
+    if mha.sinks.is_some() {
+        mha.sinks = Some(Param::from_tensor(tensor::<1>(&weights["sinks"], device)));
+    }
     for (norm, name) in [
         (&mut mha.q_norm, "q_norm.weight"),
         (&mut mha.k_norm, "k_norm.weight"),
@@ -71,12 +83,17 @@ fn check(name: &str, config: MultiHeadAttentionConfig) {
             let grads = out.clone().powi_scalar(2).sum().backward();
             let (want_out, _) = flatten(&fixture["out"]);
             let (want_grad, _) = flatten(&fixture["grad_x"]);
-            // Relative to the largest value: f32 against float64 (outputs up to ~28, input
-            // gradients up to ~1,700 here).
-            for (what, got, want) in [
+            let mut checks = vec![
                 ("output", values(out.inner()), want_out),
                 ("input gradient", values(x.grad(&grads).unwrap()), want_grad),
-            ] {
+            ];
+            if let Some(sinks) = &mha.sinks {
+                let got = values(sinks.val().grad(&grads).expect("the sinks train"));
+                checks.push(("sinks gradient", got, flatten(&fixture["grad_sinks"]).0));
+            }
+            // Relative to the largest value: f32 against float64 (outputs up to ~28, input
+            // gradients up to ~1,700 here).
+            for (what, got, want) in checks {
                 let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
                 let diff = max_abs_diff(&got, &want) / scale;
                 assert!(
@@ -109,4 +126,61 @@ fn softcap_equals_gemma2_attention() {
             .with_temperature(Some(scalar.sqrt()))
             .with_softcap(Some(cap)),
     );
+}
+
+#[test]
+fn sinks_equal_gpt_oss_attention() {
+    check(
+        "gpt_oss_sinks",
+        MultiHeadAttentionConfig::new(16, 4)
+            .with_bias(true)
+            .with_sinks(true),
+    );
+}
+
+#[test]
+fn differential_attention_equals_diffllama_attention() {
+    let fixture = load_json("hf_layers/diffllama_differential.json");
+    let weights = &fixture["weights"];
+    for (backend, plain) in devices() {
+        let device = plain.clone().autodiff();
+        let config = DifferentialAttentionConfig::new(MultiHeadAttentionConfig::new(16, 4))
+            .with_lambda_init(fixture["lambda_init"].as_f64().unwrap())
+            .with_epsilon(fixture["rms_norm_eps"].as_f64().unwrap());
+        let mut diff = config.init(&device);
+        diff.attention = module(&fixture, config.attention.clone(), &device);
+        let vector = |name: &str| Param::from_tensor(tensor::<1>(&weights[name], &device));
+        diff.lambda_q1 = vector("lambda_q1");
+        diff.lambda_k1 = vector("lambda_k1");
+        diff.lambda_q2 = vector("lambda_q2");
+        diff.lambda_k2 = vector("lambda_k2");
+        let x = tensor::<3>(&fixture["x"], &device).require_grad();
+        let [batch, len, _] = x.dims();
+        let out = diff.forward(
+            AttentionInput::self_attention(x.clone())
+                .mask_attention(mask::causal_mask(batch, len, &device)),
+        );
+        let grads = out.clone().powi_scalar(2).sum().backward();
+        let lambda_grad = diff.lambda_q1.val().grad(&grads).expect("λ trains");
+        for (what, got, want) in [
+            ("output", values(out.inner()), flatten(&fixture["out"]).0),
+            (
+                "input gradient",
+                values(x.grad(&grads).unwrap()),
+                flatten(&fixture["grad_x"]).0,
+            ),
+            (
+                "lambda_q1 gradient",
+                values(lambda_grad),
+                flatten(&fixture["grad_lambda_q1"]).0,
+            ),
+        ] {
+            let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let diff = max_abs_diff(&got, &want) / scale;
+            assert!(
+                diff < 5e-6,
+                "diffllama {backend} {what}: {diff:.2e} relative"
+            );
+        }
+    }
 }

@@ -338,3 +338,197 @@ fn module_window_and_softcap_equal_the_explicit_module() {
         assert!(diff < 1e-5, "{backend} cached decoding: {diff:.2e}");
     }
 }
+
+/// gpt-oss's sinks as HF writes them: the sink as one more score column, a softmax over the
+/// widened row, the column dropped. Independent of the crate's sink code (which never widens
+/// the scores).
+fn sinks_written_out(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Tensor<4, Bool>,
+    bias: Tensor<4>,
+    sinks: Tensor<1>,
+    scale: f64,
+) -> Tensor<4> {
+    let [batch, heads, l_q, _] = q.dims();
+    let group = heads / k.dims()[1];
+    let repeat = |x: Tensor<4>| {
+        let [b, kv, l, d] = x.dims();
+        x.reshape([b, kv, 1, l, d])
+            .expand([b, kv, group, l, d])
+            .reshape([b, heads, l, d])
+    };
+    let scores = q.matmul(repeat(k).swap_dims(2, 3)).mul_scalar(scale) + bias;
+    let scores = scores.mask_fill(mask, -1e30);
+    let sinks = sinks
+        .reshape([1, heads, 1, 1])
+        .expand([batch, heads, l_q, 1]);
+    let wide = Tensor::cat(vec![scores, sinks], 3);
+    let l_k = wide.dims()[3] - 1;
+    let weights = burn::tensor::activation::softmax(wide, 3).narrow(3, 0, l_k);
+    weights.matmul(repeat(v))
+}
+
+/// Learned sinks through the fused op (flex kernels, ndarray and wgpu chunks), with a mask
+/// that empties some rows, a learned bias, grouped-query heads, and with a sliding window's
+/// block mask: outputs and the gradients of q, k, v, the bias and the sinks equal the
+/// widened-softmax reference.
+#[test]
+fn sinks_equal_the_widened_softmax_with_gradients() {
+    let [batch, heads, kv_heads, l_q, l_k, d] = [2, 4, 2, 70, 70, 8];
+    let scale = 0.35;
+    for (backend, plain) in devices() {
+        let device = plain.clone().autodiff();
+        let random = |shape: [usize; 4]| {
+            Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device).require_grad()
+        };
+        let q = random([batch, heads, l_q, d]);
+        let k = random([batch, kv_heads, l_k, d]);
+        let v = random([batch, kv_heads, l_k, d]);
+        let bias = random([1, heads, l_q, l_k]);
+        let sinks = Tensor::<1>::from_data([1.5, -0.5, 0.0, 3.0], &device).require_grad();
+        // Causal, and row 5 of batch 1 sees nothing: its weights are all the sink's.
+        let sliding = causal().and(window(20, 0));
+        let pairs: Vec<bool> = (0..batch * l_q * l_k)
+            .map(|i| {
+                let (b, q, kv) = (i / (l_q * l_k), i / l_k % l_q, i % l_k);
+                kv > q || (b, q) == (1, 5)
+            })
+            .collect();
+        let empty_row =
+            Tensor::<4, Bool>::from_data(TensorData::new(pairs, [batch, 1, l_q, l_k]), &device);
+        for (name, pattern, mask) in [
+            ("mask", AttentionPattern::new(), empty_row.clone()),
+            (
+                "window blocks",
+                AttentionPattern::new().with_mask(&sliding, [1, 1, l_q, l_k]),
+                sliding
+                    .to_mask([1, 1, l_q, l_k], &device)
+                    .expand([batch, 1, l_q, l_k]),
+            ),
+        ] {
+            let pattern = pattern.with_sinks(sinks.clone());
+            let given = (name == "mask").then(|| empty_row.clone());
+            let fused = pattern_attention(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                given,
+                Some(bias.clone()),
+                scale,
+                &pattern,
+            );
+            let reference = sinks_written_out(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                mask,
+                bias.clone(),
+                sinks.clone(),
+                scale,
+            );
+            let probe = Tensor::<4>::random(fused.dims(), Distribution::Default, &device);
+            let g_fused = (fused.clone() * probe.clone()).sum().backward();
+            let g_ref = (reference.clone() * probe).sum().backward();
+            let out_diff = max_abs_diff(&values(fused.inner()), &values(reference.inner()));
+            assert!(out_diff < 2e-5, "{backend} {name}: output {out_diff}");
+            for (what, got, want) in [
+                ("dq", q.grad(&g_fused), q.grad(&g_ref)),
+                ("dk", k.grad(&g_fused), k.grad(&g_ref)),
+                ("dv", v.grad(&g_fused), v.grad(&g_ref)),
+                ("dbias", bias.grad(&g_fused), bias.grad(&g_ref)),
+            ] {
+                let diff = max_abs_diff(&values(got.unwrap()), &values(want.unwrap()));
+                assert!(diff < 1e-4, "{backend} {name}: {what} {diff}");
+            }
+            let (got, want) = (sinks.grad(&g_fused).unwrap(), sinks.grad(&g_ref).unwrap());
+            let (got, want) = (values(got), values(want));
+            assert!(
+                want.iter().all(|g| g.abs() > 1e-3),
+                "every sink is used: {want:?}"
+            );
+            let diff = max_abs_diff(&got, &want);
+            assert!(diff < 1e-3, "{backend} {name}: dsinks {got:?} vs {want:?}");
+        }
+    }
+}
+
+/// The weights path (`forward_with_pattern`) takes the same sinks: its weights are the
+/// widened softmax's, and a row sums to 1 minus its sink's share.
+#[test]
+fn sink_weights_sum_to_less_than_one() {
+    use attention::ScaledDotProductAttentionConfig;
+    let device = Device::flex();
+    let q = Tensor::<4>::random([1, 2, 3, 4], Distribution::Default, &device);
+    let sinks = Tensor::<1>::from_data([0.0, 10.0], &device);
+    let pattern = AttentionPattern::new().with_sinks(sinks);
+    let out = ScaledDotProductAttentionConfig::new()
+        .init()
+        .forward_with_pattern(q.clone(), q.clone(), q, None, None, &pattern);
+    let sums = values(out.weights.sum_dim(3));
+    // Head 1's sink (logit 10) takes nearly everything; head 0's about a quarter.
+    assert!(
+        sums[..3].iter().all(|&s| (0.5..0.95).contains(&s)),
+        "{sums:?}"
+    );
+    assert!(sums[3..].iter().all(|&s| s < 1e-3), "{sums:?}");
+}
+
+/// A sink far above every score, and a row whose keys are all masked: the row's weights are
+/// all the sink's (a zero context) and every gradient stays finite and equal to the widened
+/// softmax's (the empty row's log-sum-exp is the lowest finite value; it must not round the
+/// sink away).
+#[test]
+fn a_large_sink_and_an_empty_row_stay_finite() {
+    let device = Device::flex().autodiff();
+    let random = |shape: [usize; 4]| {
+        Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device).require_grad()
+    };
+    let (q, k, v) = (
+        random([1, 2, 3, 4]),
+        random([1, 2, 5, 4]),
+        random([1, 2, 5, 4]),
+    );
+    let zero_bias = Tensor::<4>::zeros([1, 2, 3, 5], &device);
+    let sinks = Tensor::<1>::from_data([100.0, -1.0], &device).require_grad();
+    let empty_row = Tensor::<4, Bool>::from_data(
+        TensorData::new(
+            (0..15).map(|i| i / 5 == 1).collect::<Vec<bool>>(),
+            [1, 1, 3, 5],
+        ),
+        &device,
+    );
+    let pattern = AttentionPattern::new().with_sinks(sinks.clone());
+    let fused = pattern_attention(
+        q.clone(),
+        k.clone(),
+        v.clone(),
+        Some(empty_row.clone()),
+        None,
+        0.5,
+        &pattern,
+    );
+    let reference = sinks_written_out(
+        q.clone(),
+        k.clone(),
+        v.clone(),
+        empty_row,
+        zero_bias,
+        sinks.clone(),
+        0.5,
+    );
+    let out = values(fused.clone().inner());
+    assert!(out.iter().all(|x| x.is_finite()), "{out:?}");
+    assert!(max_abs_diff(&out, &values(reference.clone().inner())) < 1e-5);
+    let g_fused = fused.sum().backward();
+    let g_ref = reference.sum().backward();
+    let (got, want) = (
+        values(sinks.grad(&g_fused).unwrap()),
+        values(sinks.grad(&g_ref).unwrap()),
+    );
+    assert!(got.iter().all(|g| g.is_finite()), "dsinks {got:?}");
+    assert!(max_abs_diff(&got, &want) < 1e-4, "{got:?} vs {want:?}");
+    let dq = values(q.grad(&g_fused).unwrap());
+    assert!(dq.iter().all(|g| g.is_finite()), "dq {dq:?}");
+}

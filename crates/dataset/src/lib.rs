@@ -17,7 +17,8 @@
 //!   crate expects) and labels.
 //! - **Batches of similar length**: [`TextLoader`], a burn `DataLoader` that groups texts of
 //!   close length ([`Batching::Bucket`]) and can pad to a short ladder of lengths
-//!   ([`PadTo::Ladder`]) so a GPU sees few shapes.
+//!   ([`PadTo::Ladder`]) so a GPU sees few shapes; or packs several texts into each row
+//!   ([`Batching::Pack`], [`TextBatcher::pack`]) with per-token text ids and positions.
 //! - **Statistics**: [`statistics`] counts examples, label balance, lengths and the
 //!   out-of-vocabulary rate of every split.
 //!
@@ -68,11 +69,13 @@ mod vocab;
 
 pub use batch::TextItem;
 #[cfg(feature = "burn")]
-pub use batch::{TextBatch, TextBatcher};
+pub use batch::{Packing, TextBatch, TextBatcher};
 pub use bom::{read_text, strip_bom, strip_bom_str};
 #[cfg(feature = "burn")]
 pub use bucket::TextLoader;
-pub use bucket::{Batching, POOL_BATCHES, PadTo, batch_count, batch_indices, pad_ladder};
+pub use bucket::{
+    Batching, POOL_BATCHES, PadTo, batch_count, batch_indices, pack_rows, pad_ladder, padding_share,
+};
 pub use error::DataError;
 pub use folder::{
     FolderOptions, MAX_INFERRED_CLASSES, MAX_LINE_BYTES, load_folder, parse_labels, parse_split,

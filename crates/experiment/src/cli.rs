@@ -79,6 +79,10 @@ pub struct RecipeArgs {
     /// [default: none].
     #[arg(long, value_enum)]
     pub qk_norm: Option<QkNormKind>,
+    /// Learned attention sinks (gpt-oss): a trained logit per head lets a head attend to
+    /// nothing. Models from scratch only.
+    #[arg(long)]
+    pub sinks: bool,
     /// Probability of dropping a whole token's embedding while training [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     pub token_dropout: Option<f64>,
@@ -101,8 +105,9 @@ pub struct RecipeArgs {
     /// Training batch size [default: 64].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Batches of texts of similar length (`bucket`) or random draws (`shuffle`) [default: bucket].
-    #[arg(long, value_name = "bucket|shuffle")]
+    /// Batches of texts of similar length (`bucket`), random draws (`shuffle`), or random draws
+    /// packed several texts to a row (`pack`) [default: bucket].
+    #[arg(long, value_name = "bucket|shuffle|pack")]
     pub batching: Option<Batching>,
     /// Peak learning rate of AdamW [default: 0.001].
     #[arg(long, allow_negative_numbers = true)]
@@ -174,7 +179,7 @@ pub struct TrainArgs {
     /// Continue the interrupted run in DIR from its last checkpoint, with its own config
     /// (only --backend and --no-tui may be given with it).
     #[arg(long, value_name = "DIR", conflicts_with_all = [
-        "config", "dataset", "data_dir", "download", "devices", "d_model", "layers", "dropout", "attention_dropout", "window", "softcap", "qk_norm",
+        "config", "dataset", "data_dir", "download", "devices", "d_model", "layers", "dropout", "attention_dropout", "window", "softcap", "qk_norm", "sinks",
         "token_dropout", "embedding_std", "embeddings", "epochs", "batch_size", "batching", "lr", "weight_decay",
         "schedule", "warmup", "patience", "average", "max_len", "min_freq", "heads", "positions", "pe", "seed", "out", "overwrite",
         "encoder", "pooling", "freeze_encoder", "freeze_embeddings",
@@ -335,6 +340,7 @@ impl RecipeArgs {
         set!(self, c.model: d_model, dropout, attention_dropout, token_dropout, embedding_std);
         set!(self, c.model: Some(window, softcap, qk_norm, embeddings));
         c.model.freeze_embeddings |= self.freeze_embeddings;
+        c.model.sinks |= self.sinks;
         set!(self, c.train: devices, epochs, batch_size, batching, lr, weight_decay, schedule, warmup, patience, average);
         set!(self, c.data: max_len, min_freq);
         Ok(c)

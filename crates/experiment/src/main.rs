@@ -83,8 +83,11 @@ fn train(args: &TrainArgs) -> Result<()> {
                 .join(", ")
         ),
     };
+    let padding = summary
+        .train_padding
+        .map_or_else(String::new, |p| format!(" ({:.1}% padding)", 100.0 * p));
     println!(
-        "kept {kept} of {}: valid loss {:.4}, valid acc {:.2}%{test}; {:.0} training samples/s; {}",
+        "kept {kept} of {}: valid loss {:.4}, valid acc {:.2}%{test}; {:.0} training samples/s{padding}; {}",
         summary.epochs_run,
         summary.valid_loss,
         100.0 * summary.valid_acc,

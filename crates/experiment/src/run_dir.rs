@@ -219,6 +219,10 @@ pub struct Summary {
     #[serde(default)]
     pub test_confusion: Option<Vec<Vec<usize>>>,
     pub train_samples_per_s: f64,
+    /// The share of the training batches' token slots that padding fills (`batching`), over
+    /// one epoch's grouping drawn as the loader draws them.
+    #[serde(default)]
+    pub train_padding: Option<f64>,
     /// Training samples/s of each epoch this process trained (the first one includes a GPU's
     /// kernel compilation and autotuning).
     #[serde(default)]

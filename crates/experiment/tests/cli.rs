@@ -348,7 +348,7 @@ fn bad_arguments_fail_in_one_line() {
         (&["--lr", "-0.1"], "invalid lr"),
         (
             &["--batching", "sorted"],
-            "unknown batching `sorted`; expected bucket or shuffle",
+            "unknown batching `sorted`; expected bucket, shuffle or pack",
         ),
         (
             &["--devices", "0"],

@@ -339,6 +339,7 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
                     "pooling",
                     "freeze_encoder",
                     "freeze_embeddings",
+                    "sinks",
                 ];
                 !l.starts_with('[') && !added.iter().any(|k| l.starts_with(&format!("{k} =")))
             })
@@ -356,6 +357,7 @@ fn every_bad_input_fails_in_one_line_and_touches_nothing() {
             "pooling",
             "freeze_encoder",
             "freeze_embeddings",
+            "sinks",
         ] {
             options.remove(added);
         }

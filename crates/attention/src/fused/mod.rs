@@ -64,6 +64,7 @@ pub use pointwise::{active_probability, dropout, dropout_layer, gelu, pointwise_
 use burn::{
     backend::{
         Backend, BackendTensor, Dispatch, DispatchKindConversion, DispatchTensor, ExtensionType,
+        TensorMetadata,
         autodiff::{
             Autodiff,
             checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -96,6 +97,15 @@ pub enum BiasInput<B: Backend> {
     NoBias,
 }
 
+/// Optional learned sink logits for [`FusedAttentionBackend`] ([`AttentionPattern::with_sinks`]).
+#[derive(ExtensionType)]
+pub enum SinkInput<B: Backend> {
+    /// `[heads]`, one logit per query head.
+    Sinks(FloatTensor<B>),
+    /// No sinks.
+    NoSinks,
+}
+
 /// The tensors of one attention call.
 #[derive(ExtensionType)]
 pub struct FusedInputs<B: Backend> {
@@ -111,6 +121,9 @@ pub struct FusedInputs<B: Backend> {
     /// Score bias.
     #[extension_type]
     pub bias: BiasInput<B>,
+    /// Sink logits.
+    #[extension_type]
+    pub sinks: SinkInput<B>,
 }
 
 /// The backend extension behind [`fused_attention`]: one op per backend, and for autodiff
@@ -243,8 +256,12 @@ pub struct Saved<B: Backend> {
     /// The context, `[batch, heads, l_q, d_v]`.
     pub output: FloatTensor<B>,
     /// `log Σ_j exp(s_ij)` per query row, `[batch, heads, l_q]`; the lowest finite value for a
-    /// row whose keys are all masked, so that its probabilities recompute as 0.
+    /// row whose keys are all masked, so that its probabilities recompute as 0. With sinks,
+    /// the sink's term is in the sum.
     pub lse: FloatTensor<B>,
+    /// The sink logits `[heads]`, when the call had them (the kernels never see them: see
+    /// [`sinks_forward`]).
+    pub sinks: Option<FloatTensor<B>>,
 }
 
 /// Gradients of one attention call.
@@ -335,7 +352,12 @@ macro_rules! inference {
                 _seed: u64,
                 pattern: AttentionPattern,
             ) -> FloatTensor<Self> {
-                Self::attention_forward(kernel_inputs(inputs, scale, pattern)).0
+                let (inputs, sinks) = kernel_inputs(inputs, scale, pattern);
+                let (output, lse) = Self::attention_forward(inputs);
+                match sinks {
+                    Some(sinks) => sinks_forward::<Self>(output, lse, sinks).0,
+                    None => output,
+                }
             }
         }
     };
@@ -344,12 +366,17 @@ inference!(burn::backend::Flex, "flex");
 inference!(burn::backend::NdArray, "ndarray");
 inference!(burn::backend::Cube, "cube");
 
+/// The kernels' inputs of a call, and its sinks (which the kernels do not read).
 fn kernel_inputs<B: Backend>(
     inputs: FusedInputs<B>,
     scale: f64,
     pattern: AttentionPattern,
-) -> KernelInputs<B> {
-    KernelInputs {
+) -> (KernelInputs<B>, Option<FloatTensor<B>>) {
+    let sinks = match inputs.sinks {
+        SinkInput::Sinks(sinks) => Some(sinks),
+        SinkInput::NoSinks => None,
+    };
+    let inputs = KernelInputs {
         query: inputs.query,
         key: inputs.key,
         value: inputs.value,
@@ -364,7 +391,8 @@ fn kernel_inputs<B: Backend>(
         scale,
         dropout: None,
         pattern,
-    }
+    };
+    (inputs, sinks)
 }
 
 impl<B: AttentionKernels, C: CheckpointStrategy> FusedAttentionBackend for Autodiff<B, C> {
@@ -381,6 +409,7 @@ impl<B: AttentionKernels, C: CheckpointStrategy> FusedAttentionBackend for Autod
             value,
             mask,
             bias,
+            sinks,
         } = inputs;
         let mask = match mask {
             MaskInput::Mask(mask) => Some(mask),
@@ -396,23 +425,103 @@ impl<B: AttentionKernels, C: CheckpointStrategy> FusedAttentionBackend for Autod
             dropout: (dropout > 0.0).then(|| DropoutMask::new(dropout, seed)),
             pattern: pattern.clone(),
         };
-        // Two arities: a bias is a fourth parent only when there is one.
-        match bias {
-            BiasInput::Bias(bias) => {
-                let nodes = [query.node(), key.node(), value.node(), bias.node()];
-                record::<B, C, 4>(nodes, inner(Some(bias.primitive().clone())))
+        // Parents q, k, v, then the bias and the sinks when there are: three arities.
+        let qkv = [query.node(), key.node(), value.node()];
+        let sink = match &sinks {
+            SinkInput::Sinks(sinks) => Some(sinks.primitive().clone()),
+            SinkInput::NoSinks => None,
+        };
+        match (bias, sinks) {
+            (BiasInput::Bias(bias), SinkInput::Sinks(sinks)) => {
+                let [q, k, v] = qkv;
+                let nodes = [q, k, v, bias.node(), sinks.node()];
+                record::<B, C, 5>(nodes, inner(Some(bias.primitive().clone())), sink)
             }
-            BiasInput::NoBias => {
-                record::<B, C, 3>([query.node(), key.node(), value.node()], inner(None))
+            (BiasInput::Bias(bias), SinkInput::NoSinks) => {
+                let [q, k, v] = qkv;
+                let nodes = [q, k, v, bias.node()];
+                record::<B, C, 4>(nodes, inner(Some(bias.primitive().clone())), None)
             }
+            (BiasInput::NoBias, SinkInput::Sinks(sinks)) => {
+                let [q, k, v] = qkv;
+                record::<B, C, 4>([q, k, v, sinks.node()], inner(None), sink)
+            }
+            (BiasInput::NoBias, SinkInput::NoSinks) => record::<B, C, 3>(qkv, inner(None), None),
         }
     }
+}
+
+/// The context and log-sum-exp of attention with sink logits `sinks` `[heads]`, from those of
+/// the same call without them: each row's sum gains `exp(sink)`, so its log-sum-exp becomes
+/// `lse' = log(exp(lse) + exp(sink))` and its context is scaled by `exp(lse − lse')`. The
+/// kernels' backward, given `lse'` and the scaled context, is then already the backward of
+/// the rows with their sinks (their `P`, recomputed from `lse'`, exclude the sink's share, and
+/// the sink has no value); [`sinks_backward`] adds the sinks' own gradient. No kernel knows
+/// about sinks.
+fn sinks_forward<B: Backend>(
+    output: FloatTensor<B>,
+    lse: FloatTensor<B>,
+    sinks: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let rows = lse.shape();
+    let [batch, heads, l_q] = [rows[0], rows[1], rows[2]];
+    let d_v = output.shape()[3];
+    let sinks = B::float_expand(
+        B::float_reshape(sinks, Shape::new([1, heads, 1])),
+        Shape::new([batch, heads, l_q]),
+    );
+    // lse' = sink + softplus(lse − sink), softplus(e) = max(e, 0) + log(1 + exp(−|e|)) for
+    // either sign of e. From the sink's side: a row whose keys are all masked has lse = the
+    // lowest finite value, and `lse + softplus(sink − lse)` would round the sink away (lse' = 0,
+    // and exp(sink − lse') overflows for a large sink); this way such a row gets lse' = sink,
+    // all of its weight on the sink.
+    let e = B::float_sub(lse.clone(), sinks.clone());
+    let softplus = B::float_add(
+        B::float_clamp_min(e.clone(), 0.0.into()),
+        B::float_log1p(B::float_exp(B::float_neg(B::float_abs(e)))),
+    );
+    let lse_sinks = B::float_add(sinks, softplus);
+    let keep = B::float_exp(B::float_sub(lse, lse_sinks.clone()));
+    let keep = B::float_expand(
+        B::float_reshape(keep, Shape::new([batch, heads, l_q, 1])),
+        Shape::new([batch, heads, l_q, d_v]),
+    );
+    (B::float_mul(output, keep), lse_sinks)
+}
+
+/// The sinks' gradient `[heads]`: `dsink_h = −Σ_{b, i} exp(sink_h − lse'_bhi) · D_bhi`, with
+/// `D = Σ_d dout · out` per row (the sink's probability times the softmax's `−D`; its value
+/// is zero, so its own `dP` is 0). `lse' ≥ sink`, so the sink's probability never overflows.
+fn sinks_backward<B: Backend>(
+    saved: &Saved<B>,
+    grad_output: FloatTensor<B>,
+    sinks: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let rows = saved.lse.shape();
+    let [batch, heads, l_q] = [rows[0], rows[1], rows[2]];
+    let shape = Shape::new([batch, heads, l_q]);
+    let d = B::float_reshape(
+        B::float_sum_dim(B::float_mul(grad_output, saved.output.clone()), 3),
+        shape.clone(),
+    );
+    let sinks = B::float_expand(B::float_reshape(sinks, Shape::new([1, heads, 1])), shape);
+    let p_sink = B::float_exp(B::float_sub(sinks, saved.lse.clone()));
+    let summed = B::float_sum_dim(B::float_sum_dim(B::float_mul(p_sink, d), 2), 0);
+    B::float_neg(B::float_reshape(summed, Shape::new([heads])))
 }
 
 fn record<B: AttentionKernels, C: CheckpointStrategy, const N: usize>(
     nodes: [NodeGuard; N],
     inputs: KernelInputs<B>,
+    sinks: Option<FloatTensor<B>>,
 ) -> FloatTensor<Autodiff<B, C>> {
+    let forward = |inputs: KernelInputs<B>| {
+        let (output, lse) = B::attention_forward(inputs);
+        match &sinks {
+            Some(sinks) => sinks_forward::<B>(output, lse, sinks.clone()),
+            None => (output, lse),
+        }
+    };
     match FusedAttentionBackward
         .prepare::<C>(nodes)
         .compute_bound()
@@ -420,15 +529,16 @@ fn record<B: AttentionKernels, C: CheckpointStrategy, const N: usize>(
     {
         OpsKind::Tracked(prep) => {
             let inputs = B::prepare(inputs);
-            let (output, lse) = B::attention_forward(inputs.clone());
+            let (output, lse) = forward(inputs.clone());
             let saved = Saved {
                 inputs,
                 output: output.clone(),
                 lse,
+                sinks: sinks.clone(),
             };
             prep.finish(saved, output)
         }
-        OpsKind::UnTracked(prep) => prep.finish(B::attention_forward(inputs).0),
+        OpsKind::UnTracked(prep) => prep.finish(forward(inputs).0),
     }
 }
 
@@ -446,9 +556,21 @@ impl<B: AttentionKernels, const N: usize> Backward<B, N> for FusedAttentionBackw
     ) {
         let grad_output = grads.consume::<B>(&ops.node);
         let parents = ops.parents;
-        let bias_grad = N == 4 && parents[3].is_some();
-        let g = B::attention_backward(ops.state, grad_output, bias_grad);
-        let mut outputs = [Some(g.query), Some(g.key), Some(g.value), g.bias].into_iter();
+        let saved = ops.state;
+        let has_bias = saved.inputs.bias.is_some();
+        let bias_grad = has_bias && parents[3].is_some();
+        let sinks_grad = match (&saved.sinks, &parents[N - 1]) {
+            (Some(sinks), Some(_)) => {
+                Some(sinks_backward(&saved, grad_output.clone(), sinks.clone()))
+            }
+            _ => None,
+        };
+        let g = B::attention_backward(saved, grad_output, bias_grad);
+        // In the parents' order: q, k, v, then the bias and the sinks where they are parents.
+        let mut outputs = [Some(g.query), Some(g.key), Some(g.value)]
+            .into_iter()
+            .chain(has_bias.then_some(g.bias))
+            .chain((N > 3 + usize::from(has_bias)).then_some(sinks_grad));
         for parent in parents {
             let grad = outputs.next().flatten();
             if let (Some(node), Some(grad)) = (parent, grad) {
@@ -665,6 +787,7 @@ fn attention_or_fallback(
         return reference_pattern_attention(q, k, v, mask, bias, scale, pattern);
     }
     let (p, seed) = dropout.map_or((0.0, 0), |d| (d.probability(), d.seed));
+    let sinks = pattern.sinks().cloned();
     let inputs = FusedInputs {
         query: q.into_dispatch(),
         key: k.into_dispatch(),
@@ -677,13 +800,17 @@ fn attention_or_fallback(
             Some(bias) => BiasInput::Bias(bias.into_dispatch()),
             None => BiasInput::NoBias,
         },
+        sinks: match sinks {
+            Some(sinks) => SinkInput::Sinks(sinks.into_dispatch()),
+            None => SinkInput::NoSinks,
+        },
     };
     Tensor::from_dispatch(<Dispatch as FusedAttentionBackend>::fused_attention(
         inputs,
         scale,
         p,
         seed,
-        pattern.clone(),
+        pattern.without_sinks(),
     ))
 }
 
@@ -793,6 +920,13 @@ fn check_shapes(
         v.dims(),
         k.dims()
     );
+    if let Some(sinks) = pattern.sinks() {
+        assert!(
+            sinks.dims() == [heads],
+            "fused_attention: sinks {:?} are not one per query head ({heads})",
+            sinks.dims()
+        );
+    }
     let target = [batch, heads, l_q, l_k];
     let fits = |dims: [usize; 4]| dims.iter().zip(target).all(|(&d, t)| d == t || d == 1);
     if let Some(mask) = mask {

@@ -131,7 +131,9 @@ pub struct TrainConfig {
     /// Examples per training batch. Default: 64.
     pub batch_size: usize,
     /// How training examples are grouped into batches: texts of similar length together
-    /// (`bucket`), or random draws (`shuffle`). Default: bucket.
+    /// (`bucket`), random draws (`shuffle`), or random draws packed several texts to a row
+    /// (`pack`: positions restart per text, a document mask keeps texts apart, each text is
+    /// pooled alone; models from scratch only). Default: bucket.
     pub batching: Batching,
     /// Peak learning rate (AdamW). Default: 0.001.
     pub lr: f64,
@@ -266,6 +268,13 @@ impl ExperimentConfig {
             );
         }
         if let Some(name) = &self.model.encoder {
+            if self.train.batching == Batching::Pack {
+                return err(
+                    "batching",
+                    "pack is for models from scratch; a pretrained encoder takes one text per row"
+                        .into(),
+                );
+            }
             // A name must be one `experiment fetch` knows; anything else is a folder, checked
             // when it is opened.
             if !name.contains(['/', '\\']) && !Path::new(name).exists() {
@@ -383,8 +392,9 @@ impl ExperimentConfig {
             Some(QkNormKind::Layer) => "-qklayer",
             None => "",
         };
+        let sinks = if self.model.sinks { "-sinks" } else { "" };
         format!(
-            "{dataset}{layers}-h{}{positions}{window}{cap}{qk}{vectors}-s{}",
+            "{dataset}{layers}-h{}{positions}{window}{cap}{qk}{sinks}{vectors}-s{}",
             self.model.heads, self.train.seed
         )
     }
@@ -470,6 +480,20 @@ mod tests {
                 c.model.window = Some(8);
             }),
             "invalid window: is for models from scratch; a pretrained encoder attends as it was trained"
+        );
+        assert_eq!(
+            bad(|c| {
+                c.model.encoder = Some("minilm-l6".into());
+                c.model.sinks = true;
+            }),
+            "invalid sinks: is for models from scratch; a pretrained encoder attends as it was trained"
+        );
+        assert_eq!(
+            bad(|c| {
+                c.model.encoder = Some("minilm-l6".into());
+                c.train.batching = Batching::Pack;
+            }),
+            "invalid batching: pack is for models from scratch; a pretrained encoder takes one text per row"
         );
         assert_eq!(
             bad(|c| c.train.epochs = 0),

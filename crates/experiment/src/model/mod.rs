@@ -18,7 +18,7 @@ use burn::{
     store::{ModuleRecord, RecordError},
     train::ClassificationOutput,
 };
-use dataset::TextBatch;
+use dataset::{Packing, TextBatch};
 
 mod legacy;
 mod options;
@@ -107,6 +107,7 @@ impl ClassifierConfig {
                 ("window", self.options.window.is_some()),
                 ("softcap", self.options.softcap.is_some()),
                 ("qk_norm", self.options.qk_norm.is_some()),
+                ("sinks", self.options.sinks),
             ] {
                 if set {
                     return Err(ConfigError::new(
@@ -172,6 +173,7 @@ impl ClassifierConfig {
             .with_window(self.options.window)
             .with_softcap(self.options.softcap)
             .with_qk_norm(self.options.qk_norm.map(QkNormKind::in_attention))
+            .with_sinks(self.options.sinks)
     }
 
     /// Layers after the first: the same block (attention, residual, LayerNorm).
@@ -185,6 +187,7 @@ impl ClassifierConfig {
             .with_window(self.options.window)
             .with_softcap(self.options.softcap)
             .with_qk_norm(self.options.qk_norm.map(QkNormKind::in_attention))
+            .with_sinks(self.options.sinks)
     }
 
     fn sinusoidal_config(&self) -> SinusoidalPositionalEncodingConfig {
@@ -335,6 +338,29 @@ pub fn masked_mean(hidden: Tensor<3>, mask_padding: Tensor<2, Bool>) -> Tensor<2
     pooled.reshape([batch, d])
 }
 
+/// Mean over each text's tokens of a packed batch ([`Packing`]): `[texts, d]`, in label order;
+/// a text without tokens pools to zero, as [`masked_mean`] does.
+///
+/// # Shapes
+/// hidden `[rows, len, d]`, text ids `[rows, len]` (`texts` on padding) → `[texts, d]`
+pub fn packed_mean(hidden: Tensor<3>, text_ids: Tensor<2, Int>, texts: usize) -> Tensor<2> {
+    let [rows, len, d] = hidden.dims();
+    let device = hidden.device();
+    let slots = rows * len;
+    // [texts, slots] one-hot of each slot's text: the mean is one matmul, on any backend.
+    let of_text = text_ids
+        .reshape([1, slots])
+        .expand([texts, slots])
+        .equal(
+            Tensor::<1, Int>::arange(0..texts as i64, &device)
+                .reshape([texts, 1])
+                .expand([texts, slots]),
+        )
+        .float();
+    let counts = of_text.clone().sum_dim(1).clamp_min(1.0); // [texts, 1]
+    of_text.matmul(hidden.reshape([slots, d])) / counts
+}
+
 /// The attention text classifier trained from scratch: attention layers over word embeddings.
 #[derive(Module, Debug)]
 pub struct ScratchClassifier {
@@ -372,7 +398,7 @@ impl Classifier {
         tokens: Tensor<2, Int>,
         mask_padding: Tensor<2, Bool>,
     ) -> ClassifierOutput {
-        let (logits, layer_weights) = self.run(tokens, mask_padding, true, None);
+        let (logits, layer_weights) = self.run(tokens, mask_padding, None, true, None);
         ClassifierOutput {
             logits,
             weights: layer_weights[0].clone(),
@@ -383,7 +409,7 @@ impl Classifier {
     /// The logits alone, `[batch, n_classes]`: for inference this takes burn's fused attention
     /// kernel, which skips the `[batch, heads, len, len]` weights.
     pub fn logits(&self, tokens: Tensor<2, Int>, mask_padding: Tensor<2, Bool>) -> Tensor<2> {
-        self.run(tokens, mask_padding, false, None).0
+        self.run(tokens, mask_padding, None, false, None).0
     }
 
     /// The heads that [`classify_gated`](Self::classify_gated) gates: the first layer's for a
@@ -476,12 +502,18 @@ impl Classifier {
         &self,
         tokens: Tensor<2, Int>,
         mask_padding: Tensor<2, Bool>,
+        packing: Option<Packing>,
         with_weights: bool,
         gates: Option<Tensor<1>>,
     ) -> (Tensor<2>, Vec<Tensor<4>>) {
         match self {
-            Self::Scratch(m) => m.run(tokens, mask_padding, with_weights, gates),
+            Self::Scratch(m) => m.run(tokens, mask_padding, packing, with_weights, gates),
             Self::Pretrained(m) => {
+                // The configuration refuses packing with an encoder (`batching`).
+                assert!(
+                    packing.is_none(),
+                    "a pretrained encoder takes one text per row, not packed batches"
+                );
                 let gates = gates.map(|g| g.reshape([m.layers(), m.heads()]));
                 m.run(tokens, mask_padding, with_weights, gates)
             }
@@ -500,7 +532,13 @@ impl Classifier {
         batch: TextBatch,
         gates: Option<Tensor<1>>,
     ) -> ClassificationOutput {
-        let (logits, _) = self.run(batch.tokens, batch.mask_padding, false, gates);
+        let (logits, _) = self.run(
+            batch.tokens,
+            batch.mask_padding,
+            batch.packing,
+            false,
+            gates,
+        );
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.labels.clone());
@@ -514,10 +552,15 @@ impl ScratchClassifier {
         &self.embedding
     }
 
+    /// Packed batches (`packing`) take each token's position in its text, attend within
+    /// their text only (a document mask) and pool per text. Positions inside attention (RoPE,
+    /// ALiBi, T5) depend on the distance between query and key alone, which is the same packed
+    /// or not, so they need nothing more.
     fn run(
         &self,
         tokens: Tensor<2, Int>,
         mask_padding: Tensor<2, Bool>,
+        packing: Option<Packing>,
         with_weights: bool,
         gates: Option<Tensor<1>>,
     ) -> (Tensor<2>, Vec<Tensor<4>>) {
@@ -533,15 +576,32 @@ impl ScratchClassifier {
                 .forward(Tensor::<3>::ones([batch, len, 1], &x.device()));
             x = x * keep;
         }
+        // The batcher's positions are [rows, len], each below len.
+        let fits = "packed positions match their tokens";
+        let own = packing.as_ref().map(|p| p.positions.clone());
         if let Some(positions) = &self.positions {
-            x = positions.forward(x);
+            x = match own.clone() {
+                Some(own) => positions.forward_positions(x, own).expect(fits),
+                None => positions.forward(x),
+            };
         }
         if let Some(learned) = &self.learned {
-            x = learned.forward(x);
+            x = match own {
+                Some(own) => learned.forward_positions(x, own).expect(fits),
+                None => learned.forward(x),
+            };
         }
         let x = self.dropout.forward(x);
-        let mut input =
-            AttentionInput::self_attention(x.clone()).mask_padding(mask_padding.clone());
+        // Packed texts see their own tokens only; padding is a text of its own, so no row of
+        // scores is fully masked.
+        let documents = packing
+            .as_ref()
+            .map(|p| attention::mask::document_mask(p.text_ids.clone()));
+        let mut input = AttentionInput::self_attention(x.clone());
+        input = match &documents {
+            Some(documents) => input.mask_attention(documents.clone()),
+            None => input.mask_padding(mask_padding.clone()),
+        };
         input.head_gates = gates;
         let mut weights = Vec::with_capacity(1 + self.deeper.len());
         let context = if with_weights {
@@ -552,7 +612,11 @@ impl ScratchClassifier {
             self.attention.forward_context(input)
         };
         let mut hidden = self.norm.forward(x + context);
-        let mut deeper = EncoderInput::new(hidden.clone()).mask_padding(mask_padding.clone());
+        let mut deeper = EncoderInput::new(hidden.clone());
+        deeper = match documents {
+            Some(documents) => deeper.mask_attention(documents),
+            None => deeper.mask_padding(mask_padding.clone()),
+        };
         for layer in &self.deeper {
             let (next, w) = layer.forward(&deeper, with_weights);
             weights.extend(w);
@@ -561,7 +625,10 @@ impl ScratchClassifier {
         if !self.deeper.is_empty() {
             hidden = deeper.x;
         }
-        let pooled = masked_mean(hidden, mask_padding);
+        let pooled = match packing {
+            Some(p) => packed_mean(hidden, p.text_ids, p.texts),
+            None => masked_mean(hidden, mask_padding),
+        };
         let logits = self.output.forward(self.dropout.forward(pooled));
         (logits, weights)
     }
@@ -736,5 +803,86 @@ mod tests {
                 "{heads} heads: the fused path differs by {diff}"
             );
         }
+    }
+
+    #[test]
+    fn packed_texts_classify_as_they_do_one_per_row() {
+        use burn::data::dataloader::batcher::Batcher;
+        use dataset::{TextBatcher, TextItem};
+        let device = Device::flex();
+        let items: Vec<TextItem> = [5, 1, 3, 4, 2, 5, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| TextItem {
+                tokens: (0..n).map(|p| 2 + (3 * i + p) % 17).collect(),
+                label: i % 3,
+            })
+            .collect();
+        let batcher = TextBatcher::new(8);
+        let packed = batcher.pack(items.clone(), &device);
+        assert!(
+            packed.tokens.dims()[0] < items.len(),
+            "several texts per row"
+        );
+        let one_per_row = batcher.batch(items.clone(), &device);
+        let positions = [
+            Positions::None,
+            Positions::Sinusoidal,
+            Positions::Learned,
+            Positions::Rope,
+            Positions::Alibi,
+            Positions::Relative,
+        ];
+        for (positions, window) in positions.into_iter().map(|p| (p, None)).chain([
+            // A window counts distance, the same packed or not.
+            (Positions::Rope, Some(1)),
+        ]) {
+            let model = ClassifierConfig::new(20, 3)
+                .with_max_len(8)
+                .with_options(ModelOptions {
+                    heads: 2,
+                    d_model: 8,
+                    layers: 2,
+                    positions,
+                    window,
+                    ..ModelOptions::default()
+                })
+                .init(&device);
+            let expected = values(model.classify(one_per_row.clone()).output);
+            let got = values(model.classify(packed.clone()).output);
+            let diff = expected
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(diff < 1e-5, "{positions:?}, window {window:?}: {diff}");
+        }
+    }
+
+    #[test]
+    fn packed_mean_pools_each_text_and_sends_gradients_to_its_tokens() {
+        let device = Device::flex().autodiff();
+        let hidden = Tensor::<3>::from_data(
+            [
+                [[1.0, 10.0], [3.0, 30.0], [5.0, 50.0]],
+                [[7.0, 70.0], [0.0, 0.0], [9.0, 9.0]],
+            ],
+            &device,
+        )
+        .require_grad();
+        // Row 0: text 1 (2 tokens), text 0; row 1: text 2, then padding (id 4). Text 3 is empty.
+        let ids = Tensor::<2, Int>::from_data([[1, 1, 0], [2, 4, 4]], &device);
+        let pooled = packed_mean(hidden.clone(), ids, 4);
+        assert_eq!(
+            values(pooled.clone()),
+            [5.0, 50.0, 2.0, 20.0, 7.0, 70.0, 0.0, 0.0]
+        );
+        let grads = pooled.sum().backward();
+        let grad = hidden.grad(&grads).unwrap();
+        let grad: Vec<f32> = grad.into_data().try_into_vec_as::<f32>().unwrap();
+        assert_eq!(
+            grad,
+            [0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+        );
     }
 }

@@ -34,6 +34,9 @@ pub struct ModelOptions {
     /// Normalisation of each head's queries and keys before the scores: `rms` (Qwen3) or
     /// `layer`. Models from scratch only. Default: none.
     pub qk_norm: Option<QkNormKind>,
+    /// Learned attention sinks (gpt-oss): a trained logit per head in every row's softmax, so
+    /// a head can attend to nothing. Models from scratch only. Default: false.
+    pub sinks: bool,
     /// Probability of dropping a whole token's embedding while training (the survivors are
     /// rescaled), a regulariser for small text datasets. Default: 0.0.
     pub token_dropout: f64,
@@ -78,6 +81,7 @@ impl Default for ModelOptions {
             window: None,
             softcap: None,
             qk_norm: None,
+            sinks: false,
             token_dropout: 0.0,
             embedding_std: 1.0,
             embeddings: None,

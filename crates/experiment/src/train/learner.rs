@@ -64,6 +64,8 @@ pub(super) struct Launched {
     /// What happened, when a training loss was not finite.
     pub diverged: Option<String>,
     pub throughput: Throughput,
+    /// The share of the training batches' token slots that padding fills (one epoch's draw).
+    pub padding: f64,
     /// When training began, after the learner's set-up: the run's `seconds` count from here.
     pub started: Instant,
 }
@@ -111,6 +113,7 @@ pub(super) fn launch(setup: &Setup, model: Classifier) -> Result<Launched> {
         device.clone().autodiff(),
     )
     .shuffle(setup.seed);
+    let padding = train_loader.padding_share();
     // Validation in length order: its loss and accuracy do not depend on the grouping.
     let valid_loader = TextLoader::new(
         setup.valid_items.clone(),
@@ -204,6 +207,7 @@ pub(super) fn launch(setup: &Setup, model: Classifier) -> Result<Launched> {
         interrupted,
         diverged,
         throughput,
+        padding,
         started,
     })
 }

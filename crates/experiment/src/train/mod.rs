@@ -383,6 +383,7 @@ fn fit(run: &Run, devices: Vec<Device>, options: &RunOptions, start: usize) -> R
         valid_confusion: Some(valid.confusion),
         test_confusion: test.map(|t| t.confusion),
         train_samples_per_s: throughput.items as f64 / throughput.seconds.max(1e-9),
+        train_padding: Some(launched.padding),
         epoch_samples_per_s: throughput.per_epoch.iter().map(|v| v.round()).collect(),
         seconds: launched.started.elapsed().as_secs_f64(),
         interrupted: launched.interrupted,
