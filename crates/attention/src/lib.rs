@@ -16,6 +16,7 @@
 //! | [`LayerNorm`] | burn's LayerNorm (same parameters and records) trained through [`fused::layer_norm`], one op with its own backward |
 //! | [`BertModel`] | BERT-family encoders (BERT, MiniLM) built from an HF `config.json`, weights from its `model.safetensors` ([`BertModel::from_pretrained`]) |
 //! | [`DifferentialAttention`] | differential attention (Ye et al., 2024; HF's `DiffLlama` layout): two softmax maps per head pair, the second scaled by a learned `λ` and subtracted, an RMSNorm per pair |
+//! | [`TalkingHeadsAttention`] | talking heads (Shazeer et al., 2020): the heads' scores mixed by a learned `[heads, heads]` matrix before the softmax and their weights by another after it (the decomposition) |
 //! | [`EncoderLayer`], [`Encoder`] | pre-LN or post-LN layers (attention, optional feed-forward), a stack returning every layer's weights |
 //! | [`head_importance`], [`head_entropy`] | which heads matter: `|∂loss/∂gate|` (Michel et al., 2019) and attention entropy |
 //! | [`fused::gelu`], [`fused::dropout`] | exact GELU (a vectorised `erf`) and dropout (a hashed mask regenerated in the backward), one op each with its own backward on flex; what [`EncoderLayer`] trains through |
@@ -183,6 +184,7 @@ mod recent;
 mod scaled_dot_product;
 pub mod score_mod;
 mod single_head;
+mod talking_heads;
 
 pub use bert::{BertConfig, BertEmbeddings, BertInput, BertModel, BertOutput};
 pub use cache::KvCache;
@@ -210,3 +212,4 @@ pub use scaled_dot_product::{
     AttentionOutput, ScaledDotProductAttention, ScaledDotProductAttentionConfig,
 };
 pub use single_head::{SingleHeadOutput, SingleHeadSelfAttention, SingleHeadSelfAttentionConfig};
+pub use talking_heads::{TalkingHeadsAttention, TalkingHeadsAttentionConfig};

@@ -94,12 +94,8 @@ fn check(name: &str, config: MultiHeadAttentionConfig) {
             // Relative to the largest value: f32 against float64 (outputs up to ~28, input
             // gradients up to ~1,700 here).
             for (what, got, want) in checks {
-                let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
-                let diff = max_abs_diff(&got, &want) / scale;
-                assert!(
-                    diff < 2e-6,
-                    "{name} {backend} fused {fused} {what}: {diff:.2e} relative"
-                );
+                let what = format!("{name} {backend} fused {fused} {what}");
+                assert_relative(&what, &got, &want, 2e-6);
             }
         }
     }
@@ -175,12 +171,7 @@ fn differential_attention_equals_diffllama_attention() {
                 flatten(&fixture["grad_lambda_q1"]).0,
             ),
         ] {
-            let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
-            let diff = max_abs_diff(&got, &want) / scale;
-            assert!(
-                diff < 5e-6,
-                "diffllama {backend} {what}: {diff:.2e} relative"
-            );
+            assert_relative(&format!("diffllama {backend} {what}"), &got, &want, 5e-6);
         }
     }
 }

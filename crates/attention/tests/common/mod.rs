@@ -151,6 +151,14 @@ pub fn max_abs_diff(actual: &[f32], expected: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// Asserts `got` is within `tolerance` of `want` relative to the largest of `want`'s values (at
+/// least 1): f32 against a float64 reference, whose values span orders of magnitude.
+pub fn assert_relative(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
+    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let diff = max_abs_diff(got, want) / scale;
+    assert!(diff < tolerance, "{what}: {diff:.2e} relative");
+}
+
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().unwrap()
 }
