@@ -7,7 +7,14 @@
 //! repeated over them), then head `h` minus `λ` times head `h + n_heads / 2`, an RMSNorm without
 //! scale over each pair's `2 · d_v` features, `(1 − λ_init)`, and the output projection. One
 //! call of the attention op serves both maps (a value twice as wide), so it trains through the
-//! fused op and its kernels like [`MultiHeadAttention`].
+//! fused op and its kernels (position biases as tensors: the flex kernels' ALiBi/T5 score mods
+//! are `MultiHeadAttention::forward_context`'s).
+//!
+//! DiffLlama uses RoPE. Other options of the underlying attention apply per map, not per pair:
+//! ALiBi slopes, T5 tables and learned sinks are set up for `n_heads` heads, so the two maps
+//! of a pair get their own. Attention dropout is refused, as HF does (the paper defines none
+//! for the difference), and so are head gates. There is no cached decoding; calling
+//! `attention.forward*` directly gives plain multi-head attention, not this.
 
 use burn::{module::Param, nn::Initializer, prelude::*};
 
@@ -45,7 +52,11 @@ impl DifferentialAttentionConfig {
         let (heads, kv) = (self.attention.n_heads, self.attention.kv_heads());
         if !heads.is_multiple_of(2) || !kv.is_multiple_of(2) {
             return Err(AttentionError::config(
-                "n_heads",
+                if heads.is_multiple_of(2) {
+                    "n_kv_heads"
+                } else {
+                    "n_heads"
+                },
                 format!(
                     "differential attention pairs heads and splits the key/value heads in two: both must be even, got {heads} and {kv}"
                 ),
@@ -55,6 +66,12 @@ impl DifferentialAttentionConfig {
             return Err(AttentionError::config(
                 "d_k/d_v",
                 format!("differential attention needs d_k = d_v, got {d_k} and {d_v}"),
+            ));
+        }
+        if self.attention.dropout > 0.0 {
+            return Err(AttentionError::config(
+                "dropout",
+                "differential attention has no defined attention dropout (HF's DiffLlama refuses it too)",
             ));
         }
         if !(self.lambda_init.is_finite() && (0.0..1.0).contains(&self.lambda_init)) {
@@ -202,6 +219,25 @@ mod tests {
         let lambda = DifferentialAttentionConfig::new(MultiHeadAttentionConfig::new(16, 4))
             .with_lambda_init(1.0);
         assert!(lambda.validate().is_err());
+        let dropout = DifferentialAttentionConfig::new(
+            MultiHeadAttentionConfig::new(16, 4).with_dropout(0.1),
+        );
+        assert!(
+            dropout
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("dropout")
+        );
+        let kv = DifferentialAttentionConfig::new(
+            MultiHeadAttentionConfig::new(16, 4).with_n_kv_heads(Some(1)),
+        );
+        assert!(
+            kv.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("n_kv_heads")
+        );
         assert!((lambda_init_for_layer(0) - 0.2).abs() < 1e-12);
         assert!((lambda_init_for_layer(1) - (0.8 - 0.6 * (-0.3f64).exp())).abs() < 1e-12);
     }

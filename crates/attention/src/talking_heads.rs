@@ -2,10 +2,13 @@
 //! `[heads, heads]` matrix before the softmax, and their weight maps by another after it, so a
 //! head's attention can draw on every head's.
 //!
-//! The order is x-transformers' (`pre_softmax_talking_heads`, `post_softmax_talking_heads`):
-//! scaled scores, plus the positions' bias, mixed; masked; softmax; mixed; times the values.
+//! The order is x-transformers' (`Attend`: `pre_softmax_talking_heads`, then the bias, the mask,
+//! the softmax, `post_softmax_talking_heads`, dropout): scaled scores mixed; plus the positions'
+//! bias (ALiBi, T5: each head keeps its own); masked; softmax; mixed; dropout; times the values.
 //! Mixing across heads after the softmax needs the whole `[batch, heads, l_q, l_k]` weights, so
-//! this is the decomposition (no fused op): memory grows with `l²`.
+//! this is the decomposition (no fused op): memory grows with `l²`. x-transformers keeps each
+//! mixing as a `Conv2d` weight `[out, in, 1, 1]`, the transpose of ours (and its newer versions
+//! add the identity: `sim + conv(sim)`); convert its checkpoints accordingly.
 
 use burn::{module::Param, prelude::*};
 
@@ -17,8 +20,9 @@ use crate::{
 /// Configuration of [`TalkingHeadsAttention`].
 #[derive(Config, Debug)]
 pub struct TalkingHeadsAttentionConfig {
-    /// The projections, heads and positions of the underlying attention (without a window,
-    /// soft-cap or sinks: they are patterns of the fused op, which this does not take).
+    /// The projections, heads, positions and attention dropout (on the mixed weights) of the
+    /// underlying attention; without a window, soft-cap or sinks: they are patterns of the
+    /// fused op, which this does not take (also when set on the module after `init`: ignored).
     pub attention: MultiHeadAttentionConfig,
 }
 
@@ -96,12 +100,13 @@ impl TalkingHeadsAttention {
         let (q, k, v, bias) = mha.project(input);
         let (k, v) = (mha.repeat_kv(k), mha.repeat_kv(v));
         let temperature = mha.attention.temperature_for(mha.d_k);
-        let mut scores = q.matmul(k.swap_dims(2, 3)).div_scalar(temperature);
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar(temperature);
+        let mut scores = mix_heads(scores, self.pre_softmax.val());
         if let Some(bias) = bias {
             scores = scores + bias;
         }
-        let scores = mix_heads(scores, self.pre_softmax.val());
         let weights = mix_heads(masked_softmax(scores, mask), self.post_softmax.val());
+        let weights = mha.attention.dropout.forward(weights);
         let context = weights.clone().matmul(v);
         MultiHeadOutput {
             context: mha.merge_heads(context, gates, batch, l_q),
@@ -155,5 +160,35 @@ mod tests {
             MultiHeadAttentionConfig::new(8, 2).with_window(Some(2)),
         );
         assert!(windowed.validate().is_err());
+    }
+
+    /// The positions' bias is added after the first mixing: each head keeps its own ALiBi slope
+    /// (x-transformers' order), whatever the mixing.
+    #[test]
+    fn the_bias_is_added_after_the_first_mixing() {
+        let device = Device::flex();
+        let config = TalkingHeadsAttentionConfig::new(
+            MultiHeadAttentionConfig::new(8, 2).with_positions(crate::AttentionPositions::Alibi),
+        );
+        let mut talking = config.init(&device);
+        let swap = Tensor::<2>::from_data([[0.0, 1.0], [1.0, 0.0]], &device);
+        talking.pre_softmax = Param::from_tensor(swap);
+        let x = Tensor::<3>::random([1, 5, 8], Distribution::Default, &device);
+        let weights = talking
+            .forward(AttentionInput::self_attention(x.clone()))
+            .weights;
+        let mha = &talking.attention;
+        let (q, k, _, bias) = mha.project(AttentionInput::self_attention(x));
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .div_scalar((mha.d_k as f64).sqrt());
+        // Head 0 takes head 1's scores and its own bias.
+        let head0 = scores.narrow(1, 1, 1) + bias.unwrap().narrow(1, 0, 1);
+        let expected = burn::tensor::activation::softmax(head0, 3);
+        let gap: f32 = (weights.narrow(1, 0, 1) - expected)
+            .abs()
+            .max()
+            .into_scalar();
+        assert!(gap < 1e-6, "{gap}");
     }
 }
