@@ -120,16 +120,34 @@ impl<A: MaskMod, B: MaskMod> MaskMod for And<A, B> {
         q: Range<usize>,
         kv: Range<usize>,
     ) -> Option<BlockKind> {
-        use BlockKind::*;
-        match (
+        // Two partial tiles may still have no pair in common: evaluated.
+        combine_kinds(
             self.0.tile_kind(b, h, q.clone(), kv.clone()),
             self.1.tile_kind(b, h, q, kv),
-        ) {
-            (Some(Empty), _) | (_, Some(Empty)) => Some(Empty),
-            (Some(Full), other) | (other, Some(Full)) => other,
-            // Two partial tiles may still have no pair in common: evaluate.
-            _ => None,
-        }
+            BlockKind::Empty,
+        )
+    }
+}
+
+/// The kind of a tile under `a` and `b` combined by an operator for which `absorbing` decides
+/// alone (`Empty` for [`And`], `Full` for [`Or`]) and the other of the two leaves the other
+/// side's kind; `None` (evaluate the tile) when neither settles it.
+fn combine_kinds(
+    a: Option<BlockKind>,
+    b: Option<BlockKind>,
+    absorbing: BlockKind,
+) -> Option<BlockKind> {
+    use BlockKind::*;
+    let neutral = match absorbing {
+        Empty => Full,
+        Full => Empty,
+        Partial => unreachable!("Partial decides nothing alone"),
+    };
+    match (a, b) {
+        _ if a == Some(absorbing) || b == Some(absorbing) => Some(absorbing),
+        (Some(kind), other) if kind == neutral => other,
+        (other, Some(kind)) if kind == neutral => other,
+        _ => None,
     }
 }
 
@@ -149,16 +167,12 @@ impl<A: MaskMod, B: MaskMod> MaskMod for Or<A, B> {
         q: Range<usize>,
         kv: Range<usize>,
     ) -> Option<BlockKind> {
-        use BlockKind::*;
-        match (
+        // Two partial tiles may cover it together: evaluated.
+        combine_kinds(
             self.0.tile_kind(b, h, q.clone(), kv.clone()),
             self.1.tile_kind(b, h, q, kv),
-        ) {
-            (Some(Full), _) | (_, Some(Full)) => Some(Full),
-            (Some(Empty), other) | (other, Some(Empty)) => other,
-            // Two partial tiles may cover it together: evaluate.
-            _ => None,
-        }
+            BlockKind::Full,
+        )
     }
 }
 

@@ -4,7 +4,7 @@
 use burn::{data::dataloader::batcher::Batcher, prelude::*};
 
 #[cfg(feature = "burn")]
-use crate::{PAD, PadTo, pack_rows};
+use crate::{PAD, PadTo, bucket::packed_rows};
 
 /// One encoded example.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +71,7 @@ impl TextBatcher {
         Self { pad_to, ..self }
     }
 
-    /// The texts packed several to a row ([`pack_rows`]), each cut at `max_len`: rows as long
+    /// The texts packed several to a row ([`pack_rows`](crate::pack_rows)), each cut at `max_len`: rows as long
     /// as the longest text (padded as [`PadTo`] says, and filled up to that length), so no row
     /// is longer than in a batch of one text per row, and there are fewer of them. The number
     /// of rows varies from batch to batch (a GPU sees more shapes than with one text per row).
@@ -101,10 +101,7 @@ impl TextBatcher {
             .iter()
             .map(|i| i.tokens.len().min(self.max_len))
             .collect();
-        let longest = lengths.iter().copied().max().unwrap_or(0);
-        let len = self.pad_to.length(longest, self.max_len);
-        // Packed up to the padded length: a ladder's slack holds texts, not padding.
-        let rows = pack_rows(&lengths, len);
+        let (rows, len) = packed_rows(&lengths, self.pad_to, self.max_len);
         let slots = rows.len() * len;
         let mut tokens = vec![PAD as i64; slots];
         let mut padding = vec![true; slots];

@@ -116,6 +116,19 @@ pub fn pack_rows(lengths: &[usize], capacity: usize) -> Vec<Vec<usize>> {
     rows.into_iter().map(|(_, texts)| texts).collect()
 }
 
+/// The rows of a packed batch of texts with `lengths` tokens (already cut at `max_len`), and
+/// their length: the longest text, padded as `pad_to` says; the rows are filled up to that
+/// length, so a ladder's slack holds texts, not padding.
+pub(crate) fn packed_rows(
+    lengths: &[usize],
+    pad_to: PadTo,
+    max_len: usize,
+) -> (Vec<Vec<usize>>, usize) {
+    let longest = lengths.iter().copied().max().unwrap_or(0);
+    let len = pad_to.length(longest, max_len);
+    (pack_rows(lengths, len), len)
+}
+
 /// The share of a batch grouping's token slots that hold padding: `batches` of texts with
 /// `lengths` tokens (cut at `max_len`), padded as `pad_to` says, one text per row or packed
 /// ([`Batching::Pack`], rows as long as each batch's longest text, padded).
@@ -129,11 +142,15 @@ pub fn padding_share(
     let (mut real, mut slots) = (0usize, 0usize);
     for batch in batches {
         let cut: Vec<usize> = batch.iter().map(|&i| lengths[i].min(max_len)).collect();
-        let longest = cut.iter().copied().max().unwrap_or(0);
-        let len = pad_to.length(longest, max_len);
-        let rows = match batching {
-            Batching::Pack => pack_rows(&cut, len).len(),
-            Batching::Bucket | Batching::Shuffle => cut.len(),
+        let (rows, len) = match batching {
+            Batching::Pack => {
+                let (rows, len) = packed_rows(&cut, pad_to, max_len);
+                (rows.len(), len)
+            }
+            Batching::Bucket | Batching::Shuffle => {
+                let longest = cut.iter().copied().max().unwrap_or(0);
+                (cut.len(), pad_to.length(longest, max_len))
+            }
         };
         real += cut.iter().sum::<usize>();
         slots += rows * len;

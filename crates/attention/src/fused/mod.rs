@@ -463,13 +463,9 @@ fn sinks_forward<B: Backend>(
     lse: FloatTensor<B>,
     sinks: FloatTensor<B>,
 ) -> (FloatTensor<B>, FloatTensor<B>) {
-    let rows = lse.shape();
-    let [batch, heads, l_q] = [rows[0], rows[1], rows[2]];
+    let [batch, heads, l_q] = row_dims::<B>(&lse);
     let d_v = output.shape()[3];
-    let sinks = B::float_expand(
-        B::float_reshape(sinks, Shape::new([1, heads, 1])),
-        Shape::new([batch, heads, l_q]),
-    );
+    let sinks = per_row::<B>(sinks, &lse);
     // lse' = sink + softplus(lse − sink), softplus(e) = max(e, 0) + log(1 + exp(−|e|)) for
     // either sign of e. From the sink's side: a row whose keys are all masked has lse = the
     // lowest finite value, and `lse + softplus(sink − lse)` would round the sink away (lse' = 0,
@@ -489,6 +485,21 @@ fn sinks_forward<B: Backend>(
     (B::float_mul(output, keep), lse_sinks)
 }
 
+/// `[batch, heads, l_q]` of a row log-sum-exp.
+fn row_dims<B: Backend>(lse: &FloatTensor<B>) -> [usize; 3] {
+    let rows = lse.shape();
+    [rows[0], rows[1], rows[2]]
+}
+
+/// The sink logits `[heads]` repeated for every row of `lse` (`[batch, heads, l_q]`).
+fn per_row<B: Backend>(sinks: FloatTensor<B>, lse: &FloatTensor<B>) -> FloatTensor<B> {
+    let [batch, heads, l_q] = row_dims::<B>(lse);
+    B::float_expand(
+        B::float_reshape(sinks, Shape::new([1, heads, 1])),
+        Shape::new([batch, heads, l_q]),
+    )
+}
+
 /// The sinks' gradient `[heads]`: `dsink_h = −Σ_{b, i} exp(sink_h − lse'_bhi) · D_bhi`, with
 /// `D = Σ_d dout · out` per row (the sink's probability times the softmax's `−D`; its value
 /// is zero, so its own `dP` is 0). `lse' ≥ sink`, so the sink's probability never overflows.
@@ -497,14 +508,12 @@ fn sinks_backward<B: Backend>(
     grad_output: FloatTensor<B>,
     sinks: FloatTensor<B>,
 ) -> FloatTensor<B> {
-    let rows = saved.lse.shape();
-    let [batch, heads, l_q] = [rows[0], rows[1], rows[2]];
-    let shape = Shape::new([batch, heads, l_q]);
+    let [batch, heads, l_q] = row_dims::<B>(&saved.lse);
     let d = B::float_reshape(
         B::float_sum_dim(B::float_mul(grad_output, saved.output.clone()), 3),
-        shape.clone(),
+        Shape::new([batch, heads, l_q]),
     );
-    let sinks = B::float_expand(B::float_reshape(sinks, Shape::new([1, heads, 1])), shape);
+    let sinks = per_row::<B>(sinks, &saved.lse);
     let p_sink = B::float_exp(B::float_sub(sinks, saved.lse.clone()));
     let summed = B::float_sum_dim(B::float_sum_dim(B::float_mul(p_sink, d), 2), 0);
     B::float_neg(B::float_reshape(summed, Shape::new([heads])))
